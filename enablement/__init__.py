@@ -1,0 +1,81 @@
+"""enablement: thought-leadership content for B2B sales, and proof of what works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from enablement import db
+from enablement.config import Settings
+from enablement.context import Container
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def create_app(settings: Settings | None = None, **overrides) -> Flask:
+    """Build the app: settings, database, blueprints, error handlers, commands."""
+    settings = (settings or Settings.from_env()).with_overrides(**overrides)
+    app = Flask(__name__, template_folder=str(TEMPLATES), instance_path=str(settings.instance_path))
+    register_config(app, settings)
+    container = register_database(app, settings)
+    register_crm(app, container)
+    register_blueprints(app)
+    register_errors(app)
+    register_commands(app)
+    # NOTE: a server (gunicorn, `enablement serve`) refuses an outdated schema; commands loaded
+    # through a click context (`flask --app wsgi enablement init`) must still be able to upgrade it.
+    if settings.check_schema and click.get_current_context(silent=True) is None:
+        db.check_schema(container.engine)
+    return app
+
+
+def register_config(app: Flask, settings: Settings) -> None:
+    """Flask's own settings derived from ours."""
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        TESTING=settings.testing,
+        JSON_SORT_KEYS=False,
+    )
+
+
+def register_database(app: Flask, settings: Settings) -> Container:
+    """Engine and session factory, held by the app's container."""
+    engine = db.make_engine(settings.database_url)
+    container = Container(settings=settings, engine=engine, sessions=db.make_sessions(engine))
+    app.extensions["enablement"] = container
+    return container
+
+
+def register_crm(app: Flask, container: Container) -> None:
+    """The CRM client: HubSpot when a token is configured, else none."""
+    if container.settings.hubspot_access_token:
+        try:
+            from integrations.hubspot.client import HubSpotCrm
+        except ImportError:  # the integration is optional until it is built
+            return
+        container.crm = HubSpotCrm.from_settings(container.settings)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Every route of the service."""
+    from enablement.web import blueprints
+
+    for blueprint in blueprints():
+        app.register_blueprint(blueprint)
+
+
+def register_errors(app: Flask) -> None:
+    """The error map (JSON or HTML by what the caller accepts)."""
+    from enablement.web.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    """`flask --app wsgi enablement ...` runs the same commands as the console script."""
+    from enablement.cli import cli
+
+    app.cli.add_command(cli, "enablement")

@@ -1,0 +1,27 @@
+"""The wired parts of a running app, reachable from views and commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from enablement.config import Settings
+
+
+@dataclass
+class Container:
+    """Settings, database and outside services, built once by create_app."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    crm: Any = None  # a CRM client (integrations.hubspot) or a fake; None when not configured
+
+
+def ctx() -> Container:
+    """The container of the current Flask app."""
+    return current_app.extensions["enablement"]

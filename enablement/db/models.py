@@ -1,0 +1,329 @@
+"""SQLAlchemy 2 models: the persistent shape of the product.
+
+Sized for 100,000 deals, 1,000,000 stage changes, 10,000 assets and 1,000,000
+shares and views: every foreign key used in a report join is indexed, and the
+stage history is keyed for ordered reads per deal.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from enablement.db.types import UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names for migrations."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict: JSON, list: JSON}
+
+
+class Pipeline(Base):
+    """A CRM deal pipeline (HubSpot's or one imported from a file)."""
+
+    __tablename__ = "pipelines"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(255))
+    display_order: Mapped[int] = mapped_column(Integer, default=0)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    stages: Mapped[list[CrmStage]] = relationship(
+        back_populates="pipeline", order_by="CrmStage.display_order", cascade="all, delete-orphan"
+    )
+
+
+class CrmStage(Base):
+    """A stage of a pipeline, with its mapping to a buying stage."""
+
+    __tablename__ = "crm_stages"
+
+    pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(255))
+    display_order: Mapped[int] = mapped_column(Integer, default=0)
+    probability: Mapped[float | None] = mapped_column(Float)
+    is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_won: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The stage map: NULL buying_stage with source 'confirmed' means "deliberately none".
+    buying_stage: Mapped[str | None] = mapped_column(String(16))
+    mapping_source: Mapped[str] = mapped_column(String(16), default="suggested")
+    mapping_confidence: Mapped[float | None] = mapped_column(Float)
+    mapped_by: Mapped[str | None] = mapped_column(String(255))
+    mapped_at: Mapped[datetime | None] = mapped_column()
+
+    pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
+
+
+class Owner(Base):
+    """A CRM user who owns deals (a salesperson)."""
+
+    __tablename__ = "owners"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        """First and last name, or the e-mail, or the id."""
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return name or self.email or self.id
+
+
+class Deal(Base):
+    """A CRM deal with the attributes the product uses."""
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        Index("ix_deals_pipeline_stage", "pipeline_id", "current_stage_id"),
+        Index("ix_deals_owner", "owner_id"),
+        Index("ix_deals_deleted", "deleted_at"),
+        Index("ix_deals_source_modified", "source_modified_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500), default="")
+    company: Mapped[str | None] = mapped_column(String(500))
+    pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id"))
+    current_stage_id: Mapped[str | None] = mapped_column(String(64))
+    amount: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    industry: Mapped[str | None] = mapped_column(String(255))
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    personas: Mapped[list] = mapped_column(default=list)
+    topics: Mapped[list] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    # When the CRM last changed it (HubSpot hs_lastmodifieddate); drives incremental sync.
+    source_modified_at: Mapped[datetime | None] = mapped_column()
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    merged_into_id: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    stage_history: Mapped[list[StageChange]] = relationship(
+        back_populates="deal",
+        order_by="(StageChange.entered_at, StageChange.id)",
+        cascade="all, delete-orphan",
+    )
+    shares: Mapped[list[Share]] = relationship(back_populates="deal", order_by="Share.shared_at")
+
+
+class StageChange(Base):
+    """One entry of a deal's stage history: the deal entered this stage at this time."""
+
+    __tablename__ = "stage_changes"
+    __table_args__ = (
+        UniqueConstraint("deal_id", "pipeline_id", "stage_id", "entered_at"),
+        Index("ix_stage_changes_deal_time", "deal_id", "entered_at"),
+        Index("ix_stage_changes_stage", "pipeline_id", "stage_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    pipeline_id: Mapped[str] = mapped_column(String(64))
+    stage_id: Mapped[str] = mapped_column(String(64))
+    entered_at: Mapped[datetime] = mapped_column()
+    source: Mapped[str] = mapped_column(String(16), default="import")
+
+    deal: Mapped[Deal] = relationship(back_populates="stage_history")
+
+
+class Asset(Base):
+    """A thought-leadership piece (article, webinar, framework, ...)."""
+
+    __tablename__ = "assets"
+    __table_args__ = (
+        Index("ix_assets_status", "status"),
+        Index("ix_assets_url", "url"),
+        Index("ix_assets_series", "series", "series_order"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(String(2048))
+    kind: Mapped[str] = mapped_column(String(32))
+    author: Mapped[str] = mapped_column(String(255))
+    summary: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    topics: Mapped[list] = mapped_column(default=list)
+    industries: Mapped[list] = mapped_column(default=list)
+    personas: Mapped[list] = mapped_column(default=list)
+    stages: Mapped[list] = mapped_column(default=list)
+    published_at: Mapped[datetime | None] = mapped_column()
+    review_by: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="approved")
+    series: Mapped[str | None] = mapped_column(String(255))
+    series_order: Mapped[int | None] = mapped_column(Integer)
+    # Point-of-view check: how much the text is about the seller's own products.
+    pitch_score: Mapped[float | None] = mapped_column(Float)
+    pitch_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column()
+
+    tags: Mapped[list[AssetTag]] = relationship(
+        back_populates="asset", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class AssetTag(Base):
+    """An index row per (asset, dimension, value) so filters by stage/persona/industry/topic use an index."""
+
+    __tablename__ = "asset_tags"
+    __table_args__ = (Index("ix_asset_tags_lookup", "dimension", "value", "asset_id"),)
+
+    asset_id: Mapped[str] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True
+    )
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+    asset: Mapped[Asset] = relationship(back_populates="tags")
+
+
+class Share(Base):
+    """An asset sent to a deal's buyer, with a trackable link."""
+
+    __tablename__ = "shares"
+    __table_args__ = (
+        UniqueConstraint("deal_id", "asset_id", "shared_at"),
+        Index("ix_shares_asset", "asset_id", "shared_at"),
+        Index("ix_shares_deal", "deal_id", "shared_at"),
+        Index("ix_shares_writeback", "writeback_state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id"))
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"))
+    shared_at: Mapped[datetime] = mapped_column()
+    shared_by: Mapped[str | None] = mapped_column(String(255))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    # sha256 of the link token; the token itself is never stored.
+    link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    impression_id: Mapped[str | None] = mapped_column(String(64))
+    # Write-back to the CRM (HUBSPOT_WRITEBACK=notes): pending, done, failed.
+    writeback_state: Mapped[str | None] = mapped_column(String(16))
+    writeback_note_id: Mapped[str | None] = mapped_column(String(64))
+    writeback_error: Mapped[str | None] = mapped_column(Text)
+    writeback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    deal: Mapped[Deal] = relationship(back_populates="shares")
+    asset: Mapped[Asset] = relationship()
+    views: Mapped[list[LinkView]] = relationship(
+        back_populates="share", order_by="LinkView.viewed_at"
+    )
+
+
+class LinkView(Base):
+    """A buyer opened a trackable link (bots and link previews are not recorded)."""
+
+    __tablename__ = "link_views"
+    __table_args__ = (Index("ix_link_views_share", "share_id", "viewed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id"))
+    viewed_at: Mapped[datetime] = mapped_column()
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+
+    share: Mapped[Share] = relationship(back_populates="views")
+
+
+class ApiToken(Base):
+    """An API credential; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class SyncState(Base):
+    """Named cursors and counters for CRM syncs (advanced only after data commit)."""
+
+    __tablename__ = "sync_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookEvent(Base):
+    """A CRM webhook event stored durably before it is applied."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("portal_id", "subscription_id", "event_id", "occurred_at"),
+        Index("ix_webhook_events_pending", "applied_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    portal_id: Mapped[str] = mapped_column(String(32))
+    subscription_id: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column()
+    subscription_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DataVersion(Base):
+    """A counter bumped by every write that changes report inputs; caches key on it."""
+
+    __tablename__ = "data_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ReportCache(Base):
+    """A computed report kept per (kind, parameters, data version)."""
+
+    __tablename__ = "report_cache"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    data_version: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

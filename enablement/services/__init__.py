@@ -1,0 +1,1 @@
+"""Use cases: each opens one session, calls the domain, commits once."""

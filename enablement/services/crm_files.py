@@ -1,0 +1,1 @@
+"""Use cases for crm_files (to be built)."""

@@ -1,0 +1,194 @@
+"""Reading and writing record files (JSON Lines and CSV) with line numbers and limits."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from enablement.errors import BadRequest, PayloadTooLarge
+
+FORMATS = ("jsonl", "csv")
+MAX_FILE_BYTES = 100 * 1024 * 1024
+MAX_LINE_BYTES = 1024 * 1024
+LIST_SEPARATOR = ";"
+
+# Modules that register an importer/exporter for a kind (pipelines, deals, assets, shares).
+FEATURE_MODULES: tuple[str, ...] = ("enablement.services.assets", "enablement.services.crm_files")
+# kind -> fn(container, stream: IO[bytes], fmt, skip_invalid) -> ImportResult
+IMPORTERS: dict[str, Callable] = {}
+# kind -> fn(container, out: IO[str], fmt) -> int (records written)
+EXPORTERS: dict[str, Callable] = {}
+
+
+def importer(kind: str):
+    """Register the import function of a kind (used by the CLI and the HTTP import route)."""
+
+    def decorate(fn):
+        IMPORTERS[kind] = fn
+        return fn
+
+    return decorate
+
+
+def exporter(kind: str):
+    """Register the export function of a kind."""
+
+    def decorate(fn):
+        EXPORTERS[kind] = fn
+        return fn
+
+    return decorate
+
+
+def load_features() -> None:
+    """Import the feature modules so their importers and exporters are registered."""
+    for name in FEATURE_MODULES:
+        importlib.import_module(name)
+
+
+@dataclass
+class FileError:
+    """An error tied to a line of an input file (line 0: the file as a whole)."""
+
+    line: int
+    errors: dict | list | str
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"line": self.line, "errors": self.errors}
+
+
+@dataclass
+class ImportResult:
+    """What an import did: counts, per-line errors, warnings (near-duplicates and the like)."""
+
+    kind: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    errors: list[FileError] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "errors": [e.as_dict() for e in self.errors],
+            "warnings": self.warnings,
+        }
+
+
+def detect_format(name: str | None, content_type: str | None = None) -> str:
+    """jsonl or csv from a file name or content type (jsonl when unsure)."""
+    lowered = (name or "").lower()
+    if lowered.endswith(".csv") or (content_type or "").startswith("text/csv"):
+        return "csv"
+    return "jsonl"
+
+
+def read_records(
+    stream: IO[bytes], fmt: str, list_fields: Iterable[str] = (), max_bytes: int = MAX_FILE_BYTES
+) -> Iterator[tuple[int, object]]:
+    """Yield (line number, record) from a binary stream; unparsable lines yield a FileError.
+
+    CSV list fields are split on ';'; empty CSV cells are treated as absent.
+    """
+    if fmt not in FORMATS:
+        raise BadRequest(f"unknown format {fmt!r}; use jsonl or csv")
+    text = _decode(stream, max_bytes)
+    if fmt == "jsonl":
+        yield from _read_jsonl(text)
+    else:
+        yield from _read_csv(text, set(list_fields))
+
+
+def _decode(stream: IO[bytes], max_bytes: int) -> str:
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"the file is larger than {max_bytes // (1024 * 1024)} MB")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise BadRequest(f"the file is not UTF-8 (byte {e.start})") from None
+
+
+def _read_jsonl(text: str) -> Iterator[tuple[int, object]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_LINE_BYTES:
+            yield number, FileError(number, "line longer than 1 MB")
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            yield number, FileError(number, f"not valid JSON: {e}")
+            continue
+        if not isinstance(record, dict):
+            yield number, FileError(number, "each line must be a JSON object")
+            continue
+        yield number, record
+
+
+def _read_csv(text: str, list_fields: set[str]) -> Iterator[tuple[int, object]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            number = reader.line_num
+            if None in row:
+                yield number, FileError(number, "more cells than header columns")
+                continue
+            record = {}
+            for key, value in row.items():
+                if key is None or value is None or value == "":
+                    continue
+                if key in list_fields:
+                    record[key] = [p.strip() for p in value.split(LIST_SEPARATOR) if p.strip()]
+                else:
+                    record[key] = value
+            yield number, record
+    except csv.Error as e:
+        yield reader.line_num, FileError(reader.line_num, f"not valid CSV: {e}")
+
+
+def write_records(
+    records: Iterable[dict],
+    fmt: str,
+    out: IO[str],
+    columns: list[str],
+    list_fields: Iterable[str] = (),
+) -> int:
+    """Write records as JSON Lines or CSV (lists joined by ';'); returns how many."""
+    if fmt not in FORMATS:
+        raise BadRequest(f"unknown format {fmt!r}; use jsonl or csv")
+    list_fields = set(list_fields)
+    count = 0
+    if fmt == "jsonl":
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+            count += 1
+        return count
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        row = {}
+        for key in columns:
+            value = record.get(key)
+            if key in list_fields and value is not None:
+                value = LIST_SEPARATOR.join(str(v) for v in value)
+            elif isinstance(value, (dict, list)):
+                value = json.dumps(value, ensure_ascii=False)
+            row[key] = "" if value is None else value
+        writer.writerow(row)
+        count += 1
+    return count

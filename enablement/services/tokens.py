@@ -1,0 +1,104 @@
+"""API tokens: created once and shown once, stored as SHA-256, checked per request."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from enablement.db.models import ApiToken
+from enablement.db.types import utcnow
+from enablement.errors import Forbidden, InvalidInput, Unauthenticated
+
+ROLES: tuple[str, ...] = ("sales", "marketing", "admin")
+TOKEN_PREFIX = "enb_"  # noqa: S105 - a marker, not a secret
+LAST_USED_GRANULARITY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a token's name, role and (for sales) CRM owner id."""
+
+    token_id: int
+    name: str
+    role: str
+    owner_id: str | None = None
+
+    def has_role(self, role: str) -> bool:
+        """True when this principal's role is at least `role` (sales < marketing < admin)."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex of a token; tokens are long and random, so no salt or KDF is needed."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(
+    sessions: sessionmaker[Session], role: str, name: str, owner_id: str | None = None
+) -> tuple[str, ApiToken]:
+    """Create a token; returns the plain token (shown once) and its stored record."""
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    name = (name or "").strip()
+    if not name or len(name) > 255:
+        raise InvalidInput("a token needs a name of 1 to 255 characters")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = ApiToken(
+        name=name, role=role, owner_id=owner_id, token_hash=hash_token(token), prefix=token[:12]
+    )
+    with sessions.begin() as session:
+        session.add(record)
+    return token, record
+
+
+def authenticate(sessions: sessionmaker[Session], header: str | None) -> Principal:
+    """Turn an Authorization header into a Principal or raise Unauthenticated."""
+    if not header:
+        raise Unauthenticated("missing Authorization header; send 'Authorization: Bearer <token>'")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    digest = hash_token(token)
+    with sessions() as session:
+        record = session.scalars(
+            select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+        ).first()
+        # The index lookup already matched; compare again in constant time as a belt-and-braces.
+        if record is None or not hmac.compare_digest(record.token_hash, digest):
+            raise Unauthenticated("unknown or revoked token")
+        now = utcnow()
+        # NOTE: touch last_used_at at most every few minutes, so reads do not become writes.
+        if record.last_used_at is None or now - record.last_used_at > LAST_USED_GRANULARITY:
+            session.execute(
+                update(ApiToken).where(ApiToken.id == record.id).values(last_used_at=now)
+            )
+            session.commit()
+        return Principal(record.id, record.name, record.role, record.owner_id)
+
+
+def require_role(principal: Principal, role: str) -> None:
+    """Raise Forbidden unless the principal has at least `role`."""
+    if not principal.has_role(role):
+        raise Forbidden(f"this needs the {role} role; your token has {principal.role}")
+
+
+def list_tokens(sessions: sessionmaker[Session]) -> list[ApiToken]:
+    """Every token record (never the tokens themselves)."""
+    with sessions() as session:
+        return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def revoke_token(sessions: sessionmaker[Session], token_id: int) -> None:
+    """Revoke a token by id; unknown ids are an error."""
+    with sessions.begin() as session:
+        record = session.get(ApiToken, token_id)
+        if record is None:
+            raise InvalidInput(f"no token with id {token_id}")
+        record.revoked_at = record.revoked_at or utcnow()

@@ -1,0 +1,101 @@
+"""One decorator per API route: authenticate, check the role, load input, dump output, document."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+
+from flask import Response, g, jsonify, request
+from marshmallow import Schema, ValidationError
+
+from enablement.context import ctx
+from enablement.errors import BadRequest, InvalidInput, UnsupportedMediaType
+from enablement.services.tokens import authenticate, require_role
+
+
+@dataclass(frozen=True)
+class EndpointDoc:
+    """What the OpenAPI document says about a route."""
+
+    summary: str
+    tag: str
+    role: str | None
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    response: type[Schema] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    extra_request: dict = field(default_factory=dict)
+
+
+def endpoint(
+    *,
+    summary: str,
+    tag: str,
+    role: str | None,
+    body: type[Schema] | None = None,
+    query: type[Schema] | None = None,
+    response: type[Schema] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    raw_body: bool = False,
+    extra_request: dict | None = None,
+):
+    """Wrap a view: it receives `principal`, and `body`/`query` loaded by their schemas.
+
+    The view returns data that `response` dumps (or a Response, or (data, status)).
+    `raw_body=True` leaves the body to the view (file uploads) but still checks auth.
+    """
+    doc = EndpointDoc(
+        summary, tag, role, body, query, response, status, errors, extra_request or {}
+    )
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(**path_args):
+            kwargs = dict(path_args)
+            if role is not None:
+                principal = authenticate(ctx().sessions, request.headers.get("Authorization"))
+                require_role(principal, role)
+                g.principal = kwargs["principal"] = principal
+            if query is not None:
+                kwargs["query"] = load(query(), request.args.to_dict(), "query")
+            if body is not None and not raw_body:
+                kwargs["body"] = load(body(), read_json(), "body")
+            result = view(**kwargs)
+            if isinstance(result, Response):
+                return result
+            code = status
+            if isinstance(result, tuple):
+                result, code = result
+            payload = response().dump(result) if response is not None else result
+            return jsonify(payload), code
+
+        wrapper.__endpoint_doc__ = doc
+        return wrapper
+
+    return decorate
+
+
+def read_json():
+    """The request body as JSON; 415 for another content type, 400 for malformed JSON."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(
+            f"send the body as application/json, not {request.mimetype or 'nothing'}"
+        )
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest("the body is not valid JSON", {"reason": str(e)[:200]}) from None
+
+
+def load(schema: Schema, data, where: str):
+    """Load data through a schema; validation errors become 422 with field messages."""
+    if where == "body" and not isinstance(data, dict) and not schema.many:
+        raise InvalidInput("the body must be a JSON object", {"body": ["not an object"]})
+    try:
+        return schema.load(data)
+    except ValidationError as e:
+        raise InvalidInput(f"invalid {where}", {where: e.messages}) from None

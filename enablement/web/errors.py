@@ -1,0 +1,52 @@
+"""One error map: product errors and HTTP errors become the documented JSON shape (or HTML)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from enablement.errors import EnablementError
+
+log = logging.getLogger(__name__)
+
+
+def _wants_html() -> bool:
+    """Pages and browsers get HTML; the API and everyone else get JSON."""
+    if request.path.startswith(("/api/", "/webhooks/", "/integrations/", "/l/")):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return (
+        best == "text/html"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["application/json"]
+    )
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None):
+    """Answer an error in the caller's format."""
+    if _wants_html():
+        return render_template("error.html", status=status, code=code, message=message), status
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return jsonify(body), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install handlers for product errors, HTTP errors and the unexpected."""
+
+    @app.errorhandler(EnablementError)
+    def _product_error(e: EnablementError):
+        return error_response(e.status, e.code, e.message, e.details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        code = (e.name or "error").lower().replace(" ", "_")
+        if e.code == 413:
+            code = "payload_too_large"
+        return error_response(e.code or 500, code, e.description or e.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        # Services roll back their own sessions on the way out; here we only log and answer.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "something went wrong on our side")

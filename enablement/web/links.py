@@ -1,0 +1,5 @@
+"""Routes for links (to be built)."""
+
+from flask import Blueprint
+
+bp = Blueprint("links", __name__)

@@ -1,0 +1,101 @@
+"""The OpenAPI 3 document, generated from the routes' marshmallow schemas."""
+
+from __future__ import annotations
+
+import re
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, current_app, jsonify
+
+from enablement.web.schemas import ErrorSchema
+
+bp = Blueprint("openapi", __name__)
+
+API_PREFIX = "/api/v1"
+_CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_]+)>")
+_STATUS_TEXT = {
+    400: "Malformed request",
+    401: "Missing or unknown token",
+    403: "Role not allowed",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    415: "Wrong content type",
+    422: "Invalid input",
+    429: "Too many requests",
+    503: "Unavailable",
+}
+
+
+def build_spec(app) -> dict:
+    """Walk the URL map and describe every documented /api/v1 route."""
+    spec = APISpec(
+        title="enablement",
+        version="1",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Thought-leadership enablement for B2B sales."},
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Error", schema=ErrorSchema)
+    paths: dict[str, dict] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if not rule.rule.startswith(API_PREFIX):
+            continue
+        view = app.view_functions[rule.endpoint]
+        doc = getattr(view, "__endpoint_doc__", None)
+        if doc is None:
+            continue
+        path = _CONVERTER.sub(r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(doc, rule)
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _operation(doc, rule) -> dict:
+    """One OpenAPI operation from an EndpointDoc."""
+    op: dict = {"summary": doc.summary, "tags": [doc.tag], "responses": {}}
+    params = [
+        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        for name in rule.arguments
+    ]
+    if doc.query is not None:
+        params.append({"in": "query", "schema": doc.query})
+    if params:
+        op["parameters"] = params
+    if doc.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": doc.body}, **doc.extra_request},
+        }
+    ok = {"description": "OK"}
+    if doc.response is not None:
+        ok["content"] = {"application/json": {"schema": doc.response}}
+    op["responses"][str(doc.status)] = ok
+    statuses = set(doc.errors)
+    if doc.role is not None:
+        op["security"] = [{"bearer": []}]
+        op["description"] = f"Needs the {doc.role} role or higher."
+        statuses |= {401, 403}
+    if doc.body is not None or doc.query is not None:
+        statuses |= {422}
+    if doc.body is not None:
+        statuses |= {400, 413, 415}
+    for status in sorted(statuses):
+        op["responses"][str(status)] = {
+            "description": _STATUS_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": "Error"}},
+        }
+    return op
+
+
+@bp.get(f"{API_PREFIX}/openapi.json")
+def openapi_json():
+    """The OpenAPI document of every /api/v1 route."""
+    spec = current_app.extensions.get("enablement_openapi")
+    if spec is None:
+        spec = current_app.extensions["enablement_openapi"] = build_spec(current_app)
+    return jsonify(spec)

@@ -1,0 +1,58 @@
+"""Marshmallow schemas shared by every route: errors, paging, strict timestamps."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from marshmallow import RAISE, Schema, fields, validate
+
+MAX_PER_PAGE = 200
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error, never silently dropped."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def Timestamp(**kwargs) -> fields.AwareDateTime:  # noqa: N802 - reads as a field type
+    """An ISO 8601 timestamp that must carry a zone (Z or an offset)."""
+    return fields.AwareDateTime(format="iso", default_timezone=None, **kwargs)
+
+
+class PageQuery(StrictSchema):
+    """page and per_page for every paged list."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class ErrorBody(Schema):
+    """code, message and details of an error."""
+
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict()
+
+
+class ErrorSchema(Schema):
+    """The one error shape every route answers with."""
+
+    error = fields.Nested(ErrorBody, required=True)
+
+
+@cache
+def paged(item_schema: type[Schema]) -> type[Schema]:
+    """A paged-list schema {items, page, per_page, total} around an item schema."""
+    name = item_schema.__name__.removesuffix("Schema") + "PageSchema"
+    return type(
+        name,
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "page": fields.Integer(required=True),
+            "per_page": fields.Integer(required=True),
+            "total": fields.Integer(required=True),
+        },
+    )

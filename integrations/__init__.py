@@ -1,0 +1,1 @@
+"""Integrations with outside systems; each hides its vendor's API behind the product's terms."""

@@ -1,0 +1,65 @@
+"""Health, readiness, the error shape, auth and roles, the OpenAPI document."""
+
+from sqlalchemy import select
+
+from enablement.db.models import ApiToken
+from enablement.services.tokens import hash_token
+
+
+def test_healthz_answers_ok_without_the_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_answers_ok_when_the_database_answers(client):
+    assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_answers_503_when_the_database_is_gone(app, client, settings):
+    from enablement import db
+
+    container = app.extensions["enablement"]
+    container.engine.dispose()
+    container.engine = db.make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+
+
+def test_unknown_route_answers_the_error_shape(client):
+    response = client.get("/api/v1/nope")
+    assert response.status_code == 404
+    body = response.get_json()
+    assert body["error"]["code"] == "not_found"
+    assert set(body["error"]) == {"code", "message", "details"}
+
+
+def test_openapi_document_is_public_and_openapi_3(client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.get_json()["openapi"].startswith("3.")
+
+
+def test_every_api_route_is_in_the_openapi_document(app, client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    import re
+
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1") or rule.rule.endswith("openapi.json"):
+            continue
+        path = re.sub(r"<(?:[a-z_]+:)?([a-zA-Z_]+)>", r"{\1}", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            if (path, method.lower()) not in documented:
+                missing.append(f"{method} {path}")
+    assert missing == []
+
+
+def test_tokens_are_stored_only_as_hashes(sessions, token_for):
+    token = token_for("sales")
+    with sessions() as session:
+        stored = session.scalars(select(ApiToken)).all()
+    assert len(stored) == 1
+    assert stored[0].token_hash == hash_token(token)
+    assert token not in {stored[0].token_hash, stored[0].prefix, stored[0].name}
