@@ -1,0 +1,77 @@
+"""Point of view, not product: how much an asset's text is about the seller's own products."""
+
+from __future__ import annotations
+
+import re
+
+# Language of product positioning, pricing and features (the seller's product names are added).
+PITCH_TERMS: tuple[str, ...] = (
+    "our platform",
+    "our product",
+    "our solution",
+    "our software",
+    "our tool",
+    "our app",
+    "pricing",
+    "price",
+    "discount",
+    "free trial",
+    "per seat",
+    "per user",
+    "subscription",
+    "license",
+    "licence",
+    "upgrade",
+    "plan",
+    "feature",
+    "features",
+    "integrates with",
+    "book a demo",
+    "request a demo",
+    "sign up",
+    "buy now",
+    "roi calculator",
+    "onboarding",
+    "dashboard",
+    "module",
+    "add-on",
+)
+PITCH_THRESHOLD = 0.35
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    escaped = sorted((re.escape(t.lower()) for t in terms if t.strip()), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(escaped) + r")\b")
+
+
+def pitch_score(
+    title: str, summary: str | None, body: str | None, product_names: tuple[str, ...] = ()
+) -> float:
+    """Share (0..1) of the text's sentences that talk about the product; the title counts double.
+
+    A sentence naming one of the seller's products counts fully; one with only generic
+    pricing/feature language counts half.
+    """
+    product = _pattern(product_names) if product_names else None
+    generic = _pattern(PITCH_TERMS)
+    sentences = [(title or "", 2.0)]
+    for text in (summary, body):
+        sentences += [(s, 1.0) for s in _SENTENCE.split(text or "") if s.strip()]
+    total = weighted = 0.0
+    for sentence, weight in sentences:
+        lowered = sentence.lower()
+        if not lowered.strip():
+            continue
+        total += weight
+        if product is not None and product.search(lowered):
+            weighted += weight
+        elif generic.search(lowered):
+            weighted += weight * 0.5
+    return round(weighted / total, 3) if total else 0.0
+
+
+def is_product_pitch(score: float, threshold: float = PITCH_THRESHOLD) -> bool:
+    """True when the pitch score is at or above the threshold."""
+    return score >= threshold
