@@ -22,7 +22,6 @@ PITCH_TERMS: tuple[str, ...] = (
     "license",
     "licence",
     "upgrade",
-    "plan",
     "feature",
     "features",
     "integrates with",
@@ -33,7 +32,6 @@ PITCH_TERMS: tuple[str, ...] = (
     "roi calculator",
     "onboarding",
     "dashboard",
-    "module",
     "add-on",
 )
 PITCH_THRESHOLD = 0.35
