@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.db.models import ApiToken
 from enablement.db.types import utcnow
-from enablement.errors import Forbidden, InvalidInput, Unauthenticated
+from enablement.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 
 ROLES: tuple[str, ...] = ("sales", "marketing", "admin")
 TOKEN_PREFIX = "enb_"  # noqa: S105 - a marker, not a secret
@@ -95,10 +95,11 @@ def list_tokens(sessions: sessionmaker[Session]) -> list[ApiToken]:
         return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
 
 
-def revoke_token(sessions: sessionmaker[Session], token_id: int) -> None:
-    """Revoke a token by id; unknown ids are an error."""
+def revoke_token(sessions: sessionmaker[Session], token_id: int) -> ApiToken:
+    """Revoke a token by id; unknown ids are NotFound."""
     with sessions.begin() as session:
         record = session.get(ApiToken, token_id)
         if record is None:
-            raise InvalidInput(f"no token with id {token_id}")
+            raise NotFound(f"no token with id {token_id}")
         record.revoked_at = record.revoked_at or utcnow()
+        return record

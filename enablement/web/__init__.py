@@ -8,6 +8,7 @@ import importlib
 FEATURE_MODULES = (
     "enablement.web.health",
     "enablement.web.openapi",
+    "enablement.web.tokens",
     "enablement.web.assets",
     "enablement.web.deals",
     "enablement.web.stage_map",
