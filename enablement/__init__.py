@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     register_crm(app, container)
     register_blueprints(app)
     register_errors(app)
+    register_security_headers(app)
     register_commands(app)
     # NOTE: a server (gunicorn, `enablement serve`) refuses an outdated schema; commands loaded
     # through a click context (`flask --app wsgi enablement init`) must still be able to upgrade it.
@@ -72,6 +73,21 @@ def register_errors(app: Flask) -> None:
     from enablement.web.errors import register_error_handlers
 
     register_error_handlers(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    """Conservative headers on every answer; routes may set stricter ones themselves."""
+
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype == "text/html":
+            response.headers.setdefault(
+                "Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'"
+            )
+        return response
 
 
 def register_commands(app: Flask) -> None:

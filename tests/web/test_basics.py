@@ -63,3 +63,18 @@ def test_tokens_are_stored_only_as_hashes(sessions, token_for):
     assert len(stored) == 1
     assert stored[0].token_hash == hash_token(token)
     assert token not in {stored[0].token_hash, stored[0].prefix, stored[0].name}
+
+
+def test_answers_carry_conservative_security_headers(client):
+    response = client.get("/", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_a_browser_gets_an_html_error_page_with_the_message_escaped(client):
+    response = client.get("/<script>x</script>", headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert b"<script>x</script>" not in response.data
