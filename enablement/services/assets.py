@@ -1,1 +1,454 @@
-"""Use cases for assets (to be built)."""
+"""Use cases for the asset library: list, read, create, update, retire, import and export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import IO
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, noload
+
+from enablement.context import Container
+from enablement.db.models import Asset, AssetTag
+from enablement.db.types import utcnow
+from enablement.db.versioning import bump_data_version
+from enablement.domain.assets import (
+    FIELDS,
+    LIST_FIELDS,
+    TAG_DIMENSIONS,
+    DuplicateCandidate,
+    derived_id,
+    find_near_duplicates,
+    is_live,
+    is_stale,
+    tag_key,
+    validate_asset,
+)
+from enablement.domain.pov import is_product_pitch, pitch_score
+from enablement.errors import Conflict, InvalidInput, NotFound
+from enablement.services.files import (
+    FileError,
+    ImportResult,
+    exporter,
+    importer,
+    read_records,
+    write_records,
+)
+
+# The file format's fields in CSV column order (body last: it is long).
+EXPORT_COLUMNS: list[str] = [
+    "id",
+    "title",
+    "url",
+    "kind",
+    "author",
+    "summary",
+    "topics",
+    "industries",
+    "personas",
+    "stages",
+    "published_at",
+    "review_by",
+    "status",
+    "series",
+    "series_order",
+    "body",
+]
+STATUS_FILTERS: tuple[str, ...] = ("live", "stale", "draft", "approved", "retired", "all")
+_CHUNK = 500
+
+
+def _today() -> date:
+    return utcnow().date()
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def asset_view(asset: Asset, today: date, *, body: bool = False) -> dict:
+    """The asset as plain data for the API, with its stale and live flags."""
+    view = {field: getattr(asset, field) for field in FIELDS if field != "body"}
+    view.update(
+        topics=list(asset.topics or []),
+        industries=list(asset.industries or []),
+        personas=list(asset.personas or []),
+        stages=list(asset.stages or []),
+        pitch_score=asset.pitch_score,
+        pitch_flag=bool(asset.pitch_flag),
+        stale=is_stale(asset.status, asset.review_by, today),
+        live=is_live(asset.status, asset.review_by, today),
+        created_at=asset.created_at,
+        updated_at=asset.updated_at,
+        retired_at=asset.retired_at,
+    )
+    if body:
+        view["body"] = asset.body
+    return view
+
+
+def _status_condition(status: str, today: date):
+    if status == "live":
+        return and_(
+            Asset.status == "approved", or_(Asset.review_by.is_(None), Asset.review_by >= today)
+        )
+    if status == "stale":
+        return and_(Asset.status == "approved", Asset.review_by < today)
+    if status == "all":
+        return None
+    return Asset.status == status
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_assets(
+    sessions,
+    *,
+    stage: str | None = None,
+    persona: str | None = None,
+    industry: str | None = None,
+    topic: str | None = None,
+    kind: str | None = None,
+    q: str | None = None,
+    status: str | None = None,
+    page: int = 1,
+    per_page: int = 50,
+    today: date | None = None,
+) -> dict:
+    """A page of assets matching every filter given; retired ones only with status=retired|all.
+
+    Tag filters compare case-insensitively through the AssetTag index; `q` is a
+    case-insensitive substring of title, summary or author.
+    """
+    today = today or _today()
+    conditions = []
+    status_condition = _status_condition(status, today) if status else Asset.status != "retired"
+    if status_condition is not None:
+        conditions.append(status_condition)
+    for dimension, value in (
+        ("stage", stage),
+        ("persona", persona),
+        ("industry", industry),
+        ("topic", topic),
+    ):
+        if value and value.strip():
+            conditions.append(
+                Asset.id.in_(
+                    select(AssetTag.asset_id).where(
+                        AssetTag.dimension == dimension, AssetTag.value == tag_key(value)
+                    )
+                )
+            )
+    if kind:
+        conditions.append(Asset.kind == kind)
+    if q and q.strip():
+        pattern = f"%{_escape_like(q.strip())}%"
+        conditions.append(
+            or_(
+                Asset.title.ilike(pattern, escape="\\"),
+                Asset.summary.ilike(pattern, escape="\\"),
+                Asset.author.ilike(pattern, escape="\\"),
+            )
+        )
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Asset).where(*conditions))
+        rows = session.scalars(
+            select(Asset)
+            .options(noload(Asset.tags))
+            .where(*conditions)
+            .order_by(Asset.title, Asset.id)
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        ).all()
+        items = [asset_view(asset, today) for asset in rows]
+    return {"items": items, "page": page, "per_page": per_page, "total": total or 0}
+
+
+def get_asset(sessions, asset_id: str, today: date | None = None) -> dict:
+    """One asset (retired ones too), with its body."""
+    with sessions() as session:
+        asset = session.get(Asset, asset_id)
+        if asset is None:
+            raise NotFound(f"no asset {asset_id!r}")
+        return asset_view(asset, today or _today(), body=True)
+
+
+def _sync_tags(asset: Asset) -> None:
+    """Make the AssetTag index rows match the asset's tag lists."""
+    want = {
+        (dimension, tag_key(value))
+        for field, dimension in TAG_DIMENSIONS.items()
+        for value in getattr(asset, field) or []
+    }
+    have = {(tag.dimension, tag.value): tag for tag in asset.tags}
+    for key, tag in have.items():
+        if key not in want:
+            asset.tags.remove(tag)
+    for dimension, value in sorted(want - have.keys()):
+        asset.tags.append(AssetTag(dimension=dimension, value=value))
+
+
+def _apply(asset: Asset, values: dict, product_terms: tuple[str, ...]) -> None:
+    """Set the given fields, keep retired_at, tags and the pitch score consistent."""
+    for field, value in values.items():
+        if field != "id":
+            setattr(asset, field, list(value) if field in LIST_FIELDS else value)
+    if asset.status == "retired":
+        asset.retired_at = asset.retired_at or utcnow()
+    else:
+        asset.retired_at = None
+    score = pitch_score(asset.title, asset.summary, asset.body, product_terms)
+    asset.pitch_score = score
+    asset.pitch_flag = is_product_pitch(score)
+    _sync_tags(asset)
+
+
+def _differs(asset: Asset, values: dict) -> bool:
+    return any(
+        getattr(asset, field) != (list(value) if field in LIST_FIELDS else value)
+        for field, value in values.items()
+        if field != "id"
+    )
+
+
+def _warnings(session: Session, changed: list[Asset]) -> list[dict]:
+    """Near-duplicate warnings for changed, non-retired assets against every other asset not retired."""
+    new = [DuplicateCandidate(a.id, a.title, a.url) for a in changed if a.status != "retired"]
+    if not new:
+        return []
+    ids = {candidate.id for candidate in new}
+    existing = [
+        DuplicateCandidate(row.id, row.title, row.url)
+        for row in session.execute(
+            select(Asset.id, Asset.title, Asset.url)
+            .where(Asset.status != "retired")
+            .order_by(Asset.id)
+        )
+        if row.id not in ids
+    ]
+    return find_near_duplicates(new, existing)
+
+
+def _invalid_body(errors: dict) -> InvalidInput:
+    return InvalidInput("invalid body", {"body": errors})
+
+
+def create_asset(container: Container, fields: dict) -> dict:
+    """Create an asset; the answer carries near-duplicate warnings (never blocking).
+
+    Without an id the asset gets the id derived from its URL (as an id-less file
+    record would), or a fresh one when that id is taken.
+    """
+    values, errors = validate_asset(fields)
+    if errors:
+        raise _invalid_body(errors)
+    today = _today()
+    with container.sessions.begin() as session:
+        asset_id = values.get("id")
+        if asset_id is not None:
+            if session.get(Asset, asset_id) is not None:
+                raise Conflict(f"an asset with id {asset_id!r} exists", {"id": asset_id})
+        else:
+            asset_id = derived_id(values["url"])
+            if session.get(Asset, asset_id) is not None:
+                asset_id = f"{asset_id}-{utcnow().strftime('%Y%m%d%H%M%S%f')}"
+        asset = Asset(id=asset_id, tags=[])
+        _apply(asset, values, container.settings.product_terms)
+        session.add(asset)
+        session.flush()
+        warnings = _warnings(session, [asset])
+        bump_data_version(session)
+        view = asset_view(asset, today, body=True)
+    view["warnings"] = warnings
+    return view
+
+
+def update_asset(container: Container, asset_id: str, changes: dict) -> dict:
+    """Change some fields of an asset; status 'retired' retires it, another status revives it."""
+    values, errors = validate_asset(changes, partial=True)
+    values.pop("id", None)
+    if "id" in changes:
+        errors.setdefault("id", []).append("The id cannot be changed.")
+    if errors:
+        raise _invalid_body(errors)
+    today = _today()
+    with container.sessions.begin() as session:
+        asset = session.get(Asset, asset_id)
+        if asset is None:
+            raise NotFound(f"no asset {asset_id!r}")
+        warnings: list[dict] = []
+        if _differs(asset, values):
+            _apply(asset, values, container.settings.product_terms)
+            session.flush()
+            warnings = _warnings(session, [asset])
+            bump_data_version(session)
+        view = asset_view(asset, today, body=True)
+    view["warnings"] = warnings
+    return view
+
+
+def retire_asset(sessions, asset_id: str) -> dict:
+    """Retire an asset (status retired, retired_at set); its shares and views stay."""
+    today = _today()
+    with sessions.begin() as session:
+        asset = session.get(Asset, asset_id)
+        if asset is None:
+            raise NotFound(f"no asset {asset_id!r}")
+        if asset.status != "retired":
+            asset.status = "retired"
+            asset.retired_at = utcnow()
+            bump_data_version(session)
+        return asset_view(asset, today, body=True)
+
+
+def _validate_all(
+    numbered: Iterable[tuple[int, object]], from_text: bool
+) -> tuple[list[tuple[int, dict]], list[FileError]]:
+    """Validate every record; duplicate ids in one file are errors on every line that has them."""
+    valid: list[tuple[int, dict]] = []
+    errors: list[FileError] = []
+    for line, record in numbered:
+        if isinstance(record, FileError):
+            errors.append(record)
+            continue
+        if not isinstance(record, dict):
+            errors.append(FileError(line, "each record must be an object"))
+            continue
+        values, problems = validate_asset(record, from_text=from_text)
+        if problems:
+            errors.append(FileError(line, problems))
+            continue
+        if values.get("id") is None:
+            values["id"] = derived_id(values["url"])
+            values["_derived"] = True
+        valid.append((line, values))
+    lines_by_id: dict[str, list[int]] = {}
+    for line, values in valid:
+        lines_by_id.setdefault(values["id"], []).append(line)
+    duplicated = {i: lines for i, lines in lines_by_id.items() if len(lines) > 1}
+    if duplicated:
+        kept = []
+        for line, values in valid:
+            lines = duplicated.get(values["id"])
+            if lines is None:
+                kept.append((line, values))
+                continue
+            others = ", ".join(str(n) for n in lines if n != line)
+            what = "the same URL (no id given)" if values.get("_derived") else "the same id"
+            message = f"duplicate id {values['id']!r}: {what} as line(s) {others}"
+            errors.append(FileError(line, {"id": [message]}))
+        valid = kept
+    errors.sort(key=lambda e: e.line)
+    for _, values in valid:
+        values.pop("_derived", None)
+    return valid, errors
+
+
+def import_asset_records(
+    container: Container,
+    numbered: Iterable[tuple[int, object]],
+    skip_invalid: bool = False,
+    from_text: bool = False,
+) -> ImportResult:
+    """Validate every record, then upsert by id in one transaction (or import nothing on error).
+
+    Line numbers are file lines (or 1-based positions of a JSON array). Unchanged
+    records are counted, not written, so re-importing a file changes nothing.
+    """
+    valid, errors = _validate_all(numbered, from_text)
+    result = ImportResult(kind="assets", errors=errors)
+    if errors and not skip_invalid:
+        return result
+    result.skipped = len(errors)
+    if not valid:
+        return result
+    terms = container.settings.product_terms
+    with container.sessions.begin() as session:
+        ids = [values["id"] for _, values in valid]
+        found: dict[str, Asset] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            found.update(
+                (a.id, a) for a in session.scalars(select(Asset).where(Asset.id.in_(chunk)))
+            )
+        changed: list[Asset] = []
+        for _, values in valid:
+            asset = found.get(values["id"])
+            if asset is None:
+                asset = Asset(id=values["id"], tags=[])
+                _apply(asset, values, terms)
+                session.add(asset)
+                result.created += 1
+            elif _differs(asset, values):
+                _apply(asset, values, terms)
+                result.updated += 1
+            else:
+                result.unchanged += 1
+                continue
+            changed.append(asset)
+        if changed:
+            session.flush()
+            result.warnings = _warnings(session, changed)
+            bump_data_version(session)
+    return result
+
+
+@importer("assets")
+def import_assets(container: Container, stream: IO[bytes], fmt: str, skip_invalid: bool):
+    """Import assets from a JSON Lines or CSV stream (lists in CSV joined by ';')."""
+    numbered = list(read_records(stream, fmt, list_fields=LIST_FIELDS))
+    return import_asset_records(container, numbered, skip_invalid, from_text=fmt == "csv")
+
+
+def import_asset_list(container: Container, items: list, skip_invalid: bool) -> ImportResult:
+    """Import assets from a JSON array; positions are 1-based indexes."""
+    if not isinstance(items, list):
+        raise InvalidInput("the body must be a JSON array of asset objects")
+    return import_asset_records(container, enumerate(items, start=1), skip_invalid)
+
+
+def asset_record(asset: Asset) -> dict:
+    """The asset in the file format (what import reads); absent values left out."""
+    record = {
+        "id": asset.id,
+        "title": asset.title,
+        "url": asset.url,
+        "kind": asset.kind,
+        "author": asset.author,
+        "summary": asset.summary,
+        "topics": list(asset.topics or []),
+        "industries": list(asset.industries or []),
+        "personas": list(asset.personas or []),
+        "stages": list(asset.stages or []),
+        "published_at": _iso(asset.published_at),
+        "review_by": asset.review_by.isoformat() if asset.review_by else None,
+        "status": asset.status,
+        "series": asset.series,
+        "series_order": asset.series_order,
+        "body": asset.body,
+    }
+    return {key: value for key, value in record.items() if value is not None}
+
+
+@exporter("assets")
+def export_assets(container: Container, out: IO[str], fmt: str) -> int:
+    """Write every asset (retired too), ordered by id, in the format import reads."""
+    with container.sessions() as session:
+        rows = session.scalars(
+            select(Asset)
+            .options(noload(Asset.tags))
+            .order_by(Asset.id)
+            .execution_options(yield_per=_CHUNK)
+        )
+        return write_records(
+            (asset_record(asset) for asset in rows),
+            fmt,
+            out,
+            EXPORT_COLUMNS,
+            list_fields=LIST_FIELDS,
+        )

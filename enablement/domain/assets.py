@@ -1,0 +1,390 @@
+"""Asset records: validation and normalisation of one record, derived ids, near-duplicate matching.
+
+Pure: records in, clean values or field errors out. The same rules serve the API and
+files (JSON Lines, CSV), so an asset the API accepts is one a file can carry and back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+from rapidfuzz import fuzz, process, utils
+
+from enablement.domain.stages import BUYING_STAGES
+
+KINDS: tuple[str, ...] = (
+    "article",
+    "whitepaper",
+    "webinar",
+    "case_study",
+    "podcast",
+    "video",
+    "report",
+    "roadmap",
+    "framework",
+)
+STATUSES: tuple[str, ...] = ("draft", "approved", "retired")
+LIST_FIELDS: tuple[str, ...] = ("topics", "industries", "personas", "stages")
+# Tag dimension in the AssetTag index for each list field.
+TAG_DIMENSIONS: dict[str, str] = {
+    "stages": "stage",
+    "personas": "persona",
+    "industries": "industry",
+    "topics": "topic",
+}
+FIELDS: tuple[str, ...] = (
+    "id",
+    "title",
+    "url",
+    "kind",
+    "author",
+    "summary",
+    "body",
+    *LIST_FIELDS,
+    "published_at",
+    "review_by",
+    "status",
+    "series",
+    "series_order",
+)
+REQUIRED: tuple[str, ...] = ("title", "url", "kind", "author")
+
+MAX_ID = 64
+MAX_TITLE = 500
+MAX_URL = 2048
+MAX_AUTHOR = 255
+MAX_SUMMARY = 5_000
+MAX_BODY = 200_000
+MAX_SERIES = 255
+MAX_TAGS = 50
+MAX_TAG = 100
+MAX_SERIES_ORDER = 100_000
+
+# Titles this similar (token_sort_ratio, 0..100) to a live asset's are near-duplicates.
+TITLE_THRESHOLD = 90.0
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INT = re.compile(r"^-?\d{1,9}$")
+# Control characters (NUL included: PostgreSQL refuses it); tab and newlines allowed in long text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")
+_SPACES = re.compile(r"\s+")
+_TRACKING = re.compile(
+    r"^(utm_.*|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi|hsctatracking)$"
+)
+
+
+class _Invalid(ValueError):
+    """One field's message."""
+
+
+def _text(value, field: str, limit: int, *, multiline: bool = False, required: bool = False):
+    """A trimmed string within the limit, or None for empty optional text."""
+    if value is None:
+        if required:
+            raise _Invalid("Missing data for required field.")
+        return None
+    if not isinstance(value, str):
+        raise _Invalid("Not a valid string.")
+    value = value.strip()
+    if not value:
+        if required:
+            raise _Invalid("Must not be empty.")
+        return None
+    if (_CONTROL if multiline else _CONTROL_LINE).search(value):
+        raise _Invalid("Contains control characters.")
+    if len(value) > limit:
+        raise _Invalid(f"Longer than {limit} characters.")
+    return value
+
+
+def check_url(value) -> str:
+    """An absolute http(s) URL with a host, trimmed; raises ValueError with the reason."""
+    if not isinstance(value, str):
+        raise _Invalid("Not a valid string.")
+    url = value.strip()
+    if not url:
+        raise _Invalid("Must not be empty.")
+    if len(url) > MAX_URL:
+        raise _Invalid(f"Longer than {MAX_URL} characters.")
+    if _CONTROL_LINE.search(url) or " " in url:
+        raise _Invalid("Contains spaces or control characters.")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise _Invalid("Not a valid URL.") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise _Invalid("Must be an http or https URL.")
+    if not host:
+        raise _Invalid("Must have a host.")
+    return url
+
+
+def _url(value) -> str:
+    if value is None:
+        raise _Invalid("Missing data for required field.")
+    return check_url(value)
+
+
+def normalise_tag(value: str) -> str:
+    """A tag's display form: trimmed, inner whitespace collapsed."""
+    return _SPACES.sub(" ", value.strip())
+
+
+def tag_key(value: str) -> str:
+    """The form tags are compared and indexed by (case-insensitive)."""
+    return normalise_tag(value).casefold()
+
+
+def _tags(value, field: str) -> list[str]:
+    """A list of distinct tags (case-insensitively), display form kept, first spelling wins."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise _Invalid("Not a valid list.")
+    if len(value) > MAX_TAGS:
+        raise _Invalid(f"More than {MAX_TAGS} values.")
+    seen: set[str] = set()
+    out: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise _Invalid("Every value must be a string.")
+        tag = normalise_tag(item)
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG:
+            raise _Invalid(f"A value is longer than {MAX_TAG} characters.")
+        if _CONTROL_LINE.search(tag) or ";" in tag:
+            raise _Invalid("Values must not contain ';' or control characters.")
+        if field == "stages":
+            tag = tag.lower()
+            if tag not in BUYING_STAGES:
+                raise _Invalid(f"{item!r} is not a buying stage ({', '.join(BUYING_STAGES)}).")
+        key = tag.casefold()
+        if key not in seen:
+            seen.add(key)
+            out.append(tag)
+    return out
+
+
+def _timestamp(value) -> datetime | None:
+    """An aware datetime in UTC from ISO 8601 text with a zone."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise _Invalid("Not a valid ISO 8601 timestamp.") from None
+    else:
+        raise _Invalid("Not a valid ISO 8601 timestamp.")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise _Invalid("Timestamp has no zone (add Z or an offset).")
+    return parsed.astimezone(UTC)
+
+
+def _date(value) -> date | None:
+    """A calendar date from YYYY-MM-DD."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE.match(value.strip()):
+        raise _Invalid("Not a valid date (YYYY-MM-DD).")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise _Invalid("Not a valid date (YYYY-MM-DD).") from None
+
+
+def _order(value, from_text: bool) -> int | None:
+    """A series position (0..MAX_SERIES_ORDER)."""
+    if value is None or value == "":
+        return None
+    if from_text and isinstance(value, str) and _INT.match(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid("Not a valid integer.")
+    if not 0 <= value <= MAX_SERIES_ORDER:
+        raise _Invalid(f"Must be between 0 and {MAX_SERIES_ORDER}.")
+    return value
+
+
+def _choice(value, choices: tuple[str, ...], *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise _Invalid("Missing data for required field.")
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in choices:
+        raise _Invalid(f"Must be one of: {', '.join(choices)}.")
+    return value.strip().lower()
+
+
+def _asset_id(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _Invalid("Not a valid string.")
+    value = value.strip()
+    if len(value) > MAX_ID or not _ID.match(value):
+        raise _Invalid(f"Must be 1-{MAX_ID} letters, digits, '.', '_', ':' or '-'.")
+    return value
+
+
+def validate_asset(
+    record: Mapping, *, partial: bool = False, from_text: bool = False
+) -> tuple[dict, dict[str, list[str]]]:
+    """Clean the fields of one asset record; returns (values, errors by field).
+
+    `partial` (an update) checks only the fields given; otherwise absent optional
+    fields get their defaults (empty lists, status approved). `from_text` accepts a
+    number written as text (CSV cells). Unknown fields are errors.
+    """
+    errors: dict[str, list[str]] = {}
+    values: dict = {}
+    for key in record:
+        if key not in FIELDS:
+            errors.setdefault(str(key)[:100], []).append("Unknown field.")
+    checks = {
+        "id": lambda v: _asset_id(v),
+        "title": lambda v: _text(v, "title", MAX_TITLE, required=True),
+        "url": _url,
+        "kind": lambda v: _choice(v, KINDS, required=True),
+        "author": lambda v: _text(v, "author", MAX_AUTHOR, required=True),
+        "summary": lambda v: _text(v, "summary", MAX_SUMMARY, multiline=True),
+        "body": lambda v: _text(v, "body", MAX_BODY, multiline=True),
+        "published_at": _timestamp,
+        "review_by": _date,
+        "status": lambda v: _choice(v, STATUSES, required=False) or "approved",
+        "series": lambda v: _text(v, "series", MAX_SERIES),
+        "series_order": lambda v: _order(v, from_text),
+    }
+    for field in LIST_FIELDS:
+        checks[field] = lambda v, f=field: _tags(v, f)
+    for field, check in checks.items():
+        if partial and field not in record:
+            continue
+        try:
+            values[field] = check(record.get(field))
+        except _Invalid as e:
+            errors.setdefault(field, []).append(str(e))
+    if partial and "status" in record and record["status"] is None:
+        errors.setdefault("status", []).append("Field may not be null.")
+    return values, errors
+
+
+def normalise_url(url: str) -> str:
+    """The URL as compared for duplicates: lower-case scheme and host, no www., default port,
+    fragment, tracking parameters (utm_*, gclid, ...) or trailing slash; query sorted."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    port = parts.port
+    if port and (parts.scheme.lower(), port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    query = sorted(
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)
+    )
+    path = parts.path.rstrip("/")
+    # NOTE: http and https of the same page are the same piece of content.
+    return urlunsplit(("https", host, path, urlencode(query), ""))
+
+
+def derived_id(url: str) -> str:
+    """A deterministic id for a record without one: the same page always gets the same id."""
+    return "u-" + hashlib.sha256(normalise_url(url).encode()).hexdigest()[:24]
+
+
+def normalise_title(title: str) -> str:
+    """Lower-case words without punctuation, sorted (what token_sort_ratio compares)."""
+    return " ".join(sorted(utils.default_process(title or "").split()))
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    """The fields near-duplicate matching looks at."""
+
+    id: str
+    title: str
+    url: str
+
+
+def find_near_duplicates(
+    new: Sequence[DuplicateCandidate],
+    existing: Sequence[DuplicateCandidate],
+    threshold: float = TITLE_THRESHOLD,
+    block: int = 512,
+) -> list[dict]:
+    """Warnings for each new asset whose URL or title matches another asset.
+
+    `existing` are the live assets not among `new`; new assets are also compared with
+    each other (a pair reported once, on the later one). Same URL (normalised) wins over
+    a similar title. Titles are scored with token_sort_ratio in blocks (rapidfuzz.cdist),
+    so 10,000 against 10,000 stays in memory and takes seconds, not minutes.
+    """
+    pool = [*existing, *new]
+    offset = len(existing)
+    by_url: dict[str, list[int]] = {}
+    for index, item in enumerate(pool):
+        by_url.setdefault(normalise_url(item.url), []).append(index)
+    titles = [normalise_title(item.title) for item in pool]
+    warnings: list[dict] = []
+    reported: set[tuple[str, str]] = set()
+
+    def add(i: int, j: int, reason: str, score: float) -> None:
+        a, b = pool[i], pool[j]
+        if a.id == b.id or (a.id, b.id) in reported:
+            return
+        reported.add((a.id, b.id))
+        warnings.append(
+            {
+                "kind": "near_duplicate",
+                "asset_id": a.id,
+                "of": b.id,
+                "reason": reason,
+                "score": round(score / 100.0, 3),
+            }
+        )
+
+    for i in range(offset, len(pool)):
+        for j in by_url[normalise_url(pool[i].url)]:
+            if j < i:
+                add(i, j, "same_url", 100.0)
+    for start in range(offset, len(pool), block):
+        rows = titles[start : start + block]
+        scores = process.cdist(
+            rows,
+            titles,
+            scorer=fuzz.ratio,
+            processor=None,
+            score_cutoff=threshold,
+            dtype=np.float32,
+            workers=-1,
+        )
+        for r, j in zip(*np.nonzero(scores), strict=True):
+            i = start + int(r)
+            # Only earlier entries: existing assets, or new ones before this one.
+            if int(j) < i and titles[i]:
+                add(i, int(j), "similar_title", float(scores[r, j]))
+    warnings.sort(key=lambda w: (w["asset_id"], w["reason"] != "same_url", -w["score"]))
+    return warnings
+
+
+def is_stale(status: str, review_by: date | None, today: date) -> bool:
+    """Approved but past its review-by date."""
+    return status == "approved" and review_by is not None and review_by < today
+
+
+def is_live(status: str, review_by: date | None, today: date) -> bool:
+    """Offered to sales: approved, not past review-by (retired and drafts are not live)."""
+    return status == "approved" and not is_stale(status, review_by, today)
