@@ -103,3 +103,14 @@ def revoke_token(sessions: sessionmaker[Session], token_id: int) -> ApiToken:
             raise NotFound(f"no token with id {token_id}")
         record.revoked_at = record.revoked_at or utcnow()
         return record
+
+
+def revoke_tokens_named(sessions: sessionmaker[Session], name: str) -> int:
+    """Revoke every active token with exactly this name; returns how many were revoked."""
+    with sessions.begin() as session:
+        result = session.execute(
+            update(ApiToken)
+            .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        return result.rowcount
