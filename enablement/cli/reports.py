@@ -1,7 +1,57 @@
-"""Commands for reports (to be built)."""
+"""`enablement report coverage|cycle-time|effectiveness`: the same reports the API serves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
 
 import click
 
+from enablement.cli import needs_schema
+from enablement.context import ctx
+from enablement.errors import InvalidInput
+from enablement.services.reports import FORMATS, KINDS, get_report, render
+
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to the group."""
+    """Add `report` to the group."""
+    cli.add_command(report_command)
+
+
+def parse_as_of(text: str | None) -> datetime | None:
+    """An ISO 8601 time with a zone, or None; a time without a zone is an error."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"--as-of is not an ISO 8601 time: {text[:60]!r}") from None
+    if value.tzinfo is None:
+        raise InvalidInput("--as-of needs a time zone (Z or an offset), e.g. 2026-06-30T00:00:00Z")
+    return value
+
+
+@click.command("report")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.option(
+    "--as-of", "as_of", help="Report as of this time (ISO 8601 with a zone); default now."
+)
+@needs_schema
+def report_command(kind: str, fmt: str, output: Path | None, as_of: str | None) -> None:
+    """Coverage, cycle-time or effectiveness report as a table, JSON, CSV or (coverage) HTML."""
+    when = parse_as_of(as_of)
+    if fmt == "html" and kind != "coverage":
+        raise InvalidInput("--format html is available for the coverage report only")
+    container = ctx()
+    report = get_report(container.sessions, container.settings, kind, when)
+    text = render(kind, report, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InvalidInput(f"cannot write {output}: {e.strerror}") from None
+    click.echo(f"wrote {output}", err=True)

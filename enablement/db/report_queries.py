@@ -1,0 +1,142 @@
+"""Read-only queries for reports: plain rows and data frames, no business rules."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from enablement.db.models import Asset, CrmStage, Deal, LinkView, Share, StageChange
+
+STAGE_COLUMNS = [
+    "pipeline_id",
+    "stage_id",
+    "label",
+    "display_order",
+    "buying_stage",
+    "is_closed",
+    "is_won",
+    "mapping_source",
+    "mapping_confidence",
+]
+
+
+def _live_deals():
+    """Deals that count: not deleted, not merged into another."""
+    return Deal.deleted_at.is_(None) & Deal.merged_into_id.is_(None)
+
+
+def stage_map(session: Session) -> pd.DataFrame:
+    """Every CRM stage with its mapping."""
+    rows = session.execute(
+        select(
+            CrmStage.pipeline_id,
+            CrmStage.id,
+            CrmStage.label,
+            CrmStage.display_order,
+            CrmStage.buying_stage,
+            CrmStage.is_closed,
+            CrmStage.is_won,
+            CrmStage.mapping_source,
+            CrmStage.mapping_confidence,
+        ).where(CrmStage.archived.is_(False))
+    ).all()
+    return pd.DataFrame(rows, columns=STAGE_COLUMNS)
+
+
+def stage_history(session: Session) -> pd.DataFrame:
+    """Stage changes of live deals: deal_id, pipeline_id, stage_id, entered_at (ordered by deal, time, id)."""
+    rows = session.execute(
+        select(
+            StageChange.deal_id,
+            StageChange.pipeline_id,
+            StageChange.stage_id,
+            StageChange.entered_at,
+        )
+        .join(Deal, Deal.id == StageChange.deal_id)
+        .where(_live_deals())
+        .order_by(StageChange.deal_id, StageChange.entered_at, StageChange.id)
+    ).all()
+    return pd.DataFrame(rows, columns=["deal_id", "pipeline_id", "stage_id", "entered_at"])
+
+
+def deals(session: Session) -> pd.DataFrame:
+    """Live deals with the attributes reports use."""
+    rows = session.execute(
+        select(
+            Deal.id,
+            Deal.pipeline_id,
+            Deal.amount,
+            Deal.industry,
+            Deal.owner_id,
+            Deal.personas,
+            Deal.topics,
+            Deal.created_at,
+            Deal.closed_at,
+        ).where(_live_deals())
+    ).all()
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "deal_id",
+            "pipeline_id",
+            "amount",
+            "industry",
+            "owner_id",
+            "personas",
+            "topics",
+            "created_at",
+            "closed_at",
+        ],
+    )
+
+
+def shares(session: Session) -> pd.DataFrame:
+    """Shares to live deals with their recorded view counts."""
+    views = (
+        select(LinkView.share_id, func.count(LinkView.id).label("views"))
+        .group_by(LinkView.share_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Share.id,
+            Share.deal_id,
+            Share.asset_id,
+            Share.shared_at,
+            Share.shared_by,
+            func.coalesce(views.c.views, 0),
+        )
+        .join(Deal, Deal.id == Share.deal_id)
+        .outerjoin(views, views.c.share_id == Share.id)
+        .where(_live_deals())
+    ).all()
+    return pd.DataFrame(
+        rows, columns=["share_id", "deal_id", "asset_id", "shared_at", "shared_by", "views"]
+    )
+
+
+def assets(session: Session) -> list[dict]:
+    """Every asset with the fields reports use (plain dicts)."""
+    rows = session.execute(
+        select(
+            Asset.id,
+            Asset.title,
+            Asset.author,
+            Asset.status,
+            Asset.review_by,
+            Asset.retired_at,
+            Asset.stages,
+            Asset.personas,
+            Asset.industries,
+            Asset.topics,
+            Asset.pitch_score,
+            Asset.pitch_flag,
+        ).order_by(Asset.id)
+    ).all()
+    return [row._asdict() for row in rows]
+
+
+def asset_titles(session: Session) -> dict[str, str]:
+    """asset id -> title."""
+    return dict(session.execute(select(Asset.id, Asset.title)).all())
