@@ -1,5 +1,53 @@
-"""Routes for links (to be built)."""
+"""Sharing an asset to a deal, and the public trackable link that records buyer views."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, redirect, request
+
+from enablement.context import ctx
+from enablement.services.shares import create_share, follow_link
+from enablement.web.deal_schemas import ShareBody, ShareCreatedSchema
+from enablement.web.endpoint import endpoint
 
 bp = Blueprint("links", __name__)
+
+
+@bp.post("/api/v1/deals/<deal_id>/shares")
+@endpoint(
+    summary="Share a live asset to a deal and get its trackable link (200 when it already exists)",
+    tag="shares",
+    role="sales",
+    body=ShareBody,
+    response=ShareCreatedSchema,
+    status=201,
+    errors=(404, 409),
+)
+def post_share(principal, body, deal_id):
+    """Create (or return the existing) share."""
+    container = ctx()
+    share, created = create_share(
+        container.sessions,
+        container.settings,
+        deal_id,
+        body["asset_id"],
+        shared_by=principal.owner_id or principal.name,
+        channel=body.get("channel"),
+        shared_at=body.get("shared_at"),
+        may_backfill=principal.has_role("admin"),
+    )
+    return share, 201 if created else 200
+
+
+@bp.get("/l/<token>")
+def open_link(token: str):
+    """302 to the shared asset's own URL; a view is recorded for humans on GET (not HEAD)."""
+    url = follow_link(
+        ctx().sessions,
+        token,
+        request.headers.get("User-Agent"),
+        count=request.method == "GET",
+    )
+    response = redirect(url, code=302)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

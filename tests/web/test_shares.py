@@ -1,0 +1,150 @@
+"""POST /api/v1/deals/<id>/shares: roles, live assets, backfills, idempotency, links."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from enablement.db.models import Share
+from enablement.db.versioning import current_data_version
+from enablement.domain.links import link_token, token_hash
+from tests.crm_data import insert_asset, insert_deals, insert_pipeline, sample_deal
+
+URL = "/api/v1/deals/d1/shares"
+
+
+@pytest.fixture
+def data(sessions):
+    insert_pipeline(sessions)
+    insert_deals(sessions, sample_deal("d1"), sample_deal("d2", deleted=True))
+    insert_asset(sessions, "a1")
+    insert_asset(sessions, "draft", status="draft")
+    insert_asset(sessions, "old", status="retired", retired_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def shares(sessions):
+    with sessions() as session:
+        return session.scalars(select(Share).order_by(Share.id)).all()
+
+
+def test_sales_shares_a_live_asset_and_gets_a_trackable_link(
+    client, sessions, token_for, settings, data
+):
+    headers = {"Authorization": f"Bearer {token_for('sales', 'Rita Rep', owner_id='o7')}"}
+    response = client.post(URL, json={"asset_id": "a1", "channel": "email"}, headers=headers)
+    assert response.status_code == 201
+    body = response.get_json()
+    assert set(body) == {"id", "link", "shared_at"}
+    stored = shares(sessions)[0]
+    token = link_token(settings.secret_key, stored.id)
+    assert body["link"] == f"http://testserver/l/{token}"
+    assert stored.link_token_hash == token_hash(token)
+    assert token not in (stored.link_token_hash or "")
+    assert (stored.shared_by, stored.channel, stored.source) == ("o7", "email", "api")
+    assert stored.writeback_state is None
+
+
+def test_shared_by_is_the_token_name_without_an_owner_id(client, sessions, auth, data):
+    client.post(URL, json={"asset_id": "a1"}, headers=auth("marketing"))
+    assert shares(sessions)[0].shared_by == "test marketing"
+
+
+def test_a_share_bumps_the_data_version(client, sessions, auth, data):
+    with sessions() as session:
+        before = current_data_version(session)
+    client.post(URL, json={"asset_id": "a1"}, headers=auth("sales"))
+    with sessions() as session:
+        assert current_data_version(session) > before
+
+
+def test_only_an_admin_may_backfill_shared_at(client, sessions, auth, data):
+    body = {"asset_id": "a1", "shared_at": "2026-01-20T10:00:00+01:00"}
+    for role in ("sales", "marketing"):
+        assert client.post(URL, json=body, headers=auth(role)).status_code == 403
+    response = client.post(URL, json=body, headers=auth("admin"))
+    assert response.status_code == 201
+    assert response.get_json()["shared_at"] == "2026-01-20T09:00:00+00:00"
+    assert shares(sessions)[0].source == "backfill"
+
+
+def test_the_same_backfilled_share_twice_returns_the_existing_one(client, sessions, auth, data):
+    body = {"asset_id": "a1", "shared_at": "2026-01-20T10:00:00Z"}
+    first = client.post(URL, json=body, headers=auth("admin"))
+    second = client.post(URL, json=body, headers=auth("admin"))
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.get_json() == second.get_json()
+    assert len(shares(sessions)) == 1
+
+
+def test_writeback_marks_new_shares_pending(app, client, sessions, auth, data):
+    container = app.extensions["enablement"]
+    container.settings = container.settings.with_overrides(hubspot_writeback="notes")
+    client.post(URL, json={"asset_id": "a1"}, headers=auth("sales"))
+    assert shares(sessions)[0].writeback_state == "pending"
+
+
+@pytest.mark.parametrize("asset_id", ["draft", "old"])
+def test_an_asset_that_is_not_live_is_409(client, sessions, auth, data, asset_id):
+    response = client.post(URL, json={"asset_id": asset_id}, headers=auth("sales"))
+    assert response.status_code == 409
+    assert shares(sessions) == []
+
+
+@pytest.mark.parametrize(
+    "url,asset_id",
+    [
+        (URL, "nope"),
+        ("/api/v1/deals/nope/shares", "a1"),
+        ("/api/v1/deals/d2/shares", "a1"),  # deleted deal
+    ],
+)
+def test_an_unknown_deal_or_asset_is_404(client, auth, data, url, asset_id):
+    assert client.post(url, json={"asset_id": asset_id}, headers=auth("sales")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"asset_id": ""},
+        {"asset_id": 5},
+        {"asset_id": "a" * 65},
+        {"asset_id": "a1", "extra": True},
+        {"asset_id": "a1", "channel": "e\nmail"},
+        {"asset_id": "a1", "channel": "<script>alert(1)</script>"},
+        {"asset_id": "a1", "channel": "x" * 33},
+        {"asset_id": "a1", "shared_at": "2026-01-20T10:00:00"},
+        {"asset_id": "a1", "shared_at": "yesterday"},
+        ["a1"],
+        "a1",
+    ],
+)
+def test_bad_bodies_are_422_and_store_nothing(client, sessions, auth, data, body):
+    response = client.post(URL, json=body, headers=auth("admin"))
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "invalid_input"
+    assert shares(sessions) == []
+
+
+def test_malformed_json_is_400(client, auth, data):
+    headers = {**auth("sales"), "Content-Type": "application/json"}
+    assert client.post(URL, data='{"asset_id": ', headers=headers).status_code == 400
+
+
+def test_another_content_type_is_415(client, auth, data):
+    headers = {**auth("sales"), "Content-Type": "text/plain"}
+    assert client.post(URL, data='{"asset_id": "a1"}', headers=headers).status_code == 415
+
+
+def test_an_oversized_body_is_413(client, auth, data):
+    body = '{"asset_id": "' + "a" * (6 * 1024 * 1024) + '"}'
+    headers = {**auth("sales"), "Content-Type": "application/json"}
+    assert client.post(URL, data=body, headers=headers).status_code == 413
+
+
+def test_sharing_needs_a_valid_token(client, sessions, data):
+    assert client.post(URL, json={"asset_id": "a1"}).status_code == 401
+    bad = {"Authorization": "Bearer enb_wrong"}
+    assert client.post(URL, json={"asset_id": "a1"}, headers=bad).status_code == 401
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Share)) == 0
