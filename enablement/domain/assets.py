@@ -76,6 +76,7 @@ _INT = re.compile(r"^-?\d{1,9}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
+_NUMBER = re.compile(r"\d+")
 _TRACKING = re.compile(
     r"^(utm_.*|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi|hsctatracking)$"
 )
@@ -310,6 +311,11 @@ def normalise_title(title: str) -> str:
     return " ".join(sorted(utils.default_process(title or "").split()))
 
 
+def _numbers(title: str) -> list[str]:
+    """The numbers in a title: 'part 1' and 'part 2', or the 2025 and 2026 reports, differ."""
+    return _NUMBER.findall(title or "")
+
+
 @dataclass(frozen=True)
 class DuplicateCandidate:
     """The fields near-duplicate matching looks at."""
@@ -329,7 +335,8 @@ def find_near_duplicates(
 
     `existing` are the live assets not among `new`; new assets are also compared with
     each other (a pair reported once, on the later one). Same URL (normalised) wins over
-    a similar title. Titles are scored with token_sort_ratio in blocks (rapidfuzz.cdist),
+    a similar title; titles with different numbers in them (part 1, part 2) are not
+    similar. Titles are scored with token_sort_ratio in blocks (rapidfuzz.cdist),
     so 10,000 against 10,000 stays in memory and takes seconds, not minutes.
     """
     pool = [*existing, *new]
@@ -362,9 +369,10 @@ def find_near_duplicates(
                 add(i, j, "same_url", 100.0)
     for start in range(offset, len(pool), block):
         rows = titles[start : start + block]
+        # Only earlier entries can be reported, so later ones are not scored at all.
         scores = process.cdist(
             rows,
-            titles,
+            titles[: start + len(rows)],
             scorer=fuzz.ratio,
             processor=None,
             score_cutoff=threshold,
@@ -373,8 +381,7 @@ def find_near_duplicates(
         )
         for r, j in zip(*np.nonzero(scores), strict=True):
             i = start + int(r)
-            # Only earlier entries: existing assets, or new ones before this one.
-            if int(j) < i and titles[i]:
+            if int(j) < i and titles[i] and _numbers(pool[i].title) == _numbers(pool[int(j)].title):
                 add(i, int(j), "similar_title", float(scores[r, j]))
     warnings.sort(key=lambda w: (w["asset_id"], w["reason"] != "same_url", -w["score"]))
     return warnings
