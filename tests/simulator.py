@@ -195,9 +195,9 @@ def simulate(n_deals: int = 3000, seed: int = 7, as_of: datetime = AS_OF) -> Sim
         + [{"asset_id": g, "title": f"Piece {g}", "stages": [g.split("-")[1]]} for g in GENERIC]
     )
     hist = pd.DataFrame(history, columns=["deal_id", "pipeline_id", "stage_id", "t"])
-    hist["entered_at"] = pd.to_datetime(hist["t"] * 86400, unit="s", utc=True)
+    hist["entered_at"] = pd.to_datetime(hist["t"] * 86400, unit="s", utc=True).dt.round("us")
     sh = pd.DataFrame(shares, columns=["deal_id", "asset_id", "t", "shared_by"])
-    sh["shared_at"] = pd.to_datetime(sh["t"] * 86400, unit="s", utc=True)
+    sh["shared_at"] = pd.to_datetime(sh["t"] * 86400, unit="s", utc=True).dt.round("us")
     truth = {(a, stage): expected for a, (stage, _, expected) in PLANTED.items()}
     return SimData(
         stage_map=stage_map,
@@ -212,6 +212,17 @@ def simulate(n_deals: int = 3000, seed: int = 7, as_of: datetime = AS_OF) -> Sim
 
 def _ts(days: float) -> datetime:
     return datetime.fromtimestamp(days * 86400, tz=UTC)
+
+
+def _plain(value):
+    """numpy/pandas scalars as plain Python values (NaT/NaN as None)."""
+    if value is None or (not isinstance(value, list | str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def insert(sessions, data: SimData) -> None:
@@ -248,17 +259,20 @@ def insert(sessions, data: SimData) -> None:
             sa_insert(Deal),
             [
                 {
-                    "id": d["deal_id"],
-                    "name": d["name"],
-                    "pipeline_id": d["pipeline_id"],
-                    "current_stage_id": last.get(d["deal_id"]),
-                    "amount": d["amount"],
-                    "industry": d["industry"],
-                    "owner_id": d["owner_id"],
-                    "personas": d["personas"],
-                    "topics": d["topics"],
-                    "created_at": d["created_at"],
-                    "closed_at": d["closed_at"],
+                    k: _plain(v)
+                    for k, v in {
+                        "id": d["deal_id"],
+                        "name": d["name"],
+                        "pipeline_id": d["pipeline_id"],
+                        "current_stage_id": last.get(d["deal_id"]),
+                        "amount": d["amount"],
+                        "industry": d["industry"],
+                        "owner_id": d["owner_id"],
+                        "personas": d["personas"],
+                        "topics": d["topics"],
+                        "created_at": d["created_at"],
+                        "closed_at": d["closed_at"],
+                    }.items()
                 }
                 for d in data.deals.to_dict("records")
             ],
@@ -298,7 +312,7 @@ def insert(sessions, data: SimData) -> None:
                         "deal_id": r.deal_id,
                         "asset_id": r.asset_id,
                         "shared_at": r.shared_at.to_pydatetime(),
-                        "shared_by": r.shared_by,
+                        "shared_by": _plain(r.shared_by),
                     }
                     for r in data.shares.itertuples()
                 ],

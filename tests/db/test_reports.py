@@ -1,0 +1,150 @@
+"""Reports through the service: loaded from the database, cached per data version, reproducible."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from enablement.db.models import Asset, Deal, ReportCache
+from enablement.db.versioning import bump_data_version, current_data_version
+from enablement.services.reports import effect_for, get_report, render, rescore_assets
+from tests.simulator import insert as insert_simulated
+from tests.simulator import simulate
+
+EFFECT_KEYS = {
+    "asset_id",
+    "title",
+    "buying_stage",
+    "exposed_episodes",
+    "exposed_advances",
+    "hazard_ratio",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+    "median_days_exposed",
+    "median_days_unexposed",
+    "verdict",
+    "reason",
+}
+
+
+@pytest.fixture
+def data(sessions):
+    simulated = simulate(300, seed=3)
+    insert_simulated(sessions, simulated)
+    return simulated
+
+
+def test_the_effectiveness_report_has_the_documented_shape(sessions, settings, data):
+    report = get_report(sessions, settings, "effectiveness", data.as_of)
+    assert set(report) == {"as_of", "method", "items"}
+    assert report["items"]
+    assert all(set(item) == EFFECT_KEYS for item in report["items"])
+    assert report["as_of"] == data.as_of.isoformat()
+    titles = {it["asset_id"]: it["title"] for it in report["items"]}
+    assert titles["a-short"] == "Piece a-short"
+
+
+def test_a_report_is_read_from_the_cache_until_the_data_change(sessions, settings, data):
+    get_report(sessions, settings, "effectiveness", data.as_of)
+    with sessions.begin() as session:
+        session.execute(update(ReportCache).values(payload={"as_of": "marker", "items": []}))
+    assert get_report(sessions, settings, "effectiveness", data.as_of)["as_of"] == "marker"
+    with sessions.begin() as session:
+        bump_data_version(session)
+    assert get_report(sessions, settings, "effectiveness", data.as_of)["as_of"] != "marker"
+
+
+def test_the_report_for_now_is_cached_too(sessions, settings, data):
+    first = get_report(sessions, settings, "cycle-time")
+    second = get_report(sessions, settings, "cycle-time")
+    assert first["as_of"] == second["as_of"]
+
+
+def test_an_earlier_as_of_ignores_later_history(sessions, settings, data):
+    early = data.as_of - timedelta(days=200)
+    now = get_report(sessions, settings, "cycle-time", data.as_of)
+    then = get_report(sessions, settings, "cycle-time", early)
+    entered_now = sum(r["entered"] for r in now["buying_stages"])
+    entered_then = sum(r["entered"] for r in then["buying_stages"])
+    assert 0 < entered_then < entered_now
+    assert max(r["month"] for r in then["won_cycle_by_month"]) <= early.strftime("%Y-%m")
+
+
+def test_cycle_time_counts_add_up_and_quantiles_are_ordered(sessions, settings, data):
+    report = get_report(sessions, settings, "cycle-time", data.as_of)
+    assert [r["buying_stage"] for r in report["buying_stages"]] == [
+        "awareness",
+        "interest",
+        "evaluation",
+        "closing",
+    ]
+    for row in report["crm_stages"] + report["buying_stages"]:
+        assert row["entered"] == row["advanced"] + row["lost"] + row["open"] + row["other"]
+        if row["p75_days"] is not None:
+            assert row["p25_days"] <= row["median_days"] <= row["p75_days"]
+    assert {r["stage_id"] for r in report["crm_stages"]} >= {"p1-lead", "p1-disc", "p2-poc"}
+    assert sum(r["won"] for r in report["won_cycle_by_month"]) > 0
+    assert all(r["open"] > 0 for r in report["buying_stages"])
+
+
+def test_deleted_deals_are_left_out(sessions, settings, data):
+    before = get_report(sessions, settings, "cycle-time", data.as_of)
+    with sessions.begin() as session:
+        session.execute(update(Deal).values(deleted_at=data.as_of))
+        bump_data_version(session)
+    after = get_report(sessions, settings, "cycle-time", data.as_of)
+    assert sum(r["entered"] for r in before["buying_stages"]) > 0
+    assert sum(r["entered"] for r in after["buying_stages"]) == 0
+    assert after["won_cycle_by_month"] == []
+
+
+def test_effect_for_reads_the_cached_report_and_never_computes(sessions, settings, data):
+    assert effect_for(sessions, "a-short", "evaluation") is None
+    get_report(sessions, settings, "effectiveness", data.as_of)
+    effect = effect_for(sessions, "a-short", "evaluation")
+    assert effect["exposed_episodes"] > 0
+    assert effect_for(sessions, "a-short", "awareness") is None
+
+
+def test_every_report_renders_as_csv_and_table(sessions, settings, data):
+    for kind in ("coverage", "cycle-time", "effectiveness"):
+        report = get_report(sessions, settings, kind, data.as_of)
+        csv_text = render(kind, report, "csv")
+        assert csv_text.count("\n") >= 2
+        assert "nan" not in csv_text.lower().split(",")
+        assert render(kind, report, "table").startswith(csv_text.split(",")[0])
+
+
+def test_rescoring_assets_flags_product_pitches_and_bumps_the_data_version(sessions, settings):
+    with sessions.begin() as session:
+        session.add_all(
+            [
+                Asset(
+                    id="pitch",
+                    title="Why Acme Cloud is the answer",
+                    url="https://example.com/p",
+                    kind="article",
+                    author="A",
+                    summary="Acme Cloud pricing starts per seat. Book a demo of Acme Cloud today.",
+                ),
+                Asset(
+                    id="pov",
+                    title="Five questions boards ask about supply risk",
+                    url="https://example.com/q",
+                    kind="article",
+                    author="B",
+                    summary="Boards care about resilience. Here is how to frame the debate.",
+                ),
+            ]
+        )
+    with sessions.begin() as session:
+        version = current_data_version(session)
+    terms = settings.with_overrides(product_terms=("Acme Cloud",))
+    assert rescore_assets(sessions, terms) == 2
+    with sessions.begin() as session:
+        flags = dict(session.execute(select(Asset.id, Asset.pitch_flag)).all())
+        assert current_data_version(session) == version + 1
+    assert flags == {"pitch": True, "pov": False}
+    assert rescore_assets(sessions, terms) == 0
