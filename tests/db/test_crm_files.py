@@ -347,3 +347,23 @@ def test_an_export_to_standard_output_prints_records(runner, sessions):
     result = runner("export", "deals")
     assert result.exit_code == 0
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["d1", "d2"]
+
+
+def test_bad_history_entries_are_reported_per_entry(runner, sessions, tmp_path):
+    insert_pipeline(sessions)
+    deal = sample_deal("d1")
+    deal["stage_history"] = [
+        {"stage": "disc", "entered_at": "2026-01-05T09:00:00"},
+        {"stage": "demo", "entered_at": "2026-01-06T09:00:00Z", "note": "x"},
+        "disc",
+        {"entered_at": "2026-01-07 09:00"},
+    ]
+    path = write_jsonl(tmp_path / "d.jsonl", [deal])
+    result = runner("import", "deals", str(path))
+    assert result.exit_code == 1
+    errors = json.loads(result.stderr.splitlines()[0].split(": ", 1)[1])["stage_history"]
+    assert "no zone" in errors["0"]["entered_at"][0]
+    assert errors["1"] == {"note": ["unknown field"]}
+    assert "_schema" in errors["2"]
+    assert set(errors["3"]) == {"stage", "entered_at"}
+    assert count(sessions, Deal) == 0
