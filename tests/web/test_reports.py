@@ -1,0 +1,110 @@
+"""Reports over HTTP and the command line: roles, formats, as_of, bad input."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from tests.simulator import insert, simulate
+
+AS_OF = "2026-06-30T00:00:00Z"
+
+
+@pytest.fixture
+def data(sessions):
+    simulated = simulate(150, seed=5)
+    insert(sessions, simulated)
+    return simulated
+
+
+@pytest.mark.parametrize("kind", ["coverage", "cycle-time", "effectiveness"])
+def test_marketing_gets_every_report_as_json(client, auth, data, kind):
+    response = client.get(f"/api/v1/reports/{kind}?as_of={AS_OF}", headers=auth("marketing"))
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["as_of"] == "2026-06-30T00:00:00+00:00"
+    assert "NaN" not in response.get_data(as_text=True)
+
+
+def test_the_effectiveness_report_answers_as_csv_with_a_header(client, auth, data):
+    response = client.get(
+        f"/api/v1/reports/effectiveness?format=csv&as_of={AS_OF}", headers=auth("admin")
+    )
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert rows and {"asset_id", "verdict", "hazard_ratio", "q_value"} <= set(rows[0])
+
+
+def test_sales_may_not_read_reports(client, auth, data):
+    response = client.get("/api/v1/reports/coverage", headers=auth("sales"))
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden"
+
+
+def test_reports_need_a_token(client):
+    assert client.get("/api/v1/reports/effectiveness").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "format=html",
+        "format=xml",
+        "as_of=2026-06-30T00:00:00",  # no zone
+        "as_of=yesterday",
+        "as_of=" + "9" * 500,
+        "unknown=1",
+    ],
+)
+def test_bad_report_queries_are_422(client, auth, query):
+    response = client.get(f"/api/v1/reports/cycle-time?{query}", headers=auth("marketing"))
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "invalid_input"
+
+
+def test_the_cli_prints_the_effectiveness_report_as_json(runner, data):
+    result = runner("report", "effectiveness", "--format", "json", "--as-of", AS_OF)
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert {it["verdict"] for it in body["items"]} <= {
+        "shortens",
+        "lengthens",
+        "no_evidence",
+        "insufficient_data",
+    }
+
+
+def test_the_cli_prints_a_table_by_default(runner, data):
+    result = runner("report", "cycle-time", "--as-of", AS_OF)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].split()[:3] == ["section", "pipeline_id", "stage"]
+    assert "buying_stage" in result.stdout and "won_by_month" in result.stdout
+
+
+def test_the_cli_writes_the_coverage_html_to_a_file(runner, data, tmp_path):
+    out = tmp_path / "coverage.html"
+    result = runner("report", "coverage", "--format", "html", "--output", str(out))
+    assert result.exit_code == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    assert '<table class="heat">' in text and "https:" not in text
+
+
+def test_the_cli_refuses_html_for_other_reports(runner, data):
+    result = runner("report", "effectiveness", "--format", "html")
+    assert result.exit_code == 1
+    assert "coverage report only" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["2026-06-30T00:00:00", "next tuesday", ""])
+def test_the_cli_refuses_an_as_of_without_a_zone_or_not_a_time(runner, value):
+    result = runner("report", "coverage", "--as-of", value)
+    assert result.exit_code == 1
+    assert "--as-of" in result.stderr
+
+
+def test_the_cli_reports_an_unwritable_output_as_an_error(runner, data, tmp_path):
+    result = runner("report", "coverage", "--output", str(tmp_path / "missing" / "x.csv"))
+    assert result.exit_code == 1
+    assert "cannot write" in result.stderr
