@@ -1,0 +1,407 @@
+"""The CRM interface in the product's terms, implemented on HubSpot with hubspot-api-client.
+
+Everything HubSpot-shaped (SDK objects, JSON, status codes) stays in this package; callers
+get PipelineRecord, OwnerRecord, DealRecord and the product's error kinds.
+
+NOTE: the SDK builds, authenticates and sends every request; its urllib3 retries are
+switched off and each call goes through `_call`, which owns rate limiting and retries
+(urllib3's Retry would not retry POST, would hide retries from the call count, and knows
+nothing of HubSpot's 4-per-second search limit). Responses are read with
+`_preload_content=False` and parsed in mapping.py: the generated models cost more than
+the whole rest of a sync at 100,000 deals and validate fields we do not use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm.deals import BatchReadInputSimplePublicObjectId, PublicObjectSearchRequest
+from hubspot.crm.deals.exceptions import ApiException as DealsApiException
+from hubspot.crm.objects.notes import (
+    AssociationSpec,
+    PublicAssociationsForObject,
+    PublicObjectId,
+    SimplePublicObjectInputForCreate,
+)
+from hubspot.crm.objects.notes import PublicObjectSearchRequest as NoteSearchRequest
+from hubspot.crm.objects.notes.exceptions import ApiException as NotesApiException
+from hubspot.crm.owners.exceptions import ApiException as OwnersApiException
+from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiException
+from urllib3.util.retry import Retry
+
+from enablement.domain.crm import DealRecord, OwnerRecord, PipelineRecord
+from enablement.errors import ExternalServiceError, NotFound
+from integrations.hubspot.mapping import (
+    STAGE,
+    DealProperties,
+    deal_from_hubspot,
+    from_millis,
+    owner_from_hubspot,
+    pipeline_from_hubspot,
+    to_millis,
+)
+from integrations.hubspot.ratelimit import RateLimiter, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+_API_ERRORS = (DealsApiException, NotesApiException, OwnersApiException, PipelinesApiException)
+
+# HubSpot's page sizes (the API's maxima for each read).
+HISTORY_PAGE = 50  # list endpoint with propertiesWithHistory
+BATCH_READ = 100  # batch read inputs
+SEARCH_PAGE = 200  # search results per request
+SEARCH_CAP = 10_000  # the search API answers at most this many results for one query
+OWNERS_PAGE = 500
+ARCHIVED_IDS_PAGE = 100  # list endpoint without history
+NOTE_TO_DEAL = 214  # HUBSPOT_DEFINED association type: note -> deal
+
+
+class HubSpotAuthError(ExternalServiceError):
+    """HubSpot refused the token (401) or its scopes (403): retrying cannot help."""
+
+    code = "hubspot_unauthorized"
+
+
+@dataclass
+class CallStats:
+    """Requests sent to HubSpot (retries included) and how many were retries."""
+
+    calls: int = 0
+    retries: int = 0
+    search_calls: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, search: bool) -> None:
+        """One request sent."""
+        with self._lock:
+            self.calls += 1
+            self.search_calls += int(search)
+
+    def failed(self, status: str) -> None:
+        """One request answered with an error (or none) and retried."""
+        with self._lock:
+            self.retries += 1
+            self.by_status[status] = self.by_status.get(status, 0) + 1
+
+
+@dataclass(frozen=True)
+class DealPage:
+    """Deals read in one step, and the resume token that is safe to store once they are committed.
+
+    For a listing the token is HubSpot's paging cursor (None at the end); for a modified-since
+    read it is the time up to which every modified deal has been yielded (None mid-window).
+    """
+
+    deals: list[DealRecord]
+    resume: str | None = None
+    done: bool = False
+
+
+class HubSpotCrm:
+    """The CRM, read and written through HubSpot's v3 APIs within its rate limits."""
+
+    def __init__(
+        self,
+        access_token: str,
+        api_base: str = "https://api.hubapi.com",
+        rate_limit: tuple[int, float] = (100, 10.0),
+        properties: DealProperties | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        search_rate: tuple[int, float] = (4, 1.0),
+        timeout: tuple[float, float] = (10.0, 60.0),
+    ):
+        if not access_token:
+            raise ExternalServiceError("HUBSPOT_ACCESS_TOKEN is not set")
+        # NOTE: Retry(0) turns urllib3's own retries off; `_call` retries, counts and limits.
+        sdk = HubSpot(
+            access_token=access_token,
+            host=api_base.rstrip("/"),
+            retry=Retry(total=0, redirect=0, raise_on_status=False),
+        )
+        # Each property builds a new ApiClient (and connection pool): build them once.
+        self._deals = sdk.crm.deals.basic_api
+        self._deals_batch = sdk.crm.deals.batch_api
+        self._deals_search = sdk.crm.deals.search_api
+        self._pipelines = sdk.crm.pipelines.pipelines_api
+        self._owners = sdk.crm.owners.owners_api
+        self._notes = sdk.crm.objects.notes.basic_api
+        self._notes_search = sdk.crm.objects.notes.search_api
+        self.properties = properties or DealProperties()
+        self.policy = policy or RetryPolicy()
+        self.limiter = RateLimiter(*rate_limit)
+        self.search_limiter = RateLimiter(*search_rate)
+        self.stats = CallStats()
+        self.search_cap = SEARCH_CAP
+        self._sleep = sleep
+        self._timeout = timeout
+        self._rng = random.Random()
+
+    @classmethod
+    def from_settings(cls, settings) -> HubSpotCrm:
+        """The client configured by HUBSPOT_* settings."""
+        return cls(
+            access_token=settings.hubspot_access_token,
+            api_base=settings.hubspot_api_base,
+            rate_limit=settings.hubspot_rate_limit,
+            properties=DealProperties(
+                industry=settings.hubspot_industry_property,
+                personas=settings.hubspot_personas_property,
+                topics=settings.hubspot_topics_property,
+            ),
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def fetch_pipelines(self) -> list[PipelineRecord]:
+        """Every deal pipeline with its stages (archived ones included, marked)."""
+        data = self._call(self._pipelines.get_all, "deals")
+        return [pipeline_from_hubspot(item) for item in data.get("results") or []]
+
+    def iter_owners(self) -> Iterator[OwnerRecord]:
+        """Every owner, active then archived (deals keep owners who left)."""
+        for archived in (False, True):
+            after = None
+            while True:
+                data = self._call(
+                    self._owners.get_page, limit=OWNERS_PAGE, after=after, archived=archived
+                )
+                for item in data.get("results") or []:
+                    yield owner_from_hubspot({**item, "archived": archived or item.get("archived")})
+                after = _next_after(data)
+                if after is None:
+                    break
+
+    def iter_all_deals(
+        self, after: str | None = None, archived: bool = False
+    ) -> Iterator[DealPage]:
+        """Every deal with its complete stage history, a page of 50 at a time, from `after` on."""
+        while True:
+            data = self._call(
+                self._deals.get_page,
+                limit=HISTORY_PAGE,
+                after=after,
+                properties=self.properties.names(),
+                properties_with_history=[STAGE],
+                archived=archived,
+            )
+            deals = [self._deal(item, archived) for item in data.get("results") or []]
+            after = _next_after(data)
+            yield DealPage(deals, resume=after, done=after is None)
+            if after is None:
+                return
+
+    def iter_archived_deal_ids(self) -> Iterator[list[str]]:
+        """Ids of archived deals, a page of 100 at a time (no history: only to mark them deleted)."""
+        after = None
+        while True:
+            data = self._call(
+                self._deals.get_page,
+                limit=ARCHIVED_IDS_PAGE,
+                after=after,
+                properties=["hs_object_id"],
+                archived=True,
+            )
+            yield [str(item["id"]) for item in data.get("results") or []]
+            after = _next_after(data)
+            if after is None:
+                return
+
+    def fetch_deals(self, ids: Iterable[str]) -> list[DealRecord]:
+        """These deals with their histories (batch reads of 100); ids HubSpot does not know are left out."""
+        ids = list(dict.fromkeys(str(i) for i in ids))
+        deals: list[DealRecord] = []
+        for start in range(0, len(ids), BATCH_READ):
+            chunk = ids[start : start + BATCH_READ]
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[{"id": i} for i in chunk],
+                properties=self.properties.names(),
+                properties_with_history=[STAGE],
+            )
+            data = self._call(self._deals_batch.read, body, archived=False)
+            deals += [self._deal(item, False) for item in data.get("results") or []]
+        return deals
+
+    def iter_deals_modified_between(self, start: datetime, end: datetime) -> Iterator[DealPage]:
+        """Deals whose hs_lastmodifieddate is in [start, end), with histories, oldest window first.
+
+        The range is cut into windows of at most 10,000 results (halving a window whose
+        total exceeds the search cap); within a window, results are paged by hs_object_id
+        (keyset), so deals modified during the read cannot shift the pages and make others
+        skipped. A page with `resume` set closes a window: everything before it was yielded.
+        """
+        stack = [(to_millis(start), to_millis(end))]
+        while stack:
+            low, high = stack.pop()
+            if high <= low:
+                continue
+            total, ids, last_id = self._search_ids(low, high, None)
+            if total > self.search_cap and high - low > 1:
+                middle = (low + high) // 2
+                stack += [(middle, high), (low, middle)]
+                continue
+            while ids:
+                yield DealPage(self.fetch_deals(ids))
+                if len(ids) < SEARCH_PAGE:
+                    break
+                _, ids, last_id = self._search_ids(low, high, last_id)
+            yield DealPage([], resume=from_millis(high).isoformat())
+
+    def _search_ids(self, low: int, high: int, after_id: str | None) -> tuple[int, list[str], str]:
+        """One search page of deal ids modified in [low, high) ms, ids above after_id, ascending."""
+        filters = [
+            {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(low)},
+            {"propertyName": "hs_lastmodifieddate", "operator": "LT", "value": str(high)},
+        ]
+        if after_id is not None:
+            filters.append({"propertyName": "hs_object_id", "operator": "GT", "value": after_id})
+        request = PublicObjectSearchRequest(
+            filter_groups=[{"filters": filters}],
+            sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+            properties=["hs_object_id"],
+            limit=SEARCH_PAGE,
+        )
+        data = self._call(self._deals_search.do_search, request, search=True)
+        ids = [str(item["id"]) for item in data.get("results") or []]
+        return int(data.get("total") or 0), ids, (ids[-1] if ids else after_id or "0")
+
+    # -- write-back ----------------------------------------------------------------------
+
+    def create_note(self, deal_id: str, body: str, timestamp: datetime) -> str:
+        """Create a note on the deal (association 214, note to deal); returns the note id."""
+        request = SimplePublicObjectInputForCreate(
+            properties={"hs_note_body": body, "hs_timestamp": timestamp.isoformat()},
+            associations=[
+                PublicAssociationsForObject(
+                    to=PublicObjectId(id=str(deal_id)),
+                    types=[
+                        AssociationSpec(
+                            association_category="HUBSPOT_DEFINED",
+                            association_type_id=NOTE_TO_DEAL,
+                        )
+                    ],
+                )
+            ],
+        )
+        return str(self._call(self._notes.create, request)["id"])
+
+    def find_note(self, deal_id: str, marker: str) -> str | None:
+        """The id of a note on the deal whose body contains `marker`, if one exists."""
+        after = None
+        while True:
+            request = NoteSearchRequest(
+                filter_groups=[
+                    {
+                        "filters": [
+                            {
+                                "propertyName": "associations.deal",
+                                "operator": "EQ",
+                                "value": str(deal_id),
+                            }
+                        ]
+                    }
+                ],
+                properties=["hs_note_body"],
+                limit=SEARCH_PAGE,
+                after=after,
+            )
+            data = self._call(self._notes_search.do_search, request, search=True)
+            for item in data.get("results") or []:
+                if marker in ((item.get("properties") or {}).get("hs_note_body") or ""):
+                    return str(item["id"])
+            after = _next_after(data)
+            if after is None or int(after) >= SEARCH_CAP:
+                return None
+
+    # -- transport -----------------------------------------------------------------------
+
+    def _deal(self, item: dict, archived: bool) -> DealRecord:
+        if archived:
+            item = {**item, "archived": True}
+        return deal_from_hubspot(item, self.properties)
+
+    def _call(self, method, *args, search: bool = False, **kwargs) -> dict:
+        """Send one SDK call within the rate limits; retry 429, 5xx and network errors; parse JSON."""
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        attempt = 0
+        while True:
+            attempt += 1
+            if search:
+                self.search_limiter.acquire()
+            self.limiter.acquire()
+            self.stats.count(search)
+            try:
+                response = method(
+                    *args, _preload_content=False, _request_timeout=self._timeout, **kwargs
+                )
+                raw = response.data
+                response.release_conn()
+                return json.loads(raw) if raw else {}
+            except _API_ERRORS as e:
+                status = int(e.status or 0)
+                wait = self._wait_for(status, e, attempt)
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                status = 0
+                wait = self._wait_for(0, e, attempt)
+            except ValueError as e:  # a body that is not JSON
+                raise ExternalServiceError(
+                    f"HubSpot answered something that is not JSON: {e}"
+                ) from e
+            self.stats.failed(str(status) if status else "network")
+            log.warning(
+                "HubSpot call failed (%s); retry %d in %.2fs", status or "network", attempt, wait
+            )
+            self._sleep(wait)
+
+    def _wait_for(self, status: int, error: Exception, attempt: int) -> float:
+        """Seconds to wait before retrying, or raise the product error when retrying cannot help."""
+        if status in (401, 403):
+            raise HubSpotAuthError(
+                f"HubSpot refused the access token ({status}): check HUBSPOT_ACCESS_TOKEN and that "
+                "the private app has the scopes crm.objects.deals.read, crm.schemas.deals.read, "
+                "crm.objects.owners.read (and crm.objects.deals.write for note write-back)",
+                {"status": status},
+            ) from error
+        body = _body(error)
+        retryable = status == 429 or status == 0 or status >= 500
+        if not retryable:
+            if status == 404:
+                raise NotFound(f"HubSpot: not found ({body[:200]})") from error
+            raise ExternalServiceError(
+                f"HubSpot rejected a request ({status}): {body[:300]}", {"status": status}
+            ) from error
+        if status == 429 and '"DAILY"' in body:
+            raise ExternalServiceError(
+                "HubSpot's daily API limit is used up; run the sync again tomorrow", {"status": 429}
+            ) from error
+        if attempt >= self.policy.max_attempts:
+            raise ExternalServiceError(
+                f"HubSpot kept failing ({status or type(error).__name__}) after {attempt} attempts",
+                {"status": status},
+            ) from error
+        if status == 429:
+            headers = getattr(error, "headers", None) or {}
+            return self.policy.retry_after(headers.get("Retry-After"))
+        return self.policy.backoff(attempt, self._rng)
+
+
+def _next_after(data: dict) -> str | None:
+    """The paging cursor of the next page, or None on the last one."""
+    return ((data.get("paging") or {}).get("next") or {}).get("after") or None
+
+
+def _body(error: Exception) -> str:
+    body = getattr(error, "body", None)
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace")
+    return str(body or error)

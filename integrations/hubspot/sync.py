@@ -1,0 +1,266 @@
+"""The CRM sync use case: pipelines, owners, deals with exact stage history, then note write-back.
+
+Works on any CRM object with the interface of integrations.hubspot.client.HubSpotCrm.
+Every page of deals is committed in its own transaction together with the resume point
+it completes, so a sync killed at any moment and run again ends with the same data as
+an uninterrupted run (re-applying a page changes nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from enablement.db.crm import (
+    UpsertCounts,
+    mark_deals_deleted,
+    upsert_deals,
+    upsert_owners,
+    upsert_pipelines,
+)
+from enablement.db.models import SyncState
+from enablement.db.types import utcnow
+from enablement.domain.crm import DealRecord, PipelineRecord, StageEntry
+
+log = logging.getLogger(__name__)
+
+SOURCE = "hubspot"
+FULL_KEY = "hubspot.full"  # an unfinished full sync: phase, paging cursor, start time
+CURSOR_KEY = "hubspot.cursor"  # incremental: every deal modified before modified_since is stored
+# NOTE: the search index trails writes by seconds; re-reading the last minutes is idempotent.
+OVERLAP = timedelta(minutes=5)
+OWNER_BATCH = 500
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class SyncSummary:
+    """What a sync did, for the end-of-run report."""
+
+    mode: str = "incremental"
+    resumed: bool = False
+    pipelines: UpsertCounts = field(default_factory=UpsertCounts)
+    owners: UpsertCounts = field(default_factory=UpsertCounts)
+    deals: UpsertCounts = field(default_factory=UpsertCounts)
+    deals_read: int = 0
+    deleted_by_listing: int = 0
+    skipped: int = 0
+    notes_written: int = 0
+    notes_failed: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The summary as short human-readable lines."""
+        d = self.deals
+        out = [
+            f"sync: {self.mode}{' (resumed)' if self.resumed else ''}",
+            f"pipelines: {self.pipelines.created} created, {self.pipelines.updated} updated",
+            f"owners: {self.owners.created} created, {self.owners.updated} updated",
+            f"deals: {self.deals_read} read, {d.created} created, {d.updated} updated, "
+            f"{d.deleted + self.deleted_by_listing} deleted, {d.unchanged} unchanged, {self.skipped} skipped",
+            f"stage changes: {d.stage_changes_added} added, {d.stage_changes_removed} removed",
+            f"api calls: {self.api_calls} ({self.retries} retries)",
+        ]
+        if self.notes_written or self.notes_failed:
+            out.append(
+                f"notes: {self.notes_written} written, {self.notes_failed} failed (retried next sync)"
+            )
+        out += [f"warning: {w}" for w in self.warnings]
+        return out
+
+
+def sync_crm(
+    sessions: sessionmaker[Session],
+    crm,
+    full: bool = False,
+    writeback: bool = False,
+    on_progress: Progress | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> SyncSummary:
+    """Sync pipelines, owners and deals (all of them, or those modified since the cursor); then write back notes."""
+    run = _Run(sessions, crm, on_progress or (lambda phase, n: None), now)
+    calls_before, retries_before = _stats(crm)
+    run.sync_pipelines()
+    run.sync_owners()
+    cursor = run.state(CURSOR_KEY)
+    if full or not cursor:
+        run.summary.mode = "full"
+        run.sync_all_deals()
+    else:
+        run.sync_modified_deals(datetime.fromisoformat(cursor["modified_since"]))
+    if writeback:
+        from integrations.hubspot.notes import write_back_shares
+
+        counts = write_back_shares(sessions, crm)
+        run.summary.notes_written = counts.written + counts.recovered
+        run.summary.notes_failed = counts.failed
+    calls, retries = _stats(crm)
+    run.summary.api_calls, run.summary.retries = calls - calls_before, retries - retries_before
+    return run.summary
+
+
+def _stats(crm) -> tuple[int, int]:
+    stats = getattr(crm, "stats", None)
+    return (stats.calls, stats.retries) if stats else (0, 0)
+
+
+class _Run:
+    """One sync run: the pipelines it knows, its counters, and how it commits pages."""
+
+    def __init__(self, sessions, crm, on_progress: Progress, now):
+        self.sessions = sessions
+        self.crm = crm
+        self.on_progress = on_progress
+        self.now = now
+        self.summary = SyncSummary()
+        self.stages: dict[str, dict[str, None]] = {}  # pipeline id -> its stage ids
+        self.stage_owner: dict[str, str] = {}  # stage id -> the one pipeline that has it
+        self.refetched = False
+
+    # -- state ---------------------------------------------------------------------------
+
+    def state(self, key: str) -> dict | None:
+        """A stored sync state value, or None."""
+        with self.sessions.begin() as session:
+            row = session.get(SyncState, key)
+            return dict(row.value) if row else None
+
+    @staticmethod
+    def _put(session: Session, key: str, value: dict | None) -> None:
+        row = session.get(SyncState, key)
+        if value is None:
+            if row is not None:
+                session.delete(row)
+        elif row is None:
+            session.add(SyncState(key=key, value=value))
+        else:
+            row.value = value
+
+    # -- pipelines and owners ------------------------------------------------------------
+
+    def sync_pipelines(self) -> None:
+        """Store every pipeline and stage (new or changed stages get mapping suggestions)."""
+        records = self.crm.fetch_pipelines()
+        with self.sessions.begin() as session:
+            self.summary.pipelines.add(upsert_pipelines(session, records))
+        self._index(records)
+        self.on_progress("pipelines", len(records))
+
+    def _index(self, records: list[PipelineRecord]) -> None:
+        owners: dict[str, set[str]] = {}
+        for pipeline in records:
+            self.stages[pipeline.id] = {s.id: None for s in pipeline.stages}
+            for stage in pipeline.stages:
+                owners.setdefault(stage.id, set()).add(pipeline.id)
+        self.stage_owner = {s: next(iter(p)) for s, p in owners.items() if len(p) == 1}
+
+    def sync_owners(self) -> None:
+        """Store every owner, in batches."""
+        batch, seen = [], 0
+        for owner in self.crm.iter_owners():
+            batch.append(owner)
+            if len(batch) >= OWNER_BATCH:
+                seen += self._owners(batch)
+                batch = []
+        seen += self._owners(batch)
+        self.on_progress("owners", seen)
+
+    def _owners(self, batch) -> int:
+        if batch:
+            unique = list({o.id: o for o in batch}.values())
+            with self.sessions.begin() as session:
+                self.summary.owners.add(upsert_owners(session, unique))
+        return len(batch)
+
+    # -- deals ---------------------------------------------------------------------------
+
+    def sync_all_deals(self) -> None:
+        """Every deal, active then archived, resuming an interrupted full sync where it stopped."""
+        progress = self.state(FULL_KEY)
+        if progress:
+            self.summary.resumed = True
+        else:
+            progress = {"phase": "active", "after": None, "started_at": self.now().isoformat()}
+            with self.sessions.begin() as session:
+                self._put(session, FULL_KEY, progress)
+        started_at = datetime.fromisoformat(progress["started_at"])
+        phases = ["active", "archived"]
+        for phase in phases[phases.index(progress["phase"]) :]:
+            after = progress["after"] if phase == progress["phase"] else None
+            for page in self.crm.iter_all_deals(after=after, archived=phase == "archived"):
+                if not page.done:
+                    updates = {FULL_KEY: {**progress, "phase": phase, "after": page.resume}}
+                elif phase == "active":
+                    updates = {FULL_KEY: {**progress, "phase": "archived", "after": None}}
+                else:
+                    cursor = (started_at - OVERLAP).isoformat()
+                    updates = {FULL_KEY: None, CURSOR_KEY: {"modified_since": cursor}}
+                self.apply(page.deals, updates)
+
+    def sync_modified_deals(self, since: datetime) -> None:
+        """Deals modified since the cursor (with overlap), then archived ones marked deleted."""
+        start, end = since, self.now()
+        for page in self.crm.iter_deals_modified_between(start, end):
+            updates = {}
+            if page.resume:
+                moved = max(datetime.fromisoformat(page.resume) - OVERLAP, since)
+                updates[CURSOR_KEY] = {"modified_since": moved.isoformat()}
+            self.apply(page.deals, updates)
+        for ids in self.crm.iter_archived_deal_ids():
+            if ids:
+                with self.sessions.begin() as session:
+                    self.summary.deleted_by_listing += mark_deals_deleted(session, ids)
+
+    def apply(self, deals: list[DealRecord], updates: dict[str, dict | None]) -> None:
+        """Commit one page of deals together with the resume point it completes."""
+        records = self._resolve(deals)
+        with self.sessions.begin() as session:
+            if records:
+                self.summary.deals.add(upsert_deals(session, records, SOURCE))
+            for key, value in updates.items():
+                self._put(session, key, value)
+        self.summary.deals_read += len(deals)
+        if deals:
+            self.on_progress("deals", self.summary.deals_read)
+
+    def _resolve(self, deals: list[DealRecord]) -> list[DealRecord]:
+        """Deals whose pipeline is known (refetching pipelines once), each entry tagged with its pipeline."""
+        if any(d.pipeline_id not in self.stages for d in deals) and not self.refetched:
+            self.refetched = True
+            self.sync_pipelines()
+        resolved: dict[str, DealRecord] = {}
+        for deal in deals:
+            if deal.pipeline_id not in self.stages:
+                self.summary.skipped += 1
+                message = f"deal {deal.id} skipped: unknown pipeline {deal.pipeline_id!r}"
+                log.warning(message)
+                if len(self.summary.warnings) < 20:
+                    self.summary.warnings.append(message)
+                continue
+            resolved[deal.id] = _tag_pipelines(
+                deal, self.stages[deal.pipeline_id], self.stage_owner
+            )
+        return list(resolved.values())
+
+
+def _tag_pipelines(deal: DealRecord, own_stages: dict, stage_owner: dict[str, str]) -> DealRecord:
+    """Entries in a stage of another pipeline (the deal moved) carry that pipeline; unknown stages stay the deal's."""
+    entries = []
+    changed = False
+    for entry in deal.stage_history:
+        other = None if entry.stage_id in own_stages else stage_owner.get(entry.stage_id)
+        if other and other != entry.pipeline_id:
+            entries.append(StageEntry(entry.entered_at, entry.stage_id, other))
+            changed = True
+        else:
+            entries.append(entry)
+    if not changed:
+        return deal
+    return replace(deal, stage_history=tuple(entries))

@@ -1,0 +1,538 @@
+"""A fake HubSpot over real HTTP on loopback: the v3 endpoints the sync uses, HubSpot's page limits, injectable faults.
+
+Run it in a thread (tests) or as a process (`python tests/integrations/fake_hubspot.py
+--deals 20000 --port 0` prints its URL; the benchmark uses that).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+TOKEN = "fake-token"
+HISTORY_LIMIT = 50
+BATCH_LIMIT = 100
+SEARCH_LIMIT = 200
+SEARCH_CAP = 10_000
+
+
+def iso(moment: datetime) -> str:
+    """HubSpot's timestamp format: UTC, milliseconds, Z."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def to_ms(moment: datetime) -> datetime:
+    """The moment at HubSpot's precision (milliseconds)."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def millis(moment: datetime) -> int:
+    """Epoch milliseconds."""
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass
+class FakeDeal:
+    """A deal as the fake stores it: current properties, stage history (oldest first), archived flag."""
+
+    id: int
+    properties: dict
+    history: list[tuple[str, datetime]]
+    modified: datetime
+    archived: bool = False
+
+    def as_json(self, props: list[str], with_history: bool) -> dict:
+        """The deal as HubSpot's v3 API answers it (history newest first, as HubSpot does)."""
+        current = {
+            **self.properties,
+            "dealstage": self.history[-1][0] if self.history else None,
+            "hs_lastmodifieddate": iso(self.modified),
+            "hs_object_id": str(self.id),
+        }
+        out = {
+            "id": str(self.id),
+            "properties": {p: current.get(p) for p in props} if props else current,
+            "createdAt": current.get("createdate"),
+            "updatedAt": iso(self.modified),
+            "archived": self.archived,
+        }
+        if with_history:
+            out["propertiesWithHistory"] = {
+                "dealstage": [
+                    {"value": stage, "timestamp": iso(at), "sourceType": "CRM_UI"}
+                    for stage, at in reversed(self.history)
+                ]
+            }
+        return out
+
+
+@dataclass
+class Fault:
+    """An error answer for matching requests: `times` of them, optionally after `skip` matching ones pass."""
+
+    status: int
+    times: int = 1
+    skip: int = 0
+    path: str = ""
+    method: str | None = None
+    headers: dict = field(default_factory=dict)
+    body: dict | None = None
+
+
+class FakeHubSpot:
+    """The fake's state and its HTTP server."""
+
+    def __init__(self, token: str = TOKEN, search_cap: int = SEARCH_CAP):
+        self.token = token
+        self.search_cap = search_cap
+        self.pipelines: list[dict] = []
+        self.owners: list[dict] = []
+        self.deals: dict[int, FakeDeal] = {}
+        self.notes: dict[str, dict] = {}
+        self.faults: list[Fault] = []
+        self.log: deque = deque(maxlen=200_000)  # (monotonic time, method, path, status)
+        self.search_totals: list[tuple[int, int, int]] = []  # (total, after offset, results)
+        self.lock = threading.Lock()
+        self._note_ids = itertools.count(9_000_001)
+        self.server: ThreadingHTTPServer | None = None
+
+    # -- data helpers --------------------------------------------------------------------
+
+    def add_pipeline(
+        self, pipeline_id: str, label: str, stages: list[tuple[str, str, float, bool]]
+    ):
+        """A pipeline with stages (id, label, probability, closed)."""
+        self.pipelines.append(
+            {
+                "id": pipeline_id,
+                "label": label,
+                "displayOrder": len(self.pipelines),
+                "archived": False,
+                "stages": [
+                    {
+                        "id": sid,
+                        "label": slabel,
+                        "displayOrder": i,
+                        "archived": False,
+                        "metadata": {"probability": str(prob), "isClosed": str(closed).lower()},
+                    }
+                    for i, (sid, slabel, prob, closed) in enumerate(stages)
+                ],
+            }
+        )
+
+    def add_owner(self, owner_id: str, email: str, archived: bool = False):
+        """An owner (a HubSpot user)."""
+        self.owners.append(
+            {
+                "id": owner_id,
+                "email": email,
+                "firstName": "Rep",
+                "lastName": owner_id,
+                "archived": archived,
+            }
+        )
+
+    def add_deal(
+        self,
+        deal_id: int,
+        history: list[tuple[str, datetime]],
+        pipeline: str = "default",
+        modified: datetime | None = None,
+        **properties,
+    ) -> FakeDeal:
+        """A deal with its full stage history."""
+        created = history[0][1] if history else datetime(2024, 1, 1, tzinfo=UTC)
+        props = {
+            "dealname": f"Deal {deal_id}",
+            "pipeline": pipeline,
+            "amount": "1000",
+            "createdate": iso(created),
+            "hs_is_closed": "false",
+        }
+        props.update({k: v for k, v in properties.items()})
+        history = [(stage, to_ms(at)) for stage, at in history]
+        deal = FakeDeal(deal_id, props, history, to_ms(modified or history[-1][1]))
+        with self.lock:
+            self.deals[deal_id] = deal
+        return deal
+
+    def move(self, deal_id: int, stage: str, at: datetime) -> None:
+        """The deal enters a stage (its modified time moves too)."""
+        with self.lock:
+            deal = self.deals[deal_id]
+            if (
+                not deal.history or deal.history[-1][0] != stage
+            ):  # setting the same value is no change
+                deal.history.append((stage, to_ms(at)))
+            deal.modified = to_ms(at)
+
+    def archive(self, deal_id: int, at: datetime) -> None:
+        """The deal is archived (deleted in the UI)."""
+        with self.lock:
+            self.deals[deal_id].archived = True
+            self.deals[deal_id].modified = to_ms(at)
+
+    def fail(self, status: int, **kwargs) -> Fault:
+        """Answer matching requests with an error (see Fault)."""
+        fault = Fault(status, **kwargs)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def requests(self, path: str = "") -> list[tuple]:
+        """Logged requests whose path starts with `path`."""
+        with self.lock:
+            return [r for r in self.log if r[2].startswith(path)]
+
+    # -- server --------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Serve on a free loopback port in a background thread; returns the base URL."""
+        fake = self
+
+        class Handler(_Handler):
+            state = fake
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        """The base URL (HUBSPOT_API_BASE)."""
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    # -- request handling ----------------------------------------------------------------
+
+    def _fault_for(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.times <= 0 or not path.startswith(fault.path):
+                    continue
+                if fault.method and fault.method != method:
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
+                fault.times -= 1
+                return fault
+        return None
+
+    def handle(self, method: str, path: str, query: dict, body: dict | None, auth: str | None):
+        """(status, headers, json) for one request."""
+        if auth != f"Bearer {self.token}":
+            return 401, {}, {"status": "error", "category": "INVALID_AUTHENTICATION"}
+        fault = self._fault_for(method, path)
+        if fault:
+            return (
+                fault.status,
+                fault.headers,
+                fault.body or {"status": "error", "message": "injected"},
+            )
+        if method == "GET" and path == "/crm/v3/pipelines/deals":
+            return 200, {}, {"results": self.pipelines}
+        if method == "GET" and path.rstrip("/") == "/crm/v3/owners":
+            return self._owners(query)
+        if method == "GET" and path == "/crm/v3/objects/deals":
+            return self._list_deals(query)
+        if method == "POST" and path == "/crm/v3/objects/deals/batch/read":
+            return self._batch_read(body or {})
+        if method == "POST" and path == "/crm/v3/objects/deals/search":
+            return self._search(body or {})
+        if method == "POST" and path == "/crm/v3/objects/notes":
+            return self._create_note(body or {})
+        if method == "POST" and path == "/crm/v3/objects/notes/search":
+            return self._search_notes(body or {})
+        return 404, {}, {"status": "error", "message": f"no route {method} {path}"}
+
+    def _owners(self, query):
+        limit = int(_one(query, "limit") or 100)
+        if limit > 500:
+            return 400, {}, {"message": "limit above 500"}
+        archived = (_one(query, "archived") or "").lower() == "true"
+        rows = [o for o in self.owners if bool(o["archived"]) == archived]
+        start = int(_one(query, "after") or 0)
+        page = rows[start : start + limit]
+        out = {"results": page}
+        if start + limit < len(rows):
+            out["paging"] = {"next": {"after": str(start + limit)}}
+        return 200, {}, out
+
+    def _list_deals(self, query):
+        with_history = bool(_many(query, "propertiesWithHistory"))
+        limit = int(_one(query, "limit") or 10)
+        if limit > (HISTORY_LIMIT if with_history else 100):
+            return 400, {}, {"message": "limit too high for this request"}
+        archived = (_one(query, "archived") or "").lower() == "true"
+        after = int(_one(query, "after") or 0)
+        with self.lock:
+            ids = sorted(i for i, d in self.deals.items() if d.archived == archived and i >= after)
+            page = ids[: limit + 1]
+            results = [
+                self.deals[i].as_json(_many(query, "properties"), with_history)
+                for i in page[:limit]
+            ]
+        out = {"results": results}
+        if len(page) > limit:
+            out["paging"] = {"next": {"after": str(page[limit])}}
+        return 200, {}, out
+
+    def _batch_read(self, body):
+        inputs = body.get("inputs") or []
+        if len(inputs) > BATCH_LIMIT:
+            return 400, {}, {"message": "too many inputs"}
+        results, errors = [], []
+        with self.lock:
+            for item in inputs:
+                deal = self.deals.get(int(item["id"]))
+                if deal is None or deal.archived:
+                    errors.append(
+                        {
+                            "status": "error",
+                            "category": "OBJECT_NOT_FOUND",
+                            "context": {"ids": [item["id"]]},
+                        }
+                    )
+                    continue
+                results.append(
+                    deal.as_json(
+                        body.get("properties") or [], bool(body.get("propertiesWithHistory"))
+                    )
+                )
+        out = {"status": "COMPLETE", "results": results}
+        if errors:
+            out["errors"] = errors
+            return 207, {}, out
+        return 200, {}, out
+
+    def _search(self, body):
+        limit = int(body.get("limit") or 10)
+        after = int(body.get("after") or 0)
+        if limit > SEARCH_LIMIT:
+            return 400, {}, {"message": "limit above 200"}
+        if after >= self.search_cap:
+            return 400, {}, {"message": f"cannot page beyond {self.search_cap} results"}
+        filters = [
+            f for group in body.get("filterGroups") or [] for f in group.get("filters") or []
+        ]
+        with self.lock:
+            rows = [
+                d
+                for d in self.deals.values()
+                if not d.archived and all(_match(d, f) for f in filters)
+            ]
+            sorts = body.get("sorts") or []
+            key = (
+                (sorts[0]["propertyName"] if isinstance(sorts[0], dict) else sorts[0])
+                if sorts
+                else "hs_object_id"
+            )
+            if key == "hs_lastmodifieddate":
+                rows.sort(key=lambda d: (d.modified, d.id))
+            else:
+                rows.sort(key=lambda d: d.id)
+            total = len(rows)
+            page = rows[after : after + limit]
+            results = [d.as_json(body.get("properties") or ["hs_object_id"], False) for d in page]
+            self.search_totals.append((total, after, len(results)))
+        out = {"total": total, "results": results}
+        if after + limit < total:
+            out["paging"] = {"next": {"after": str(after + limit)}}
+        return 200, {}, out
+
+    def _create_note(self, body):
+        props = body.get("properties") or {}
+        if not props.get("hs_timestamp"):
+            return 400, {}, {"message": "hs_timestamp is required"}
+        deal_ids = []
+        for assoc in body.get("associations") or []:
+            types = assoc.get("types") or []
+            if not any(
+                t.get("associationTypeId") == 214
+                and t.get("associationCategory") == "HUBSPOT_DEFINED"
+                for t in types
+            ):
+                return 400, {}, {"message": "wrong association type"}
+            deal_ids.append(str(assoc["to"]["id"]))
+        with self.lock:
+            for deal_id in deal_ids:
+                if not deal_id.isdigit() or int(deal_id) not in self.deals:
+                    return 400, {}, {"message": f"deal {deal_id} does not exist"}
+            note_id = str(next(self._note_ids))
+            self.notes[note_id] = {"properties": props, "deals": deal_ids}
+        return 201, {}, {"id": note_id, "properties": props}
+
+    def _search_notes(self, body):
+        filters = [
+            f for group in body.get("filterGroups") or [] for f in group.get("filters") or []
+        ]
+        wanted = [f["value"] for f in filters if f.get("propertyName") == "associations.deal"]
+        with self.lock:
+            rows = [
+                {"id": nid, "properties": {"hs_note_body": n["properties"].get("hs_note_body")}}
+                for nid, n in self.notes.items()
+                if all(w in n["deals"] for w in wanted)
+            ]
+        return 200, {}, {"total": len(rows), "results": rows[: int(body.get("limit") or 10)]}
+
+
+def _one(query: dict, name: str) -> str | None:
+    values = query.get(name)
+    return values[-1] if values else None
+
+
+def _many(query: dict, name: str) -> list[str]:
+    """A list parameter given repeated (?p=a&p=b) or comma-separated (?p=a,b)."""
+    return [part for value in query.get(name, []) for part in value.split(",") if part]
+
+
+def _match(deal: FakeDeal, flt: dict) -> bool:
+    name, op, value = flt.get("propertyName"), flt.get("operator"), flt.get("value")
+    if name == "hs_lastmodifieddate":
+        have = millis(deal.modified)
+    elif name == "hs_object_id":
+        have = deal.id
+    else:
+        raise ValueError(f"the fake cannot filter on {name}")
+    value = int(value)
+    return {
+        "GTE": have >= value,
+        "GT": have > value,
+        "LT": have < value,
+        "LTE": have <= value,
+        "EQ": have == value,
+    }[op]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: FakeHubSpot
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _serve(self, method: str):
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+            status, headers, payload = self.state.handle(
+                method, split.path, parse_qs(split.query), body, self.headers.get("Authorization")
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            status, headers, payload = 400, {}, {"message": f"bad request: {e}"}
+        with self.state.lock:
+            self.state.log.append((time.monotonic(), method, split.path, status))
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        self._serve("GET")
+
+    def do_POST(self):  # noqa: N802
+        self._serve("POST")
+
+
+def standard_portal(fake: FakeHubSpot) -> None:
+    """Two pipelines and a few owners, the layout most tests use."""
+    fake.add_pipeline(
+        "default",
+        "Sales Pipeline",
+        [
+            ("appointmentscheduled", "Appointment Scheduled", 0.2, False),
+            ("qualifiedtobuy", "Qualified To Buy", 0.4, False),
+            ("presentationscheduled", "Presentation Scheduled", 0.6, False),
+            ("decisionmakerboughtin", "Decision Maker Bought-In", 0.8, False),
+            ("closedwon", "Closed Won", 1.0, True),
+            ("closedlost", "Closed Lost", 0.0, True),
+        ],
+    )
+    fake.add_pipeline(
+        "renewals",
+        "Renewals",
+        [("r-open", "Renewal Discovery", 0.3, False), ("r-won", "Renewed", 1.0, True)],
+    )
+    for i in range(3):
+        fake.add_owner(str(100 + i), f"rep{i}@example.com")
+    fake.add_owner("199", "gone@example.com", archived=True)
+
+
+STAGES = [
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+]
+BASE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def generate_deals(fake: FakeHubSpot, count: int, seed: int = 7, archived_every: int = 0) -> None:
+    """`count` deals with random histories (re-entries included), spread over a year."""
+    rng = random.Random(seed)
+    for deal_id in range(1, count + 1):
+        at = BASE + timedelta(minutes=rng.randrange(0, 525_600))
+        history = [(STAGES[0], at)]
+        for _ in range(rng.randrange(0, 6)):
+            at += timedelta(hours=rng.randrange(1, 500), milliseconds=rng.randrange(1000))
+            history.append((rng.choice(STAGES + ["closedwon", "closedlost"]), at))
+        history = [h for i, h in enumerate(history) if i == 0 or h[0] != history[i - 1][0]]
+        closed = history[-1][0] in ("closedwon", "closedlost")
+        props = {"hs_is_closed": "true", "closedate": iso(at)} if closed else {}
+        if rng.random() < 0.5:
+            props["industry"] = rng.choice(["Software", "Banking", "Retail"])
+            props["personas"] = "cfo;cio"
+        fake.add_deal(deal_id, history, hubspot_owner_id=str(100 + deal_id % 3), **props)
+        if archived_every and deal_id % archived_every == 0:
+            fake.deals[deal_id].archived = True
+
+
+def main(argv: list[str]) -> None:
+    """Serve a generated portal until killed; print the URL on stdout."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deals", type=int, default=1000)
+    parser.add_argument("--archived-every", type=int, default=0)
+    args = parser.parse_args(argv)
+    fake = FakeHubSpot()
+    standard_portal(fake)
+    generate_deals(fake, args.deals, archived_every=args.archived_every)
+    print(fake.start(), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
