@@ -148,3 +148,35 @@ def test_sharing_needs_a_valid_token(client, sessions, data):
     assert client.post(URL, json={"asset_id": "a1"}, headers=bad).status_code == 401
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Share)) == 0
+
+
+def test_concurrent_identical_backfills_store_one_share(app, settings, sessions, data):
+    import threading
+
+    from enablement.services.shares import create_share
+
+    if settings.is_sqlite:
+        pytest.skip("concurrent writers are a PostgreSQL (scale-out) concern")
+    when = datetime(2026, 1, 20, 10, tzinfo=UTC)
+    barrier, results, errors = threading.Barrier(6), [], []
+
+    def share():
+        barrier.wait()
+        try:
+            results.append(
+                create_share(
+                    sessions, settings, "d1", "a1", shared_by="x", shared_at=when, may_backfill=True
+                )
+            )
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=share) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({r[0]["id"] for r in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert len(shares(sessions)) == 1
