@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import IO
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, noload
+from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, lazyload, noload
 
 from enablement.context import Container
 from enablement.db.models import Asset, AssetTag
@@ -178,13 +180,26 @@ def get_asset(sessions, asset_id: str, today: date | None = None) -> dict:
         return asset_view(asset, today or _today(), body=True)
 
 
-def _sync_tags(asset: Asset) -> None:
-    """Make the AssetTag index rows match the asset's tag lists."""
-    want = {
+def _wanted_tags(lists: dict) -> set[tuple[str, str]]:
+    """(dimension, indexed value) pairs for an asset's tag lists."""
+    return {
         (dimension, tag_key(value))
         for field, dimension in TAG_DIMENSIONS.items()
-        for value in getattr(asset, field) or []
+        for value in lists.get(field) or []
     }
+
+
+def _tag_rows(row: dict) -> list[dict]:
+    """AssetTag rows of a new asset row."""
+    return [
+        {"asset_id": row["id"], "dimension": dimension, "value": value}
+        for dimension, value in sorted(_wanted_tags(row))
+    ]
+
+
+def _sync_tags(asset: Asset) -> None:
+    """Make the AssetTag index rows match the asset's tag lists."""
+    want = _wanted_tags({field: getattr(asset, field) for field in TAG_DIMENSIONS})
     have = {(tag.dimension, tag.value): tag for tag in asset.tags}
     for key, tag in have.items():
         if key not in want:
@@ -208,6 +223,21 @@ def _apply(asset: Asset, values: dict, product_terms: tuple[str, ...]) -> None:
     _sync_tags(asset)
 
 
+def _new_row(values: dict, product_terms: tuple[str, ...]) -> dict:
+    """A full row of a new asset (for a bulk insert), pitch score and retired_at included."""
+    row = {field: (list(v) if field in LIST_FIELDS else v) for field, v in values.items()}
+    score = pitch_score(row["title"], row.get("summary"), row.get("body"), product_terms)
+    now = utcnow()
+    row.update(
+        pitch_score=score,
+        pitch_flag=is_product_pitch(score),
+        retired_at=now if row["status"] == "retired" else None,
+        created_at=now,
+        updated_at=now,
+    )
+    return row
+
+
 def _differs(asset: Asset, values: dict) -> bool:
     return any(
         getattr(asset, field) != (list(value) if field in LIST_FIELDS else value)
@@ -216,9 +246,15 @@ def _differs(asset: Asset, values: dict) -> bool:
     )
 
 
-def _warnings(session: Session, changed: list[Asset]) -> list[dict]:
+def _candidates(asset: Asset) -> list[DuplicateCandidate]:
+    """The asset as a near-duplicate candidate (none when retired)."""
+    if asset.status == "retired":
+        return []
+    return [DuplicateCandidate(asset.id, asset.title, asset.url)]
+
+
+def _warnings(session: Session, new: list[DuplicateCandidate]) -> list[dict]:
     """Near-duplicate warnings for changed, non-retired assets against every other asset not retired."""
-    new = [DuplicateCandidate(a.id, a.title, a.url) for a in changed if a.status != "retired"]
     if not new:
         return []
     ids = {candidate.id for candidate in new}
@@ -232,6 +268,19 @@ def _warnings(session: Session, changed: list[Asset]) -> list[dict]:
         if row.id not in ids
     ]
     return find_near_duplicates(new, existing)
+
+
+@contextmanager
+def _transaction(sessions):
+    """A write transaction; a concurrent insert of the same id becomes a 409, not a 500."""
+    try:
+        with sessions.begin() as session:
+            yield session
+    except IntegrityError as e:
+        raise Conflict(
+            "another write created the same asset at the same time; try again",
+            {"reason": str(e.orig)[:200]},
+        ) from None
 
 
 def _invalid_body(errors: dict) -> InvalidInput:
@@ -248,7 +297,7 @@ def create_asset(container: Container, fields: dict) -> dict:
     if errors:
         raise _invalid_body(errors)
     today = _today()
-    with container.sessions.begin() as session:
+    with _transaction(container.sessions) as session:
         asset_id = values.get("id")
         if asset_id is not None:
             if session.get(Asset, asset_id) is not None:
@@ -261,7 +310,7 @@ def create_asset(container: Container, fields: dict) -> dict:
         _apply(asset, values, container.settings.product_terms)
         session.add(asset)
         session.flush()
-        warnings = _warnings(session, [asset])
+        warnings = _warnings(session, _candidates(asset))
         bump_data_version(session)
         view = asset_view(asset, today, body=True)
     view["warnings"] = warnings
@@ -285,7 +334,7 @@ def update_asset(container: Container, asset_id: str, changes: dict) -> dict:
         if _differs(asset, values):
             _apply(asset, values, container.settings.product_terms)
             session.flush()
-            warnings = _warnings(session, [asset])
+            warnings = _warnings(session, _candidates(asset))
             bump_data_version(session)
         view = asset_view(asset, today, body=True)
     view["warnings"] = warnings
@@ -368,21 +417,20 @@ def import_asset_records(
     if not valid:
         return result
     terms = container.settings.product_terms
-    with container.sessions.begin() as session:
+    with _transaction(container.sessions) as session:
         ids = [values["id"] for _, values in valid]
         found: dict[str, Asset] = {}
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            found.update(
-                (a.id, a) for a in session.scalars(select(Asset).where(Asset.id.in_(chunk)))
-            )
-        changed: list[Asset] = []
+            # NOTE: tags load lazily, only for the assets that change.
+            query = select(Asset).options(lazyload(Asset.tags)).where(Asset.id.in_(chunk))
+            found.update((a.id, a) for a in session.scalars(query))
+        new_rows: list[dict] = []
+        changed: list[DuplicateCandidate] = []
         for _, values in valid:
             asset = found.get(values["id"])
             if asset is None:
-                asset = Asset(id=values["id"], tags=[])
-                _apply(asset, values, terms)
-                session.add(asset)
+                new_rows.append(_new_row(values, terms))
                 result.created += 1
             elif _differs(asset, values):
                 _apply(asset, values, terms)
@@ -390,9 +438,17 @@ def import_asset_records(
             else:
                 result.unchanged += 1
                 continue
-            changed.append(asset)
-        if changed:
+            if values["status"] != "retired":
+                changed.append(DuplicateCandidate(values["id"], values["title"], values["url"]))
+        if result.created or result.updated:
             session.flush()
+            # NOTE: new assets go in as bulk inserts: the ORM unit of work is ~4x slower at 10,000.
+            for start in range(0, len(new_rows), _CHUNK):
+                chunk = new_rows[start : start + _CHUNK]
+                session.execute(insert(Asset), chunk)
+                tags = [tag for row in chunk for tag in _tag_rows(row)]
+                if tags:
+                    session.execute(insert(AssetTag), tags)
             result.warnings = _warnings(session, changed)
             bump_data_version(session)
     return result

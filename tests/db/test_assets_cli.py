@@ -2,10 +2,12 @@
 
 import json
 
+import pytest
 from sqlalchemy import delete, func, select
 
 from enablement.db.models import Asset, AssetTag
-from enablement.services.assets import EXPORT_COLUMNS
+from enablement.errors import Conflict
+from enablement.services.assets import EXPORT_COLUMNS, _transaction
 from tests.asset_data import asset_record, jsonl
 
 
@@ -178,3 +180,15 @@ def test_the_tag_index_follows_imports(runner, tmp_path, sessions):
     with sessions() as session:
         tags = {(t.dimension, t.value) for t in session.scalars(select(AssetTag))}
     assert tags == {("persona", "cto"), ("stage", "closing")}
+
+
+def test_a_concurrent_insert_of_the_same_id_becomes_a_conflict(sessions):
+    def asset():
+        return Asset(id="same", title="t", url="https://e.com", kind="article", author="a")
+
+    with sessions.begin() as session:
+        session.add(asset())
+    with pytest.raises(Conflict):
+        with _transaction(sessions) as session:
+            session.add(asset())
+    assert count_assets(sessions) == 1

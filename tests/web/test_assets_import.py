@@ -260,3 +260,20 @@ def test_hostile_strings_import_as_data(client, auth):
     post_json(client, auth, [asset_record(1, title=title, author="x'; DROP TABLE assets;--")])
     asset = client.get("/api/v1/assets/asset-1", headers=auth("sales")).get_json()
     assert asset["title"] == title and asset["author"] == "x'; DROP TABLE assets;--"
+
+
+def test_imported_assets_get_pitch_scores_retired_at_and_tag_filters(client, auth, container):
+    container.settings = container.settings.with_overrides(product_terms=("Acme Cloud",))
+    items = [
+        asset_record(1, title="Acme Cloud pricing", summary="Acme Cloud features. Buy now."),
+        asset_record(2, status="retired", personas=["Head of IT"]),
+    ]
+    assert post_json(client, auth, items).status_code == 200
+    pitch = client.get("/api/v1/assets/asset-1", headers=auth("sales")).get_json()
+    retired = client.get("/api/v1/assets/asset-2", headers=auth("sales")).get_json()
+    assert pitch["pitch_flag"] is True and pitch["pitch_score"] >= 0.35
+    assert retired["retired_at"] is not None and retired["live"] is False
+    found = client.get(
+        "/api/v1/assets?persona=HEAD%20OF%20IT&status=retired", headers=auth("sales")
+    ).get_json()
+    assert [a["id"] for a in found["items"]] == ["asset-2"]
