@@ -192,7 +192,10 @@ def _timestamp(value) -> datetime | None:
         raise _Invalid("Not a valid ISO 8601 timestamp.")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise _Invalid("Timestamp has no zone (add Z or an offset).")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise _Invalid("Timestamp is out of range.") from None
 
 
 def _date(value) -> date | None:

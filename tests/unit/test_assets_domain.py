@@ -110,6 +110,11 @@ def test_a_timestamp_without_a_zone_is_an_error():
     assert errors["published_at"] == ["Timestamp has no zone (add Z or an offset)."]
 
 
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "yesterday", 1700000000])
+def test_out_of_range_and_non_text_timestamps_are_errors(value):
+    assert "published_at" in errors_of(published_at=value)
+
+
 def test_timestamps_with_a_zone_become_utc():
     values, _ = validate_asset({**VALID, "published_at": "2025-03-01T12:00:00+02:00"})
     assert values["published_at"] == datetime(2025, 3, 1, 10, tzinfo=UTC)
