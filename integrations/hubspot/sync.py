@@ -9,7 +9,9 @@ an uninterrupted run (re-applying a page changes nothing).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -194,7 +196,8 @@ class _Run:
         phases = ["active", "archived"]
         for phase in phases[phases.index(progress["phase"]) :]:
             after = progress["after"] if phase == progress["phase"] else None
-            for page in self.crm.iter_all_deals(after=after, archived=phase == "archived"):
+            pages = self.crm.iter_all_deals(after=after, archived=phase == "archived")
+            for page in prefetch(pages):
                 if not page.done:
                     updates = {FULL_KEY: {**progress, "phase": phase, "after": page.resume}}
                 elif phase == "active":
@@ -207,7 +210,7 @@ class _Run:
     def sync_modified_deals(self, since: datetime) -> None:
         """Deals modified since the cursor (with overlap), then archived ones marked deleted."""
         start, end = since, self.now()
-        for page in self.crm.iter_deals_modified_between(start, end):
+        for page in prefetch(self.crm.iter_deals_modified_between(start, end)):
             updates = {}
             if page.resume:
                 moved = max(datetime.fromisoformat(page.resume) - OVERLAP, since)
@@ -248,6 +251,45 @@ class _Run:
                 deal, self.stages[deal.pipeline_id], self.stage_owner
             )
         return list(resolved.values())
+
+
+def prefetch(pages: Iterator, depth: int = 2) -> Iterator:
+    """Read up to `depth` pages ahead in a thread, so HubSpot's latency overlaps our writes.
+
+    Memory stays bounded by `depth` pages; an error in the reader is raised here, in order.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def read() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        slots.put(("page", page), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(("end", end))
+        except BaseException as e:  # handed to the consumer, raised there
+            slots.put(("error", e))
+
+    reader = threading.Thread(target=read, name="hubspot-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
 
 
 def _tag_pipelines(deal: DealRecord, own_stages: dict, stage_owner: dict[str, str]) -> DealRecord:

@@ -6,6 +6,7 @@ Run it in a thread (tests) or as a process (`python tests/integrations/fake_hubs
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import random
@@ -105,6 +106,7 @@ class FakeHubSpot:
         self.search_totals: list[tuple[int, int, int]] = []  # (total, after offset, results)
         self.lock = threading.Lock()
         self._note_ids = itertools.count(9_000_001)
+        self._sorted: list[int] = []
         self.server: ThreadingHTTPServer | None = None
 
     # -- data helpers --------------------------------------------------------------------
@@ -288,8 +290,15 @@ class FakeHubSpot:
         archived = (_one(query, "archived") or "").lower() == "true"
         after = int(_one(query, "after") or 0)
         with self.lock:
-            ids = sorted(i for i, d in self.deals.items() if d.archived == archived and i >= after)
-            page = ids[: limit + 1]
+            if len(self._sorted) != len(self.deals):  # deals are only ever added
+                self._sorted = sorted(self.deals)
+            page = []
+            for k in range(bisect.bisect_left(self._sorted, after), len(self._sorted)):
+                i = self._sorted[k]
+                if self.deals[i].archived == archived:
+                    page.append(i)
+                    if len(page) > limit:
+                        break
             results = [
                 self.deals[i].as_json(_many(query, "properties"), with_history)
                 for i in page[:limit]
