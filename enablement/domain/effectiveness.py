@@ -176,15 +176,19 @@ class StageRiskSets:
 
 
 def km_median(durations: np.ndarray, events: np.ndarray) -> float | None:
-    """Kaplan-Meier median (days), None when fewer than half advanced (or no data)."""
-    from lifelines import KaplanMeierFitter
+    """Kaplan-Meier median (days), None when fewer than half advanced (or no data).
+
+    NOTE: statsmodels' SurvfuncRight, not lifelines' KaplanMeierFitter: same estimate, but
+    ~30x less overhead per call, and this runs twice for every (asset, stage) pair.
+    """
+    from statsmodels.duration.survfunc import SurvfuncRight
 
     if len(durations) == 0 or not events.any():
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitter = KaplanMeierFitter().fit(durations, events)
-    value = float(fitter.median_survival_time_)
+        value = SurvfuncRight(durations, events.astype(float)).quantile(0.5)
+    value = float(value) if value is not None else math.nan
     return round(value, 2) if math.isfinite(value) else None
 
 
@@ -217,30 +221,41 @@ def compute_effectiveness(
     eps = eps.merge(attrs, on="deal_id", how="left")
     exp = exposures(eps, shares)
     items: list[dict] = []
+    exp_episode = exp["episode"].to_numpy(dtype=np.int64)
+    exp_asset = exp["asset_id"].to_numpy(dtype=object)
+    exp_after = exp["exposed_after_days"].to_numpy(dtype=float)
+    stage_of = eps["buying_stage"].to_numpy(dtype=object)
     for stage in BUYING_STAGES:
-        in_stage = np.flatnonzero((eps["buying_stage"] == stage).to_numpy())
-        if len(in_stage) == 0:
-            continue
-        stage_exp = exp[exp["episode"].isin(in_stage)]
-        if stage_exp.empty:
+        in_stage = np.flatnonzero(stage_of == stage)
+        keep = stage_of[exp_episode] == stage if len(exp_episode) else np.zeros(0, dtype=bool)
+        if len(in_stage) == 0 or not keep.any():
             continue
         sub = eps.iloc[in_stage].reset_index(drop=True)
-        local = pd.Series(np.arange(len(in_stage)), index=in_stage)
+        local = np.full(len(eps), -1, dtype=np.int64)
+        local[in_stage] = np.arange(len(in_stage))
+        # Exposures of this stage grouped by asset: rows (local episode index) and share delays.
+        order = np.argsort(exp_asset[keep].astype(str), kind="stable")
+        assets_sorted = exp_asset[keep][order]
+        rows_sorted = local[exp_episode[keep]][order]
+        after_sorted = exp_after[keep][order]
+        bounds = np.flatnonzero(assets_sorted[1:] != assets_sorted[:-1]) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [len(assets_sorted)]))
         durations = sub["duration_days"].to_numpy(dtype=float)
         advanced = sub["advanced"].to_numpy(dtype=bool)
         amounts = pd.to_numeric(sub["amount"], errors="coerce").to_numpy(dtype=float)
-        counts = stage_exp.groupby("asset_id")["episode"].size()
-        fit_assets = set()
-        for asset_id, n in counts.items():
-            rows = local[stage_exp.loc[stage_exp["asset_id"] == asset_id, "episode"]].to_numpy()
-            if n >= min_exposed and advanced[rows].sum() >= min_advances:
-                fit_assets.add(asset_id)
-        offsets, adjust_note = adjustment_offsets(sub) if fit_assets else (np.zeros(len(sub)), None)
-        risk_sets = StageRiskSets(durations, advanced, offsets) if fit_assets else None
+        groups = [
+            (assets_sorted[a], rows_sorted[a:b], after_sorted[a:b])
+            for a, b in zip(starts, ends, strict=True)
+        ]
+        fit_any = any(
+            len(rows) >= min_exposed and advanced[rows].sum() >= min_advances
+            for _, rows, _ in groups
+        )
+        offsets, adjust_note = adjustment_offsets(sub) if fit_any else (np.zeros(len(sub)), None)
+        risk_sets = StageRiskSets(durations, advanced, offsets) if fit_any else None
         risk = np.exp(offsets)
-        for asset_id, group in stage_exp.groupby("asset_id", sort=True):
-            rows = local[group["episode"]].to_numpy()
-            t_e = group["exposed_after_days"].to_numpy(dtype=float)
+        for asset_id, rows, t_e in groups:
             n_exposed = len(rows)
             n_adv = int(advanced[rows].sum())
             item = {
@@ -260,7 +275,7 @@ def compute_effectiveness(
                 "reason": None,
             }
             items.append(item)
-            if asset_id not in fit_assets:
+            if n_exposed < min_exposed or n_adv < min_advances:
                 item["reason"] = (
                     f"{n_exposed} exposed episodes and {n_adv} exposed advances; "
                     f"a model needs at least {min_exposed} and {min_advances}"
@@ -281,9 +296,8 @@ def compute_effectiveness(
             # Kaplan-Meier medians: exposed from the share; unexposed from a matched landmark.
             item["median_days_exposed"] = km_median(durations[rows] - t_e, advanced[rows])
             landmark = float(np.median(t_e))
-            never = np.ones(len(sub), dtype=bool)
-            never[rows] = False
-            comparable = never & (durations > landmark)
+            comparable = durations > landmark
+            comparable[rows] = False
             finite = np.isfinite(amounts[rows])
             if finite.sum() >= 5:
                 low, high = np.percentile(amounts[rows][finite], [10, 90])

@@ -1,0 +1,162 @@
+"""Effectiveness report time and peak memory at 10,000, 20,000 and 40,000 deals (300 assets, ~5 shares a deal).
+
+Run: `.venv/bin/python benchmarks/bench_effectiveness.py` (or `make bench`). Each size runs in a
+fresh subprocess so its peak memory (max RSS) is its own. Timed: building stage episodes from
+the stage history plus the whole effectiveness computation (adjustment models, one exposure fit
+per (asset, stage) pair with enough exposed episodes, Kaplan-Meier medians, BH q-values).
+Not timed: generating the synthetic data. Targets: 20,000 deals < 60 s, < 2 GB, about linear.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from enablement.domain.effectiveness import compute_effectiveness  # noqa: E402
+from enablement.domain.episodes import DAY_NS, build_episodes  # noqa: E402
+
+SIZES = (10_000, 20_000, 40_000)
+N_ASSETS = 300
+SHARES_PER_DEAL = 5
+AS_OF = datetime(2026, 6, 30, tzinfo=UTC)
+STAGES = ("awareness", "interest", "evaluation", "closing")
+
+
+def generate(n_deals: int, seed: int = 1):
+    """Synthetic deals: four stages, size and industry effects, lost and open deals, random shares."""
+    rng = np.random.default_rng(seed)
+    stage_map = pd.DataFrame(
+        [("p1", f"s{i}", s, False, False, i) for i, s in enumerate(STAGES)]
+        + [("p1", "won", None, True, True, 4), ("p1", "lost", None, True, False, 5)]
+        + [("p2", f"s{i}", s, False, False, i) for i, s in enumerate(STAGES)]
+        + [("p2", "won", None, True, True, 4), ("p2", "lost", None, True, False, 5)],
+        columns=["pipeline_id", "stage_id", "buying_stage", "is_closed", "is_won", "display_order"],
+    )
+    as_of = AS_OF.timestamp() / 86400
+    created = as_of - rng.uniform(5, 500, n_deals)
+    z = rng.normal(0, 1, n_deals)
+    industry = rng.choice(["software", "finance", "retail", "health", "energy"], n_deals)
+    owner = rng.choice([f"o{i}" for i in range(25)], n_deals)
+    pipeline = np.where(rng.random(n_deals) < 0.7, "p1", "p2")
+    rate = np.exp(-0.5 * z) / 20
+    hist_deal, hist_pipe, hist_stage, hist_t, ends = [], [], [], [], np.empty(n_deals)
+    for k in range(n_deals):
+        t = created[k]
+        for i in range(4):
+            hist_deal.append(k)
+            hist_pipe.append(pipeline[k])
+            hist_stage.append(f"s{i}")
+            hist_t.append(t)
+            adv, lost = rng.exponential(1 / rate[k]), rng.exponential(90)
+            if t + min(adv, lost) > as_of:
+                t = as_of
+                break
+            t += min(adv, lost)
+            if lost < adv or i == 3:
+                hist_deal.append(k)
+                hist_pipe.append(pipeline[k])
+                hist_stage.append("lost" if lost < adv else "won")
+                hist_t.append(t)
+                break
+        ends[k] = t
+    # NOTE: shares arrive at a constant rate while the deal is open (count proportional to its
+    # lifetime); a fixed count per deal would pack more shares into short deals and make
+    # exposure foretell the end.
+    lifetime = ends - created
+    n_shares = rng.poisson(SHARES_PER_DEAL * lifetime / lifetime.mean())
+    share_deal = np.repeat(np.arange(n_deals), n_shares)
+    share_t = created[share_deal] + rng.random(len(share_deal)) * (ends - created)[share_deal]
+    ids = np.array([f"d{k:06d}" for k in range(n_deals)])
+    to_time = lambda days: pd.to_datetime(np.asarray(days) * DAY_NS, utc=True)  # noqa: E731
+    history = pd.DataFrame(
+        {
+            "deal_id": ids[np.array(hist_deal)],
+            "pipeline_id": hist_pipe,
+            "stage_id": hist_stage,
+            "entered_at": to_time(hist_t),
+        }
+    )
+    deals = pd.DataFrame(
+        {
+            "deal_id": ids,
+            "pipeline_id": pipeline,
+            "amount": np.exp(10 + z),
+            "industry": industry,
+            "owner_id": owner,
+        }
+    )
+    shares = pd.DataFrame(
+        {
+            "deal_id": ids[share_deal],
+            "asset_id": np.array([f"a{i:03d}" for i in range(N_ASSETS)])[
+                rng.integers(0, N_ASSETS, len(share_deal))
+            ],
+            "shared_at": to_time(share_t),
+        }
+    )
+    return stage_map, history, deals, shares
+
+
+def measure(n_deals: int) -> dict:
+    """Generate, then time episodes + effectiveness; peak RSS of this process."""
+    stage_map, history, deals, shares = generate(n_deals)
+    start = time.perf_counter()
+    episodes, _ = build_episodes(history, stage_map, AS_OF)
+    report = compute_effectiveness(episodes, deals, shares, {}, AS_OF.isoformat())
+    seconds = time.perf_counter() - start
+    verdicts: dict[str, int] = {}
+    for item in report["items"]:
+        verdicts[item["verdict"]] = verdicts.get(item["verdict"], 0) + 1
+    return {
+        "deals": n_deals,
+        "stage_changes": len(history),
+        "shares": len(shares),
+        "episodes": len(episodes),
+        "pairs": len(report["items"]),
+        "fitted": sum(1 for it in report["items"] if it["verdict"] != "insufficient_data"),
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "verdicts": verdicts,
+    }
+
+
+def main() -> None:
+    """Each size in its own subprocess; print a table and the 40k/10k ratios."""
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        print(json.dumps(measure(int(sys.argv[2]))))
+        return
+    results = []
+    print("effectiveness report: episodes + Cox exposure fits + KM medians + BH (300 assets)")
+    print(
+        f"{'deals':>7} {'changes':>8} {'shares':>8} {'pairs':>6} {'fitted':>6} {'seconds':>8} {'peak MB':>8}"
+    )
+    for n in SIZES:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
+        )
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        results.append(r)
+        print(
+            f"{r['deals']:>7} {r['stage_changes']:>8} {r['shares']:>8} {r['pairs']:>6} "
+            f"{r['fitted']:>6} {r['seconds']:>8} {r['peak_rss_mb']:>8}",
+            flush=True,
+        )
+    small, large = results[0], results[-1]
+    print(
+        f"ratio {large['deals'] // small['deals']}x deals: time x{large['seconds'] / small['seconds']:.2f}, "
+        f"peak memory x{large['peak_rss_mb'] / small['peak_rss_mb']:.2f} (linear would be x4.00)"
+    )
+
+
+if __name__ == "__main__":
+    main()
