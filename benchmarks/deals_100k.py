@@ -116,6 +116,10 @@ def main() -> None:
     print(f"  unchanged {result.unchanged}")
     timed("export deals", lambda: crm_files.export_deals(container, io.StringIO(), "jsonl"))
     queries = ["globex renewal", "umbrela pilot", "stark", "wayne wonka 12", "piper migraton"]
+    timed(
+        "first search (builds the candidate cache)",
+        lambda: search_deals(container.sessions, q="acme", per_page=20),
+    )
     times = []
     for q in queries:
         start = time.perf_counter()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from rapidfuzz import fuzz, process, utils
@@ -10,27 +12,107 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
-from enablement.db.models import Asset, CrmStage, Deal, LinkView, Pipeline, Share, StageChange
+from enablement.db.models import (
+    Asset,
+    CrmStage,
+    DataVersion,
+    Deal,
+    LinkView,
+    Pipeline,
+    Share,
+    StageChange,
+)
 from enablement.domain.links import link_token, link_url
 from enablement.domain.stages import BUYING_STAGES
 from enablement.errors import NotFound
 
-# Matches scoring below this (rapidfuzz WRatio, 0..100) are not search results.
-MATCH_CUTOFF = 70.0
+# Matches scoring below this (0..100) are not search results.
+MATCH_CUTOFF = 75.0
+MAX_QUERY_WORDS = 8
 
 
-def rank_by_text(query: str, candidates: Sequence[tuple[str, str]]) -> list[tuple[str, float]]:
-    """(id, score) of the candidates (id, text) matching the query, best first, ties by id."""
-    if not candidates:
+def search_text(name: str, company: str | None) -> str:
+    """What a deal is searched by: its name, plus the company when the name lacks it."""
+    if not company or company.lower() in (name or "").lower():
+        return name or ""
+    return f"{name} {company}"
+
+
+def rank_by_text(
+    query: str, ids: Sequence[str], processed_texts: Sequence[str]
+) -> list[tuple[str, float]]:
+    """(id, score 0-100) of the candidates matching the query, best first.
+
+    The score is the mean over the query's words of each word's best partial match in the
+    text, so every word counts and typos are forgiven; ties go to the closer whole string,
+    then the id. processed_texts are already passed through rapidfuzz's default_process.
+    """
+    words = utils.default_process(query).split()[:MAX_QUERY_WORDS]
+    if not ids or not words:
         return []
-    texts = [text for _, text in candidates]
-    # NOTE: cdist scores every candidate in C on all cores; 100,000 names take ~0.1 s.
-    scores = process.cdist(
-        [query], texts, scorer=fuzz.WRatio, processor=utils.default_process, workers=-1
-    )[0]
+    scores = np.mean(
+        [
+            process.cdist(
+                [word], processed_texts, scorer=fuzz.partial_ratio, workers=-1, dtype=np.float32
+            )[0]
+            for word in words
+        ],
+        axis=0,
+    )
     hits = np.flatnonzero(scores >= MATCH_CUTOFF)
-    ranked = [(candidates[i][0], float(scores[i])) for i in hits]
-    return sorted(ranked, key=lambda m: (-m[1], m[0]))
+    whole = process.cdist(
+        [" ".join(words)], [processed_texts[i] for i in hits], scorer=fuzz.ratio, workers=-1
+    )
+    closeness = whole[0] if len(hits) else []
+    ranked = sorted(
+        ((-float(scores[i]), -float(closeness[n]), ids[i]) for n, i in enumerate(hits)),
+    )
+    return [(deal_id, -score) for score, _, deal_id in ranked]
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Every live deal's search text and filter attributes, as of one data version."""
+
+    version: tuple
+    ids: list[str]
+    texts: list[str]
+    owners: list[str | None]
+    stages: list[str | None]
+    buying: list[str | None]
+
+
+# NOTE: one candidate list per engine, rebuilt when the data version moves (every write to
+# deals or the stage map bumps it), so a search at 100,000 deals only scores, never refetches.
+_CANDIDATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _candidates(session: Session) -> _Candidates:
+    """The cached candidate list of the session's engine, refreshed on a new data version."""
+    engine = session.get_bind()
+    # Read the version first: data committed after it only makes the cache refresh sooner.
+    row = session.execute(select(DataVersion.version, DataVersion.updated_at)).first()
+    version = tuple(row) if row else (0, None)
+    cached = _CANDIDATES.get(engine)
+    if cached is not None and cached.version == version:
+        return cached
+    ids, texts, owners, stages, buying = [], [], [], [], []
+    rows = session.connection().execute(
+        _stage_join(
+            select(Deal.id, Deal.name, Deal.company, Deal.owner_id, Deal.current_stage_id)
+            .add_columns(CrmStage.buying_stage)
+            .where(Deal.deleted_at.is_(None))
+        )
+    )
+    for deal_id, name, company, owner, stage, buying_stage in rows:
+        ids.append(deal_id)
+        texts.append(utils.default_process(search_text(name, company)))
+        owners.append(owner)
+        stages.append(stage)
+        buying.append(buying_stage)
+    cached = _Candidates(version, ids, texts, owners, stages, buying)
+    _CANDIDATES[engine] = cached
+    return cached
 
 
 def _stage_join(stmt):
@@ -53,28 +135,22 @@ def search_deals(
     `stage` is a buying stage (awareness, interest, evaluation, closing) or a CRM stage id.
     """
     q = (q or "").strip()
-    filters = [Deal.deleted_at.is_(None)]
-    if owner_id:
-        filters.append(Deal.owner_id == owner_id)
-    if stage in BUYING_STAGES:
-        filters.append(CrmStage.buying_stage == stage)
-    elif stage:
-        filters.append(Deal.current_stage_id == stage)
     offset = (page - 1) * per_page
     scores: dict[str, float] = {}
     with sessions() as session:
         if q:
-            # NOTE: typo-tolerant matching cannot be prefiltered by LIKE, so rank every
-            # candidate's (id, name + company) in rapidfuzz: see benchmarks/deals_100k.py for the figures.
-            # Core rows (not ORM) keep fetching 100,000 candidates cheap.
-            rows = session.connection().execute(
-                _stage_join(select(Deal.id, Deal.name, Deal.company)).where(*filters)
-            )
-            ranked = rank_by_text(q, [(i, f"{n} {c}" if c else n) for i, n, c in rows])
+            ranked = _fuzzy(_candidates(session), q, owner_id, stage)
             total = len(ranked)
             scores = dict(ranked[offset : offset + per_page])
             ids = list(scores)
         else:
+            filters = [Deal.deleted_at.is_(None)]
+            if owner_id:
+                filters.append(Deal.owner_id == owner_id)
+            if stage in BUYING_STAGES:
+                filters.append(CrmStage.buying_stage == stage)
+            elif stage:
+                filters.append(Deal.current_stage_id == stage)
             total = session.scalar(
                 _stage_join(select(func.count()).select_from(Deal)).where(*filters)
             )
@@ -91,6 +167,20 @@ def search_deals(
     for item in items:
         item["score"] = round(scores[item["id"]], 1) if q else None
     return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+def _fuzzy(c: _Candidates, q: str, owner_id: str | None, stage: str | None):
+    """Rank the candidates that pass the filters."""
+    # NOTE: typo-tolerant matching cannot be prefiltered with LIKE, so every candidate is scored.
+    if not owner_id and not stage:
+        return rank_by_text(q, c.ids, c.texts)
+    column = c.buying if stage in BUYING_STAGES else c.stages
+    keep = [
+        i
+        for i in range(len(c.ids))
+        if (not owner_id or c.owners[i] == owner_id) and (not stage or column[i] == stage)
+    ]
+    return rank_by_text(q, [c.ids[i] for i in keep], [c.texts[i] for i in keep])
 
 
 def _summaries(session: Session, ids: list[str]) -> list[dict]:

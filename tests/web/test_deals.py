@@ -147,3 +147,20 @@ def test_deals_need_a_valid_token(client, deals, path):
 @pytest.mark.parametrize("role", ["sales", "marketing", "admin"])
 def test_every_role_may_read_deals(client, auth, deals, role):
     assert client.get("/api/v1/deals/d1", headers=auth(role)).status_code == 200
+
+
+def test_search_sees_renames_deletions_and_stage_map_changes_at_once(client, auth, sessions, deals):
+    from enablement.db.crm import mark_deals_deleted
+
+    headers = auth("admin")
+    assert ids(client.get("/api/v1/deals?q=initech", headers=headers))[0] == "d2"
+    insert_deals(sessions, sample_deal("d3", name="Soylent rollout", company="Soylent"))
+    assert ids(client.get("/api/v1/deals?q=soylent", headers=headers)) == ["d3"]
+    with sessions.begin() as session:
+        mark_deals_deleted(session, ["d3"])
+    assert ids(client.get("/api/v1/deals?q=soylent", headers=headers)) == []
+    assert ids(client.get("/api/v1/deals?q=initech&stage=closing", headers=headers)) == ["d2"]
+    client.put("/api/v1/stage-map/p1/prop", json={"buying_stage": "evaluation"}, headers=headers)
+    assert ids(client.get("/api/v1/deals?q=initech&stage=closing", headers=headers)) == []
+    assert ids(client.get("/api/v1/deals?q=initech&stage=evaluation", headers=headers)) == ["d2"]
+    assert ids(client.get("/api/v1/deals?q=initech&owner_id=o1", headers=headers)) == []
