@@ -1,6 +1,6 @@
 """Figures for CRM files and deal search at 100,000 deals.
 
-    .venv/bin/python benchmarks/deals_100k.py [--deals 100000] [--database-url URL]
+    .venv/bin/python benchmarks/bench_deals.py [--deals 100000] [--database-url URL]
 
 Writes a deals file (5 stage changes a deal), imports it, imports it again (nothing
 changes), exports it, then times fuzzy searches through the service and the HTTP route.
