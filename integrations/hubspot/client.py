@@ -369,7 +369,8 @@ class HubSpotCrm:
             raise HubSpotAuthError(
                 f"HubSpot refused the access token ({status}): check HUBSPOT_ACCESS_TOKEN and that "
                 "the private app has the scopes crm.objects.deals.read, crm.schemas.deals.read, "
-                "crm.objects.owners.read (and crm.objects.deals.write for note write-back)",
+                "crm.objects.owners.read (for note write-back also crm.objects.deals.write and "
+                "crm.objects.contacts.read/write, which HubSpot's notes API asks for)",
                 {"status": status},
             ) from error
         body = _body(error)

@@ -357,3 +357,26 @@ def test_requests_never_exceed_the_configured_rate_limit(fake):
     assert len(stamps) == 8
     for i, start in enumerate(stamps):
         assert sum(start <= s < start + 0.45 for s in stamps[i:]) <= 3
+
+
+def test_the_app_wires_the_hubspot_client_from_settings(fake, settings):
+    from click.testing import CliRunner
+
+    from enablement import create_app
+    from enablement.cli import cli
+
+    generate_deals(fake, 5)
+    app = create_app(
+        settings.with_overrides(
+            hubspot_access_token=TOKEN, hubspot_api_base=fake.url, hubspot_rate_limit=(50, 1.0)
+        )
+    )
+    try:
+        assert isinstance(app.extensions["enablement"].crm, HubSpotCrm)
+        with app.app_context():
+            result = CliRunner().invoke(cli, ["sync"], obj={}, catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+        assert "sync: full" in result.stdout  # no cursor yet: the first sync reads everything
+        assert stored_histories(app.extensions["enablement"].sessions) == fake_histories(fake)
+    finally:
+        app.extensions["enablement"].engine.dispose()
