@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def report_command(kind: str, fmt: str, output: Path | None, as_of: str | None) 
     if fmt == "html" and kind != "coverage":
         raise InvalidInput("--format html is available for the coverage report only")
     container = ctx()
+    if sys.stderr.isatty():
+        click.echo(f"computing the {kind} report (cached until the data change)...", err=True)
     report = get_report(container.sessions, container.settings, kind, when)
     text = render(kind, report, fmt)
     if output is None:

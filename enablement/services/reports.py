@@ -89,19 +89,25 @@ def _compute(kind: str, data: dict, settings: Settings, as_of: datetime) -> dict
 
 def _coverage(data, episodes, crm_episodes, settings: Settings, as_of: datetime) -> dict:
     """Adapt loaded rows to the coverage domain's facts and compute."""
-    deals = data["deals"].set_index("deal_id")
+    d = data["deals"]
+    context = {
+        deal_id: (industry, personas, topics)
+        for deal_id, industry, personas, topics in zip(
+            d["deal_id"], d["industry"], d["personas"], d["topics"], strict=True
+        )
+    }
     open_eps = episodes[episodes["outcome"] == "open"]
     open_deals = []
     for deal_id, stage in zip(open_eps["deal_id"], open_eps["buying_stage"], strict=True):
-        if deal_id in deals.index:
-            d = deals.loc[deal_id]
+        if deal_id in context:
+            industry, personas, topics = context[deal_id]
             open_deals.append(
                 coverage_domain.OpenDeal(
                     deal_id,
                     stage,
-                    d["industry"],
-                    list(d["personas"] or []),
-                    list(d["topics"] or []),
+                    industry if isinstance(industry, str) else None,
+                    list(personas or []),
+                    list(topics or []),
                 )
             )
     open_crm = crm_episodes[crm_episodes["outcome"] == "open"]
@@ -165,20 +171,37 @@ def _store(sessions: sessionmaker[Session], key: str, version: int, report: dict
         pass  # NOTE: another worker cached the same report at the same moment
 
 
-def effects(sessions: sessionmaker[Session]) -> dict[tuple[str, str], dict]:
-    """(asset_id, buying_stage) -> effectiveness item from the newest cached report; never computes.
+_EFFECTS_MEMO: dict[tuple, dict] = {}
 
-    Cheap enough for ranking: one row read. Empty when no effectiveness report was computed yet.
+
+def effects(sessions: sessionmaker[Session]) -> dict[tuple[str, str], dict]:
+    """(asset_id, buying_stage) -> effectiveness item from the cached report; never computes.
+
+    Prefers the report for "now" (no as_of), else the newest cached one. Cheap enough for
+    ranking: one small row read, the payload parsed once per cached version (memoised).
+    Empty when no effectiveness report was computed yet.
     """
     with sessions.begin() as session:
-        row = session.scalars(
-            select(ReportCache)
+        row = session.execute(
+            select(ReportCache.key, ReportCache.data_version, ReportCache.created_at)
             .where(ReportCache.key.like("effectiveness:%"))
-            .order_by(ReportCache.data_version.desc(), ReportCache.created_at.desc())
+            .order_by(
+                (ReportCache.key == "effectiveness:latest").desc(),
+                ReportCache.data_version.desc(),
+                ReportCache.created_at.desc(),
+            )
             .limit(1)
         ).first()
-        payload = row.payload if row is not None else {"items": []}
-    return {(it["asset_id"], it["buying_stage"]): it for it in payload.get("items", [])}
+        if row is None:
+            return {}
+        memo_key = (id(sessions), *row)
+        if memo_key not in _EFFECTS_MEMO:
+            payload = session.get(ReportCache, row.key).payload
+            _EFFECTS_MEMO.clear()  # NOTE: keep only the newest; old versions are never asked again
+            _EFFECTS_MEMO[memo_key] = {
+                (it["asset_id"], it["buying_stage"]): it for it in payload.get("items", [])
+            }
+        return _EFFECTS_MEMO[memo_key]
 
 
 def effect_for(sessions: sessionmaker[Session], asset_id: str, buying_stage: str) -> dict | None:

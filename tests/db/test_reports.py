@@ -148,3 +148,11 @@ def test_rescoring_assets_flags_product_pitches_and_bumps_the_data_version(sessi
         assert current_data_version(session) == version + 1
     assert flags == {"pitch": True, "pov": False}
     assert rescore_assets(sessions, terms) == 0
+
+
+def test_effects_prefer_the_report_for_now_over_an_older_as_of(sessions, settings, data):
+    get_report(sessions, settings, "effectiveness", data.as_of - timedelta(days=200))
+    early = effect_for(sessions, "a-short", "evaluation")
+    get_report(sessions, settings, "effectiveness")
+    now = effect_for(sessions, "a-short", "evaluation")
+    assert now["exposed_episodes"] > early["exposed_episodes"]
