@@ -380,3 +380,37 @@ def test_the_app_wires_the_hubspot_client_from_settings(fake, settings):
         assert stored_histories(app.extensions["enablement"].sessions) == fake_histories(fake)
     finally:
         app.extensions["enablement"].engine.dispose()
+
+
+def test_connection_errors_back_off_a_bounded_number_of_times(sleeps):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    crm = HubSpotCrm(
+        TOKEN,
+        f"http://127.0.0.1:{port}",
+        policy=RetryPolicy(max_attempts=3, backoff_base=0.01),
+        sleep=sleeps,
+    )
+    with pytest.raises(ExternalServiceError, match="after 3 attempts"):
+        crm.fetch_pipelines()
+    assert (
+        len(sleeps.waits) == 2 and crm.stats.retries == 2 and crm.stats.by_status == {"network": 2}
+    )
+
+
+def test_an_exhausted_daily_limit_is_not_retried(fake, crm, sleeps):
+    fake.fail(429, times=5, body={"status": "error", "policyName": "DAILY"})
+    with pytest.raises(ExternalServiceError, match="daily API limit"):
+        crm.fetch_pipelines()
+    assert sleeps.waits == [] and len(fake.requests()) == 1
+
+
+def test_the_configured_rate_limit_reaches_the_client(settings):
+    crm = HubSpotCrm.from_settings(
+        settings.with_overrides(hubspot_access_token=TOKEN, hubspot_rate_limit=(7, 3.0))
+    )
+    assert (crm.limiter.calls, crm.limiter.period) == (7, 3.0)
+    assert (crm.search_limiter.calls, crm.search_limiter.period) == (4, 1.0)
