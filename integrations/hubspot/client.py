@@ -7,8 +7,9 @@ NOTE: the SDK builds, authenticates and sends every request; its urllib3 retries
 switched off and each call goes through `_call`, which owns rate limiting and retries
 (urllib3's Retry would not retry POST, would hide retries from the call count, and knows
 nothing of HubSpot's 4-per-second search limit). Responses are read with
-`_preload_content=False` and parsed in mapping.py: the generated models cost more than
-the whole rest of a sync at 100,000 deals and validate fields we do not use.
+`_preload_content=False` and parsed in mapping.py: building the generated models costs
+about 25 ms per page of 50 deals with history (json.loads: 0.2 ms), which would add about
+half to a full sync's time, and they validate fields we do not use.
 """
 
 from __future__ import annotations
