@@ -414,3 +414,17 @@ def test_the_configured_rate_limit_reaches_the_client(settings):
     )
     assert (crm.limiter.calls, crm.limiter.period) == (7, 3.0)
     assert (crm.search_limiter.calls, crm.search_limiter.period) == (4, 1.0)
+
+
+def test_at_hubspots_real_cap_a_window_of_more_than_10000_deals_is_split(fake):
+    for i in range(1, 10_002):
+        fake.add_deal(i, [("appointmentscheduled", T0 + timedelta(seconds=i))])
+    crm = HubSpotCrm(TOKEN, fake.url, rate_limit=(100_000, 1.0), search_rate=(1_000, 1.0))
+    pages = list(crm.iter_deals_modified_between(T0, T0 + timedelta(days=1)))
+    ids = [d.id for p in pages for d in p.deals]
+    assert sorted(ids, key=int) == [str(i) for i in range(1, 10_002)]  # each once
+    totals = [t for t, _, _ in fake.search_totals]
+    assert totals[0] == 10_001
+    # A window over the cap is looked at once (one page) and split; only windows within it are paged.
+    assert sum(t > 10_000 for t in totals) == 4  # 24h, 12h, 6h and 3h windows: split, not paged
+    assert all(r[3] == 200 for r in fake.requests())
