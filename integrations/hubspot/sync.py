@@ -12,9 +12,11 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.db.crm import (
@@ -27,6 +29,7 @@ from enablement.db.crm import (
 from enablement.db.models import SyncState
 from enablement.db.types import utcnow
 from enablement.domain.crm import DealRecord, PipelineRecord, StageEntry
+from enablement.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ CURSOR_KEY = "hubspot.cursor"  # incremental: every deal modified before modifie
 # NOTE: the search index trails writes by seconds; re-reading the last minutes is idempotent.
 OVERLAP = timedelta(minutes=5)
 OWNER_BATCH = 500
+_LOCK_KEY = 0x45_4E_53_59  # the advisory lock every sync takes on PostgreSQL
 
 Progress = Callable[[str, int], None]
 
@@ -89,23 +93,47 @@ def sync_crm(
     """Sync pipelines, owners and deals (all of them, or those modified since the cursor); then write back notes."""
     run = _Run(sessions, crm, on_progress or (lambda phase, n: None), now)
     calls_before, retries_before = _stats(crm)
-    run.sync_pipelines()
-    run.sync_owners()
-    cursor = run.state(CURSOR_KEY)
-    if full or not cursor:
-        run.summary.mode = "full"
-        run.sync_all_deals()
-    else:
-        run.sync_modified_deals(datetime.fromisoformat(cursor["modified_since"]))
-    if writeback:
-        from integrations.hubspot.notes import write_back_shares
+    with _one_sync_at_a_time(sessions):
+        run.sync_pipelines()
+        run.sync_owners()
+        cursor = run.state(CURSOR_KEY)
+        if full or not cursor:
+            run.summary.mode = "full"
+            run.sync_all_deals()
+        else:
+            run.sync_modified_deals(datetime.fromisoformat(cursor["modified_since"]))
+        if writeback:
+            from integrations.hubspot.notes import write_back_shares
 
-        counts = write_back_shares(sessions, crm)
-        run.summary.notes_written = counts.written + counts.recovered
-        run.summary.notes_failed = counts.failed
+            counts = write_back_shares(sessions, crm)
+            run.summary.notes_written = counts.written + counts.recovered
+            run.summary.notes_failed = counts.failed
     calls, retries = _stats(crm)
     run.summary.api_calls, run.summary.retries = calls - calls_before, retries - retries_before
     return run.summary
+
+
+@contextmanager
+def _one_sync_at_a_time(sessions: sessionmaker[Session]):
+    """Refuse to start while another sync runs against the same PostgreSQL database.
+
+    NOTE: a session-level advisory lock dies with its connection, so a killed sync never
+    leaves a stale lock behind. SQLite is one embedded process; nothing to guard there.
+    """
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}).scalar()
+        conn.commit()
+        if not got:
+            raise Conflict("another sync is running against this database; try again when it ends")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+            conn.commit()
 
 
 def _stats(crm) -> tuple[int, int]:

@@ -151,3 +151,21 @@ def test_an_incremental_sync_killed_after_any_page_and_run_again_ends_identical(
         crm.kill_after = None
         sync_crm(sessions, crm, now=later)
         assert snapshot(sessions) == reference, f"killed after {kill_after} pages"
+
+
+def test_a_second_sync_on_postgresql_is_refused_while_one_runs(crm, sessions):
+    from sqlalchemy import text
+
+    from enablement.errors import Conflict
+    from integrations.hubspot.sync import _LOCK_KEY
+
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the guard is PostgreSQL's advisory lock; SQLite is one process")
+    with engine.connect() as running:  # another sync holds the lock
+        running.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
+        with pytest.raises(Conflict, match="another sync is running"):
+            sync_crm(sessions, crm, full=True)
+        running.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+        running.commit()
+    assert sync_crm(sessions, crm, full=True).deals.created == 12
