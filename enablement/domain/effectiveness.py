@@ -36,7 +36,7 @@ METHOD = (
     "missing-indicator), industry, pipeline and owner (owners and industries with fewer than 30 "
     "episodes pooled) gives each episode a risk score; the asset's hazard ratio is then estimated by "
     "maximising the exact Cox partial likelihood (Breslow ties) of the exposure term with that risk "
-    "score as a fixed offset (fitted as the equivalent binomial GLM over advance times with statsmodels; "
+    "score as a fixed offset (fitted as the equivalent logistic regression over advances with statsmodels Logit; "
     "Wald 95% CI and two-sided p-value). q-value: Benjamini-Hochberg (statsmodels multipletests, fdr_bh) across every "
     "(asset, stage) pair estimated in this report. Medians: Kaplan-Meier (statsmodels SurvfuncRight), censoring "
     "respected: exposed = days from the share to advancing; comparable unexposed = episodes of the "
@@ -138,8 +138,8 @@ class StageRiskSets:
         NOTE: with the offsets fixed, the partial likelihood of the exposure coefficient equals a
         binomial likelihood over the advance times: of the d_k advances at time t_k, how many were
         exposed, with logit P(exposed) = beta + log(exposed risk mass / unexposed risk mass). So the
-        fit is statsmodels' binomial GLM on one row per advance time, with that log ratio as offset;
-        its coefficient, standard error and Wald p-value are the Cox ones.
+        fit is statsmodels' logistic regression (Logit, Newton) with one row per advance and that
+        log ratio as offset; its coefficient, standard error and Wald p-value are the Cox ones.
         """
         import statsmodels.api as sm
 
@@ -164,13 +164,16 @@ class StageRiskSets:
                 None, None, "estimate did not converge (exposed episodes all or never advanced)"
             )
         offset = np.log(exposed_mass[use]) - np.log(unexposed_mass[use])
-        endog = np.column_stack([de, d - de]).astype(float)
+        # One Bernoulli row per advance (tied advances at one time: de ones, then zeros).
+        rows = np.repeat(np.arange(len(d)), d)
+        first = np.repeat(np.cumsum(d) - d, d)
+        exposed_row = (np.arange(len(rows)) - first) < np.repeat(de, d)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             try:
-                fit = sm.GLM(
-                    endog, np.ones((len(d), 1)), family=sm.families.Binomial(), offset=offset
-                ).fit()
+                fit = sm.Logit(
+                    exposed_row.astype(float), np.ones((len(rows), 1)), offset=offset[rows]
+                ).fit(method="newton", maxiter=50, disp=0)
                 beta, se = float(fit.params[0]), float(fit.bse[0])
             except (Warning, ValueError, np.linalg.LinAlgError, FloatingPointError) as e:
                 return CoxResult(None, None, f"estimate did not converge: {str(e)[:100]}")
