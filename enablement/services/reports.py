@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,8 +37,12 @@ def get_report(
     """The report of this kind at as_of (default now), from the cache when the data are unchanged."""
     if kind not in KINDS:
         raise InvalidInput(f"unknown report {kind!r}; choose one of {', '.join(KINDS)}")
-    if as_of is not None and as_of.tzinfo is None:
-        raise InvalidInput("as_of must carry a time zone (Z or an offset)")
+    if as_of is not None:
+        if as_of.tzinfo is None:
+            raise InvalidInput("as_of must carry a time zone (Z or an offset)")
+        if not 1970 <= as_of.year <= 2200:
+            raise InvalidInput("as_of must lie between the years 1970 and 2200")
+        as_of = as_of.astimezone(UTC)
     now = utcnow()
     key = f"{kind}:{as_of.isoformat()}" if as_of is not None else f"{kind}:latest"
     with sessions.begin() as session:

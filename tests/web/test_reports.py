@@ -55,6 +55,8 @@ def test_reports_need_a_token(client):
         "as_of=2026-06-30T00:00:00",  # no zone
         "as_of=yesterday",
         "as_of=" + "9" * 500,
+        "as_of=0001-01-01T00:00:00Z",
+        "as_of=9999-12-31T23:59:59Z",
         "unknown=1",
     ],
 )
@@ -102,6 +104,27 @@ def test_the_cli_refuses_an_as_of_without_a_zone_or_not_a_time(runner, value):
     result = runner("report", "coverage", "--as-of", value)
     assert result.exit_code == 1
     assert "--as-of" in result.stderr
+
+
+def test_the_cli_refuses_an_as_of_out_of_range(runner):
+    result = runner("report", "coverage", "--as-of", "1066-10-14T09:00:00Z")
+    assert result.exit_code == 1
+    assert "between the years" in result.stderr
+
+
+def test_an_as_of_with_an_offset_is_reported_in_utc(client, auth, data):
+    response = client.get(
+        "/api/v1/reports/cycle-time?as_of=2026-06-30T02:00:00%2B02:00", headers=auth("marketing")
+    )
+    assert response.get_json()["as_of"] == "2026-06-30T00:00:00+00:00"
+
+
+def test_csv_cells_that_look_like_formulas_are_defused():
+    from enablement.services.reports import render
+
+    report = {"as_of": "x", "items": [{"asset_id": "a", "title": "=HYPERLINK(1)", "verdict": "x"}]}
+    text = render("effectiveness", report, "csv")
+    assert "'=HYPERLINK(1)" in text
 
 
 def test_the_cli_reports_an_unwritable_output_as_an_error(runner, data, tmp_path):
