@@ -345,7 +345,10 @@ def render_coverage_html(report: dict) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"])
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     matrices = []
     for dim, title in (("persona", "Persona"), ("industry", "Industry"), ("topic", "Topic")):
