@@ -156,3 +156,15 @@ def test_effects_prefer_the_report_for_now_over_an_older_as_of(sessions, setting
     get_report(sessions, settings, "effectiveness")
     now = effect_for(sessions, "a-short", "evaluation")
     assert now["exposed_episodes"] > early["exposed_episodes"]
+
+
+def test_every_report_on_an_empty_database_is_empty_not_an_error(sessions, settings):
+    effectiveness = get_report(sessions, settings, "effectiveness")
+    assert effectiveness["items"] == []
+    cycle = get_report(sessions, settings, "cycle-time")
+    assert cycle["crm_stages"] == [] and cycle["won_cycle_by_month"] == []
+    assert all(r["entered"] == 0 and r["median_days"] is None for r in cycle["buying_stages"])
+    coverage = get_report(sessions, settings, "coverage")
+    assert coverage["cells"] == [] and coverage["gaps"] == []
+    for kind, report in (("coverage", coverage), ("cycle-time", cycle)):
+        assert render(kind, report, "csv").count("\n") == 1 + (4 if kind == "cycle-time" else 0)
