@@ -39,9 +39,15 @@ PITCH_THRESHOLD = 0.35
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
-    escaped = sorted((re.escape(t.lower()) for t in terms if t.strip()), key=len, reverse=True)
-    return re.compile(r"\b(?:" + "|".join(escaped) + r")\b")
+def _pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One case-folded pattern matching any term as a whole word; None when no term is given."""
+    escaped = sorted(
+        {re.escape(t.strip().lower()) for t in terms if t.strip()}, key=len, reverse=True
+    )
+    if not escaped:
+        return None
+    # NOTE: lookarounds, not \b, so names ending in a symbol ("Acme+", "C++") still match.
+    return re.compile(r"(?<!\w)(?:" + "|".join(escaped) + r")(?!\w)")
 
 
 def pitch_score(
@@ -52,7 +58,7 @@ def pitch_score(
     A sentence naming one of the seller's products counts fully; one with only generic
     pricing/feature language counts half.
     """
-    product = _pattern(product_names) if product_names else None
+    product = _pattern(product_names)
     generic = _pattern(PITCH_TERMS)
     sentences = [(title or "", 2.0)]
     for text in (summary, body):
@@ -65,7 +71,7 @@ def pitch_score(
         total += weight
         if product is not None and product.search(lowered):
             weighted += weight
-        elif generic.search(lowered):
+        elif generic is not None and generic.search(lowered):
             weighted += weight * 0.5
     return round(weighted / total, 3) if total else 0.0
 
