@@ -50,17 +50,6 @@ TOPICS: tuple[str, ...] = (
     "procurement modernisation",
     "operational efficiency",
 )
-KINDS: tuple[str, ...] = (
-    "article",
-    "whitepaper",
-    "webinar",
-    "case_study",
-    "podcast",
-    "video",
-    "report",
-    "roadmap",
-    "framework",
-)
 # NOTE: coverage gaps are planted on purpose so the coverage report shows them.
 CLOSING_NEVER_FOR = ("it security", "operations")
 EVALUATION_NEVER_IN = ("public sector",)
