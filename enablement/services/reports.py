@@ -45,6 +45,9 @@ def get_report(
         as_of = as_of.astimezone(UTC)
     now = utcnow()
     key = f"{kind}:{as_of.isoformat()}" if as_of is not None else f"{kind}:latest"
+    if kind == "coverage":
+        # The thin/ok threshold is a setting, so it is part of what the cached answer depends on.
+        key += f":min{settings.coverage_min_assets}"
     with sessions.begin() as session:
         version = current_data_version(session)
         cached = session.get(ReportCache, key)

@@ -168,3 +168,12 @@ def test_every_report_on_an_empty_database_is_empty_not_an_error(sessions, setti
     assert coverage["cells"] == [] and coverage["gaps"] == []
     for kind, report in (("coverage", coverage), ("cycle-time", cycle)):
         assert render(kind, report, "csv").count("\n") == 1 + (4 if kind == "cycle-time" else 0)
+
+
+def test_a_changed_coverage_minimum_is_not_answered_from_the_cache(sessions, settings, data):
+    from dataclasses import replace
+
+    first = get_report(sessions, settings, "coverage", data.as_of)
+    stricter = get_report(sessions, replace(settings, coverage_min_assets=50), "coverage", data.as_of)
+    assert first["min_assets"] == settings.coverage_min_assets
+    assert stricter["min_assets"] == 50
