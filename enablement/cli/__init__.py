@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "enablement.cli.demo",
     "enablement.cli.reports",
     "enablement.cli.sync",
+    "enablement.cli.assets",
 )
 
 
