@@ -53,10 +53,8 @@ def register_database(app: Flask, settings: Settings) -> Container:
 def register_crm(app: Flask, container: Container) -> None:
     """The CRM client: HubSpot when a token is configured, else none."""
     if container.settings.hubspot_access_token:
-        try:
-            from integrations.hubspot.client import HubSpotCrm
-        except ImportError:  # the integration is optional until it is built
-            return
+        from integrations.hubspot.client import HubSpotCrm
+
         container.crm = HubSpotCrm.from_settings(container.settings)
 
 

@@ -174,6 +174,8 @@ def test_a_changed_coverage_minimum_is_not_answered_from_the_cache(sessions, set
     from dataclasses import replace
 
     first = get_report(sessions, settings, "coverage", data.as_of)
-    stricter = get_report(sessions, replace(settings, coverage_min_assets=50), "coverage", data.as_of)
+    stricter = get_report(
+        sessions, replace(settings, coverage_min_assets=50), "coverage", data.as_of
+    )
     assert first["min_assets"] == settings.coverage_min_assets
     assert stricter["min_assets"] == 50
