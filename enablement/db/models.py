@@ -325,5 +325,7 @@ class ReportCache(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     data_version: Mapped[int] = mapped_column(Integer)
+    # Link views change only some reports (coverage); those compare this counter too.
+    engagement_version: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

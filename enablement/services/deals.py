@@ -22,6 +22,7 @@ from enablement.db.models import (
     Share,
     StageChange,
 )
+from enablement.db.versioning import DATA
 from enablement.domain.links import link_token, link_url
 from enablement.domain.stages import BUYING_STAGES
 from enablement.errors import NotFound
@@ -91,7 +92,9 @@ def _candidates(session: Session) -> _Candidates:
     """The cached candidate list of the session's engine, refreshed on a new data version."""
     engine = session.get_bind()
     # Read the version first: data committed after it only makes the cache refresh sooner.
-    row = session.execute(select(DataVersion.version, DataVersion.updated_at)).first()
+    row = session.execute(
+        select(DataVersion.version, DataVersion.updated_at).where(DataVersion.id == DATA)
+    ).first()
     version = tuple(row) if row else (0, None)
     cached = _CANDIDATES.get(engine)
     if cached is not None and cached.version == version:

@@ -17,7 +17,7 @@ from enablement.config import Settings
 from enablement.db import report_queries as q
 from enablement.db.models import Asset, ReportCache
 from enablement.db.types import utcnow
-from enablement.db.versioning import bump_data_version, current_data_version
+from enablement.db.versioning import ENGAGEMENT, bump_data_version, current_data_version
 from enablement.domain import coverage as coverage_domain
 from enablement.domain.cycle_time import compute_cycle_time
 from enablement.domain.effectiveness import compute_effectiveness
@@ -50,13 +50,18 @@ def get_report(
         key += f":min{settings.coverage_min_assets}"
     with sessions.begin() as session:
         version = current_data_version(session)
+        # Only coverage reads buyer views (never-opened assets); the others ignore clicks.
+        engagement = current_data_version(session, ENGAGEMENT) if kind == "coverage" else 0
         cached = session.get(ReportCache, key)
-        if cached is not None and cached.data_version == version:
-            if as_of is not None or now - cached.created_at <= LATEST_MAX_AGE:
-                return cached.payload
+        if (
+            cached is not None
+            and (cached.data_version, cached.engagement_version) == (version, engagement)
+            and (as_of is not None or now - cached.created_at <= LATEST_MAX_AGE)
+        ):
+            return cached.payload
         data = _load(session, kind)
     report = _compute(kind, data, settings, as_of or now)
-    _store(sessions, key, version, report)
+    _store(sessions, key, (version, engagement), report)
     return report
 
 
@@ -165,15 +170,23 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, float | int) and math.isfinite(x)
 
 
-def _store(sessions: sessionmaker[Session], key: str, version: int, report: dict) -> None:
-    """Keep the report for this data version; a concurrent writer of the same key wins harmlessly."""
+def _store(
+    sessions: sessionmaker[Session], key: str, versions: tuple[int, int], report: dict
+) -> None:
+    """Keep the report for its (data, engagement) versions; a concurrent writer of the key wins harmlessly."""
+    version, engagement = versions
     try:
         with sessions.begin() as session:
             row = session.get(ReportCache, key)
             if row is None:
-                session.add(ReportCache(key=key, data_version=version, payload=report))
+                session.add(
+                    ReportCache(
+                        key=key, data_version=version, engagement_version=engagement, payload=report
+                    )
+                )
             else:
-                row.data_version, row.payload, row.created_at = version, report, utcnow()
+                row.data_version, row.engagement_version = version, engagement
+                row.payload, row.created_at = report, utcnow()
     except IntegrityError:
         pass  # NOTE: another worker cached the same report at the same moment
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from enablement.config import Settings
 from enablement.db.models import Asset, Deal, LinkView, Share
 from enablement.db.types import utcnow
-from enablement.db.versioning import bump_data_version
+from enablement.db.versioning import ENGAGEMENT, bump_data_version
 from enablement.domain.links import (
     is_human_visitor,
     is_redirectable,
@@ -129,5 +129,5 @@ def follow_link(
                     user_agent=(user_agent or "")[:MAX_USER_AGENT],
                 )
             )
-            bump_data_version(session)
+            bump_data_version(session, ENGAGEMENT)
         return row.url

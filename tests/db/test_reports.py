@@ -179,3 +179,17 @@ def test_a_changed_coverage_minimum_is_not_answered_from_the_cache(sessions, set
     )
     assert first["min_assets"] == settings.coverage_min_assets
     assert stricter["min_assets"] == 50
+
+
+def test_a_buyer_view_refreshes_coverage_but_keeps_the_other_reports_cached(
+    sessions, settings, data
+):
+    from enablement.db.versioning import ENGAGEMENT
+
+    for kind in ("coverage", "effectiveness"):
+        get_report(sessions, settings, kind, data.as_of)
+    with sessions.begin() as session:
+        session.execute(update(ReportCache).values(payload={"as_of": "marker"}))
+        bump_data_version(session, ENGAGEMENT)
+    assert get_report(sessions, settings, "effectiveness", data.as_of)["as_of"] == "marker"
+    assert get_report(sessions, settings, "coverage", data.as_of)["as_of"] != "marker"

@@ -92,6 +92,7 @@ def upgrade() -> None:
         "report_cache",
         sa.Column("key", sa.String(length=128), nullable=False),
         sa.Column("data_version", sa.Integer(), nullable=False),
+        sa.Column("engagement_version", sa.Integer(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("created_at", enablement.db.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_report_cache")),
