@@ -6,7 +6,7 @@ import click
 
 from enablement.cli import needs_schema
 from enablement.context import ctx
-from enablement.services.reports import rescore_assets
+from enablement.services.assets import rescore_assets
 
 
 def register(cli: click.Group) -> None:

@@ -79,3 +79,11 @@ def pitch_score(
 def is_product_pitch(score: float, threshold: float = PITCH_THRESHOLD) -> bool:
     """True when the pitch score is at or above the threshold."""
     return score >= threshold
+
+
+def assess_pitch(
+    title: str, summary: str | None, body: str | None, product_names: tuple[str, ...] = ()
+) -> tuple[float, bool]:
+    """The pitch score of a text and whether it is flagged as a product pitch."""
+    score = pitch_score(title, summary, body, product_names)
+    return score, is_product_pitch(score)

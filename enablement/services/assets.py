@@ -9,8 +9,9 @@ from typing import IO
 
 from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload, noload
+from sqlalchemy.orm import Session, lazyload, noload, sessionmaker
 
+from enablement.config import Settings
 from enablement.context import Container
 from enablement.db.models import Asset, AssetTag
 from enablement.db.types import utcnow
@@ -27,7 +28,7 @@ from enablement.domain.assets import (
     tag_key,
     validate_asset,
 )
-from enablement.domain.pov import is_product_pitch, pitch_score
+from enablement.domain.pov import assess_pitch
 from enablement.errors import Conflict, InvalidInput, NotFound
 from enablement.services.files import (
     FileError,
@@ -217,20 +218,20 @@ def _apply(asset: Asset, values: dict, product_terms: tuple[str, ...]) -> None:
         asset.retired_at = asset.retired_at or utcnow()
     else:
         asset.retired_at = None
-    score = pitch_score(asset.title, asset.summary, asset.body, product_terms)
-    asset.pitch_score = score
-    asset.pitch_flag = is_product_pitch(score)
+    asset.pitch_score, asset.pitch_flag = assess_pitch(
+        asset.title, asset.summary, asset.body, product_terms
+    )
     _sync_tags(asset)
 
 
 def _new_row(values: dict, product_terms: tuple[str, ...]) -> dict:
     """A full row of a new asset (for a bulk insert), pitch score and retired_at included."""
     row = {field: (list(v) if field in LIST_FIELDS else v) for field, v in values.items()}
-    score = pitch_score(row["title"], row.get("summary"), row.get("body"), product_terms)
+    score, flag = assess_pitch(row["title"], row.get("summary"), row.get("body"), product_terms)
     now = utcnow()
     row.update(
         pitch_score=score,
-        pitch_flag=is_product_pitch(score),
+        pitch_flag=flag,
         retired_at=now if row["status"] == "retired" else None,
         created_at=now,
         updated_at=now,
@@ -508,3 +509,19 @@ def export_assets(container: Container, out: IO[str], fmt: str) -> int:
             EXPORT_COLUMNS,
             list_fields=LIST_FIELDS,
         )
+
+
+def rescore_assets(sessions: sessionmaker[Session], settings: Settings) -> int:
+    """Recompute every asset's pitch score and flag (e.g. after PRODUCT_TERMS change); returns how many changed."""
+    changed = 0
+    with sessions.begin() as session:
+        for asset in session.scalars(select(Asset)):
+            score, flag = assess_pitch(
+                asset.title, asset.summary, asset.body, settings.product_terms
+            )
+            if asset.pitch_score != score or asset.pitch_flag != flag:
+                asset.pitch_score, asset.pitch_flag = score, flag
+                changed += 1
+        if changed:
+            bump_data_version(session)
+    return changed

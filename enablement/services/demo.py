@@ -14,7 +14,7 @@ from enablement.db.models import Asset, AssetTag, Deal, LinkView, Owner, Share
 from enablement.db.types import utcnow
 from enablement.db.versioning import bump_data_version
 from enablement.domain.demo import REPS, DemoData, generate_demo, summary_counts
-from enablement.domain.pov import is_product_pitch, pitch_score
+from enablement.domain.pov import assess_pitch
 from enablement.errors import Conflict
 from enablement.services import tokens
 
@@ -110,7 +110,7 @@ def _store(session: Session, data: DemoData, product_terms: tuple[str, ...]) -> 
     names = tuple(dict.fromkeys((*product_terms, *data.product_names)))
     asset_rows, tag_rows = [], []
     for a in data.assets:
-        score = pitch_score(a.title, a.summary, a.body, names)
+        score, flag = assess_pitch(a.title, a.summary, a.body, names)
         asset_rows.append(
             {
                 "id": a.id,
@@ -130,7 +130,7 @@ def _store(session: Session, data: DemoData, product_terms: tuple[str, ...]) -> 
                 "series": a.series,
                 "series_order": a.series_order,
                 "pitch_score": score,
-                "pitch_flag": is_product_pitch(score),
+                "pitch_flag": flag,
                 "retired_at": a.retired_at,
             }
         )

@@ -15,14 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from enablement import TEMPLATES
 from enablement.config import Settings
 from enablement.db import report_queries as q
-from enablement.db.models import Asset, ReportCache
+from enablement.db.models import ReportCache
 from enablement.db.types import utcnow
-from enablement.db.versioning import ENGAGEMENT, bump_data_version, current_data_version
+from enablement.db.versioning import ENGAGEMENT, current_data_version
 from enablement.domain import coverage as coverage_domain
 from enablement.domain.cycle_time import compute_cycle_time
 from enablement.domain.effectiveness import compute_effectiveness
 from enablement.domain.episodes import build_episodes, to_days
-from enablement.domain.pov import is_product_pitch, pitch_score
 from enablement.errors import InvalidInput
 
 KINDS = ("coverage", "cycle-time", "effectiveness")
@@ -227,21 +226,6 @@ def effects(sessions: sessionmaker[Session]) -> dict[tuple[str, str], dict]:
 def effect_for(sessions: sessionmaker[Session], asset_id: str, buying_stage: str) -> dict | None:
     """The cached effectiveness item of one (asset, stage), or None when unknown."""
     return effects(sessions).get((asset_id, buying_stage))
-
-
-def rescore_assets(sessions: sessionmaker[Session], settings: Settings) -> int:
-    """Recompute every asset's pitch score and flag (e.g. after PRODUCT_TERMS change); returns how many changed."""
-    changed = 0
-    with sessions.begin() as session:
-        for asset in session.scalars(select(Asset)):
-            score = pitch_score(asset.title, asset.summary, asset.body, settings.product_terms)
-            flag = is_product_pitch(score)
-            if asset.pitch_score != score or asset.pitch_flag != flag:
-                asset.pitch_score, asset.pitch_flag = score, flag
-                changed += 1
-        if changed:
-            bump_data_version(session)
-    return changed
 
 
 # ---- rendering -------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from sqlalchemy import select, update
 
 from enablement.db.models import Asset, Deal, ReportCache
 from enablement.db.versioning import bump_data_version, current_data_version
-from enablement.services.reports import effect_for, get_report, render, rescore_assets
+from enablement.services.assets import rescore_assets
+from enablement.services.reports import effect_for, get_report, render
 from tests.simulator import insert as insert_simulated
 from tests.simulator import simulate
 
