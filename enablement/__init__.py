@@ -11,7 +11,17 @@ from enablement import db
 from enablement.config import Settings
 from enablement.context import Container
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+def template_folder() -> Path:
+    """The Jinja templates: enablement/templates when installed, else the top-level templates/."""
+    package = Path(__file__).resolve().parent
+    # NOTE: the installed copy is checked first: next to site-packages/enablement, a stray
+    # site-packages/templates may belong to another distribution.
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
+
+
+TEMPLATES = template_folder()
 
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
@@ -51,8 +61,10 @@ def register_database(app: Flask, settings: Settings) -> Container:
 
 
 def register_crm(app: Flask, container: Container) -> None:
-    """The CRM client: HubSpot when a token is configured, else none."""
+    """The CRM behind the Crm interface: HubSpot when HUBSPOT_ACCESS_TOKEN is set, else none."""
+    container.crm = None
     if container.settings.hubspot_access_token:
+        # NOTE: imported here so that an app without a CRM never loads the HubSpot SDK.
         from integrations.hubspot.client import HubSpotCrm
 
         container.crm = HubSpotCrm.from_settings(container.settings)

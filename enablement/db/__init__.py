@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.errors import SchemaOutdated
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# NOTE: alembic (and the mako and pygments it pulls in) is imported inside the functions that
+# migrate: it costs a quarter second that `enablement --help` and every request never need.
+# Shipped in the wheel as package data next to this module (pyproject.toml).
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -54,6 +57,8 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
 
 def alembic_config(engine: Engine) -> Config:
     """Alembic configuration bound to this engine."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -62,17 +67,23 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Create or upgrade the schema to the newest migration."""
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
 
 
 def head_revision() -> str:
     """The newest migration the code knows."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_script_only_config())
     return script.get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The migration the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -96,6 +107,9 @@ def ping(engine: Engine) -> None:
 
 
 def _script_only_config() -> Config:
+    """Alembic configuration that reads the migration scripts only (no database)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import math
 import warnings
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from enablement.domain.episodes import DAY_NS, to_days
 from enablement.domain.stages import BUYING_STAGES
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# NOTE: numpy, pandas and lifelines are imported inside the functions: they load when a report
+# runs, not when the CLI or the web app starts (tests/test_startup.py).
 
 METHOD = (
     "Episodes: a deal's stay in a CRM stage (from entering it until entering another stage) and in a "
@@ -101,6 +106,9 @@ def won_cycle_by_month(
     stage_map: pd.DataFrame, deals: pd.DataFrame, history: pd.DataFrame, as_of_days: float
 ) -> list[dict]:
     """Per creation month: deals created, won, still open, and won cycle days (median, p25, p75)."""
+    import numpy as np
+    import pandas as pd
+
     if deals.empty:
         return []
     won_stages = {

@@ -8,13 +8,18 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
-from scipy import stats
+from typing import TYPE_CHECKING
 
 from enablement.domain.episodes import exposures
 from enablement.domain.stages import BUYING_STAGES
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# NOTE: numpy, pandas, SciPy, statsmodels and lifelines (over a second together) are imported
+# inside the functions: they load when a report runs, not when the CLI or the web app starts
+# (tests/test_startup.py).
 
 MIN_EXPOSED = 20
 MIN_ADVANCES = 10
@@ -59,6 +64,9 @@ class CoxResult:
 
 def _design(stage_eps: pd.DataFrame) -> np.ndarray:
     """Covariate matrix per episode: standardized log amount, missing flag, pooled dummies."""
+    import numpy as np
+    import pandas as pd
+
     cols = []
     amount = pd.to_numeric(stage_eps["amount"], errors="coerce").to_numpy(dtype=float)
     log_amount = np.log1p(np.clip(amount, 0, None))
@@ -89,6 +97,8 @@ def _design(stage_eps: pd.DataFrame) -> np.ndarray:
 
 def adjustment_offsets(stage_eps: pd.DataFrame) -> tuple[np.ndarray, str | None]:
     """Per-episode log relative hazard of advancing from deal attributes (0 when not estimable)."""
+    import numpy as np
+    import pandas as pd
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 
@@ -116,6 +126,9 @@ class StageRiskSets:
     """The risk sets of one buying stage's episodes at each advance time, weighted by risk score."""
 
     def __init__(self, durations: np.ndarray, advanced: np.ndarray, offsets: np.ndarray):
+        """Risk sets from episode durations (days), advance flags and risk-score offsets."""
+        import numpy as np
+
         self.risk = np.exp(offsets)
         event_times = durations[advanced]
         self.times, self.deaths = np.unique(event_times, return_counts=True)
@@ -141,6 +154,7 @@ class StageRiskSets:
         fit is statsmodels' logistic regression (Logit, Newton) with one row per advance and that
         log ratio as offset; its coefficient, standard error and Wald p-value are the Cox ones.
         """
+        import numpy as np
         import statsmodels.api as sm
 
         K = len(self.times)
@@ -221,6 +235,9 @@ def compute_effectiveness(
     `episodes` from build_episodes; `deals` has deal_id, amount, industry, pipeline_id, owner_id;
     `shares` has deal_id, asset_id, shared_at. Numbers that cannot be estimated are None with a reason.
     """
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
     from statsmodels.stats.multitest import multipletests
 
     eps = episodes.reset_index(drop=True)
@@ -342,6 +359,9 @@ def naive_verdicts(episodes: pd.DataFrame, shares: pd.DataFrame) -> dict[tuple[s
 
     Mann-Whitney on raw episode length, advanced episodes only, ignoring censoring, timing and deal size.
     """
+    import numpy as np
+    from scipy import stats
+
     eps = episodes.reset_index(drop=True)
     exp = exposures(eps, shares)
     out = {}

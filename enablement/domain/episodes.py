@@ -14,11 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from enablement.domain.stages import BUYING_STAGES
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# NOTE: numpy and pandas are imported inside the functions so that importing the domain (the CLI,
+# the web app) stays fast; they load the first time a report runs (tests/test_startup.py).
 
 DAY_NS = 86_400 * 10**9
 # Zero-length episodes (two entries at the same instant) get this length so survival models accept them.
@@ -59,6 +64,9 @@ class StageInfo:
 
 def to_days(values) -> np.ndarray:
     """Aware timestamps (Series, Index, list or one datetime) as float days since the epoch."""
+    import numpy as np
+    import pandas as pd
+
     if isinstance(values, datetime):
         return np.array([pd.Timestamp(values).value / DAY_NS])
     ts = pd.to_datetime(pd.Series(values), utc=True)
@@ -79,6 +87,8 @@ def stage_lookup(stage_map: pd.DataFrame) -> dict[tuple[str, str], StageInfo]:
 
 def _sorted_history(history: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     """History entries up to as_of, ordered by deal and time (stable on input order)."""
+    import numpy as np
+
     h = history[["deal_id", "pipeline_id", "stage_id", "entered_at"]].copy()
     h["t"] = to_days(h["entered_at"]) if len(h) else np.array([], dtype=float)
     h = h[h["t"] <= to_days(as_of)[0]]
@@ -95,6 +105,9 @@ def build_episodes(
     frames (EPISODE_COLUMNS, CRM_EPISODE_COLUMNS); start/end are float days since the
     epoch, `end` of an open episode is as_of. Stages missing from the map count as unmapped.
     """
+    import numpy as np
+    import pandas as pd
+
     lookup = stage_lookup(stage_map)
     unknown = StageInfo(None, False, False, 0)
     now = float(to_days(as_of)[0])
@@ -172,6 +185,9 @@ def exposures(episodes: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
     `shares` has deal_id, asset_id, shared_at. A share counts when start <= shared_at < end
     (a share at the moment the deal leaves the stage exposed nothing in it).
     """
+    import numpy as np
+    import pandas as pd
+
     cols = ["episode", "asset_id", "exposed_after_days"]
     if episodes.empty or shares.empty:
         return pd.DataFrame(columns=cols)
