@@ -33,8 +33,8 @@ OWNERS = 4  # the fake portal's owners: 3 active, 1 archived (one page each)
 def run_one(size: int) -> dict:
     """Serve `size` deals from a fake, sync them all into a fresh SQLite file, measure."""
     from enablement import db
+    from enablement.services.sync import sync_crm
     from integrations.hubspot.client import HubSpotCrm
-    from integrations.hubspot.sync import sync_crm
     from tests.integrations.fake_hubspot import TOKEN
 
     fake = subprocess.Popen(

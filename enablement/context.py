@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
+from enablement.domain.crm import Crm
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Container:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    crm: Any = None  # a CRM client (integrations.hubspot) or a fake; None when not configured
+    crm: Crm | None = None  # HubSpot, or an in-memory CRM in tests; None when not configured
 
 
 def ctx() -> Container:

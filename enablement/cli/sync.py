@@ -9,6 +9,7 @@ import click
 from enablement.cli import needs_schema
 from enablement.context import ctx
 from enablement.errors import Unavailable
+from enablement.services.sync import sync_crm
 
 
 class _Ticker:
@@ -41,8 +42,6 @@ def register(cli: click.Group) -> None:
     @needs_schema
     def sync_command(full: bool) -> None:
         """Pipelines, owners, deals and stage history from HubSpot; incremental by default."""
-        from integrations.hubspot.sync import sync_crm
-
         container = ctx()
         if container.crm is None:
             raise Unavailable("HubSpot is not configured: set HUBSPOT_ACCESS_TOKEN")

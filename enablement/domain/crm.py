@@ -1,9 +1,18 @@
-"""CRM records in the product's terms: what a file import, a HubSpot sync or the demo hands to persistence."""
+"""CRM records in the product's terms: what a file import, a HubSpot sync or the demo hands to persistence.
+
+Also the `Crm` interface the sync use case talks to; integrations implement it
+(integrations.hubspot.client.HubSpotCrm, integrations.memory.InMemoryCrm).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from enablement.domain.tags import distinct_tags
+from enablement.errors import ExternalServiceError
 
 
 class _Unset:
@@ -82,7 +91,90 @@ class DealRecord:
     deleted: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
+    def __post_init__(self) -> None:
+        # NOTE: every path (files, sync, demo, webhooks) builds a DealRecord, so the one tag
+        # rule is applied here: display form, each tag once (case-insensitively).
+        object.__setattr__(self, "personas", distinct_tags(self.personas))
+        object.__setattr__(self, "topics", distinct_tags(self.topics))
+
 
 def ordered_history(entries: tuple[StageEntry, ...] | list[StageEntry]) -> list[StageEntry]:
     """Entries sorted by time, exact duplicates removed; re-entries (same stage later) are kept."""
     return sorted(set(entries))
+
+
+@dataclass(frozen=True)
+class DealPage:
+    """Deals read in one step, and the resume token that is safe to store once they are committed.
+
+    Listing every deal: `resume` is the CRM's opaque token for the next page (None on the
+    last page, which has `done` set). Reading modified deals: a page whose `resume` is set
+    closes a time window; it is the ISO 8601 time before which every modified deal has been
+    yielded (None on the pages inside a window).
+    """
+
+    deals: list[DealRecord]
+    resume: str | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class CallCounts:
+    """Requests sent to the CRM so far (retries included), and how many of them were retries."""
+
+    calls: int = 0
+    retries: int = 0
+
+
+class CrmRefused(ExternalServiceError):
+    """The CRM refused our credentials or their permissions: no other request can succeed either."""
+
+    code = "crm_unauthorized"
+
+
+@runtime_checkable
+class Crm(Protocol):
+    """The CRM the product syncs deals from and writes share notes to.
+
+    Failures are the product's errors: CrmRefused when the credentials are refused (stop
+    everything), another EnablementError (ExternalServiceError, NotFound) when one request
+    failed for good after the implementation's own retries.
+    """
+
+    def fetch_pipelines(self) -> list[PipelineRecord]:
+        """Every deal pipeline with its stages (archived ones included, marked archived)."""
+        ...
+
+    def iter_owners(self) -> Iterator[OwnerRecord]:
+        """Every owner, active and archived (deals keep owners who left)."""
+        ...
+
+    def iter_all_deals(
+        self, after: str | None = None, archived: bool = False
+    ) -> Iterator[DealPage]:
+        """Every active (or archived, marked deleted) deal with its complete stage history, page by page from `after`."""
+        ...
+
+    def iter_archived_deal_ids(self) -> Iterator[list[str]]:
+        """Ids of archived deals, a page at a time (to mark them deleted)."""
+        ...
+
+    def iter_deals_modified_between(self, start: datetime, end: datetime) -> Iterator[DealPage]:
+        """Active deals last modified in [start, end), with their histories; see DealPage for `resume`."""
+        ...
+
+    def fetch_deals(self, ids: Iterable[str]) -> list[DealRecord]:
+        """These active deals with their exact stage histories; unknown ids are left out."""
+        ...
+
+    def create_note(self, deal_id: str, body: str, timestamp: datetime) -> str:
+        """Log a note (plain text, one paragraph a line) on the deal at `timestamp`; returns the note id."""
+        ...
+
+    def find_note(self, deal_id: str, marker: str) -> str | None:
+        """The id of a note on the deal whose text contains `marker`, or None."""
+        ...
+
+    def call_counts(self) -> CallCounts:
+        """Requests sent since this client was built (for the sync summary)."""
+        ...

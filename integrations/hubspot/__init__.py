@@ -1,1 +1,1 @@
-"""HubSpot: the CRM client (hubspot-api-client), sync, webhooks and the app card."""
+"""HubSpot: the Crm interface on hubspot-api-client, its JSON mapping, rate limits and note HTML."""

@@ -1,7 +1,7 @@
-"""The CRM interface in the product's terms, implemented on HubSpot with hubspot-api-client.
+"""The Crm interface (enablement.domain.crm) implemented on HubSpot with hubspot-api-client.
 
 Everything HubSpot-shaped (SDK objects, JSON, status codes) stays in this package; callers
-get PipelineRecord, OwnerRecord, DealRecord and the product's error kinds.
+get PipelineRecord, OwnerRecord, DealRecord, DealPage and the product's error kinds.
 
 NOTE: the SDK builds, authenticates and sends every request; its urllib3 retries are
 switched off and each call goes through `_call`, which owns rate limiting and retries
@@ -39,7 +39,14 @@ from hubspot.crm.owners.exceptions import ApiException as OwnersApiException
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiException
 from urllib3.util.retry import Retry
 
-from enablement.domain.crm import DealRecord, OwnerRecord, PipelineRecord
+from enablement.domain.crm import (
+    CallCounts,
+    CrmRefused,
+    DealPage,
+    DealRecord,
+    OwnerRecord,
+    PipelineRecord,
+)
 from enablement.errors import ExternalServiceError, NotFound
 from integrations.hubspot.mapping import (
     STAGE,
@@ -50,6 +57,7 @@ from integrations.hubspot.mapping import (
     pipeline_from_hubspot,
     to_millis,
 )
+from integrations.hubspot.notes import in_note_html, note_html
 from integrations.hubspot.ratelimit import RateLimiter, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -66,7 +74,7 @@ ARCHIVED_IDS_PAGE = 100  # list endpoint without history
 NOTE_TO_DEAL = 214  # HUBSPOT_DEFINED association type: note -> deal
 
 
-class HubSpotAuthError(ExternalServiceError):
+class HubSpotAuthError(CrmRefused):
     """HubSpot refused the token (401) or its scopes (403): retrying cannot help."""
 
     code = "hubspot_unauthorized"
@@ -94,18 +102,10 @@ class CallStats:
             self.retries += 1
             self.by_status[status] = self.by_status.get(status, 0) + 1
 
-
-@dataclass(frozen=True)
-class DealPage:
-    """Deals read in one step, and the resume token that is safe to store once they are committed.
-
-    For a listing the token is HubSpot's paging cursor (None at the end); for a modified-since
-    read it is the time up to which every modified deal has been yielded (None mid-window).
-    """
-
-    deals: list[DealRecord]
-    resume: str | None = None
-    done: bool = False
+    def snapshot(self) -> CallCounts:
+        """Calls and retries so far, read together."""
+        with self._lock:
+            return CallCounts(self.calls, self.retries)
 
 
 class HubSpotCrm:
@@ -161,6 +161,10 @@ class HubSpotCrm:
                 topics=settings.hubspot_topics_property,
             ),
         )
+
+    def call_counts(self) -> CallCounts:
+        """Requests sent to HubSpot since this client was built (retries included)."""
+        return self.stats.snapshot()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -279,9 +283,9 @@ class HubSpotCrm:
     # -- write-back ----------------------------------------------------------------------
 
     def create_note(self, deal_id: str, body: str, timestamp: datetime) -> str:
-        """Create a note on the deal (association 214, note to deal); returns the note id."""
+        """Create a note on the deal (its text as HTML, association 214: note to deal); returns the note id."""
         request = SimplePublicObjectInputForCreate(
-            properties={"hs_note_body": body, "hs_timestamp": timestamp.isoformat()},
+            properties={"hs_note_body": note_html(body), "hs_timestamp": timestamp.isoformat()},
             associations=[
                 PublicAssociationsForObject(
                     to=PublicObjectId(id=str(deal_id)),
@@ -298,6 +302,7 @@ class HubSpotCrm:
 
     def find_note(self, deal_id: str, marker: str) -> str | None:
         """The id of a note on the deal whose body contains `marker`, if one exists."""
+        wanted = in_note_html(marker)
         after = None
         while True:
             request = NoteSearchRequest(
@@ -318,7 +323,7 @@ class HubSpotCrm:
             )
             data = self._call(self._notes_search.do_search, request, search=True)
             for item in data.get("results") or []:
-                if marker in ((item.get("properties") or {}).get("hs_note_body") or ""):
+                if wanted in ((item.get("properties") or {}).get("hs_note_body") or ""):
                     return str(item["id"])
             after = _next_after(data)
             if after is None or int(after) >= SEARCH_CAP:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from enablement.domain.crm import DealRecord, OwnerRecord, PipelineRecord, StageEntry, StageRecord
+from enablement.domain.timestamps import InvalidTimestamp, in_range
 
 STAGE = "dealstage"
 
@@ -43,14 +44,19 @@ def parse_time(value) -> datetime | None:
     text = str(value).strip()
     try:
         if text.isdigit():
-            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, OverflowError):
+            parsed = datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
         return None
     if parsed.tzinfo is None:
         # NOTE: HubSpot date-only values (e.g. closedate set to a day) mean midnight UTC.
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        # The product's one range (1970-2100): a moment outside it is unreadable here too.
+        return in_range(parsed)
+    except InvalidTimestamp:
+        return None
 
 
 def to_millis(moment: datetime) -> int:

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from enablement.db.models import CrmStage, Deal, Owner, StageChange, SyncState
 from enablement.errors import ExternalServiceError
+from enablement.services.sync import CURSOR_KEY, FULL_KEY, sync_crm
 from integrations.hubspot.client import HubSpotAuthError, HubSpotCrm
 from integrations.hubspot.ratelimit import RetryPolicy
-from integrations.hubspot.sync import CURSOR_KEY, FULL_KEY, sync_crm
 from tests.integrations.fake_hubspot import TOKEN, FakeHubSpot, generate_deals, standard_portal
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)

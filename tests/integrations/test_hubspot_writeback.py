@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from enablement.db.models import Asset, Share
+from enablement.services.sync import sync_crm
+from enablement.services.writeback import note_marker
 from integrations.hubspot.client import HubSpotCrm
-from integrations.hubspot.notes import note_marker
 from integrations.hubspot.ratelimit import RetryPolicy
-from integrations.hubspot.sync import sync_crm
 from tests.integrations.fake_hubspot import TOKEN, FakeHubSpot, standard_portal
 
 SHARED_AT = datetime(2024, 5, 2, 15, 30, tzinfo=UTC)
@@ -76,7 +76,8 @@ def test_a_pending_share_becomes_one_note_on_its_deal(fake, crm, sessions, share
     ((note_id, note),) = fake.notes.items()
     assert note["deals"] == ["42"]
     body = note["properties"]["hs_note_body"]
-    assert "Buying &lt;committees&gt;" in body and "https://example.com/a1" in body
+    assert "Buying &lt;committees&gt;" in body
+    assert '<p><a href="https://example.com/a1">https://example.com/a1</a></p>' in body
     assert "rep@example.com" in body and note_marker(share_id) in body
     assert note["properties"]["hs_timestamp"].startswith("2024-05-02T15:30")
     share = load(sessions, share_id)
@@ -100,7 +101,7 @@ def test_a_failed_write_back_is_kept_and_retried_by_the_next_sync(fake, crm, ses
 
 def test_a_note_created_before_a_crash_is_found_again_not_duplicated(fake, crm, sessions, share_id):
     # HubSpot created the note, then the process died before recording success.
-    existing = crm.create_note("42", f"<p>earlier {note_marker(share_id)}</p>", SHARED_AT)
+    existing = crm.create_note("42", f"an earlier attempt\n{note_marker(share_id)}", SHARED_AT)
     with sessions.begin() as session:
         session.get(Share, share_id).writeback_attempts = 1
     sync_crm(sessions, crm, writeback=True)
@@ -115,3 +116,18 @@ def test_a_share_of_a_deal_hubspot_does_not_know_fails_without_stopping_others(
     summary = sync_crm(sessions, crm, full=True, writeback=True)
     assert summary.notes_failed == 1
     assert load(sessions, share_id).writeback_state == "failed"
+
+
+def test_a_note_written_before_notes_were_plain_text_is_still_found_by_its_marker(
+    fake, crm, sessions, share_id
+):
+    # Earlier versions sent the note's HTML themselves; the marker reads the same inside it.
+    fake.notes["1"] = {
+        "properties": {"hs_note_body": f"<p>older</p><p>{note_marker(share_id)}</p>"},
+        "deals": ["42"],
+    }
+    with sessions.begin() as session:
+        session.get(Share, share_id).writeback_attempts = 1
+    sync_crm(sessions, crm, writeback=True)
+    assert list(fake.notes) == ["1"]
+    assert load(sessions, share_id).writeback_note_id == "1"

@@ -1,6 +1,6 @@
 """The CRM sync use case: pipelines, owners, deals with exact stage history, then note write-back.
 
-Works on any CRM object with the interface of integrations.hubspot.client.HubSpotCrm.
+Talks to the CRM only through the Crm interface (enablement.domain.crm).
 Every page of deals is committed in its own transaction together with the resume point
 it completes, so a sync killed at any moment and run again ends with the same data as
 an uninterrupted run (re-applying a page changes nothing).
@@ -28,15 +28,17 @@ from enablement.db.crm import (
 )
 from enablement.db.models import SyncState
 from enablement.db.types import utcnow
-from enablement.domain.crm import DealRecord, PipelineRecord, StageEntry
+from enablement.domain.crm import Crm, DealPage, DealRecord, PipelineRecord, StageEntry
 from enablement.errors import Conflict
+from enablement.services.writeback import write_back_shares
 
 log = logging.getLogger(__name__)
 
+# NOTE: the product syncs one CRM, HubSpot; these names are stored in existing databases.
 SOURCE = "hubspot"
 FULL_KEY = "hubspot.full"  # an unfinished full sync: phase, paging cursor, start time
 CURSOR_KEY = "hubspot.cursor"  # incremental: every deal modified before modified_since is stored
-# NOTE: the search index trails writes by seconds; re-reading the last minutes is idempotent.
+# NOTE: a CRM's search index trails its writes (HubSpot's by seconds); re-reading is idempotent.
 OVERLAP = timedelta(minutes=5)
 OWNER_BATCH = 500
 _LOCK_KEY = 0x45_4E_53_59  # the advisory lock every sync takes on PostgreSQL
@@ -84,7 +86,7 @@ class SyncSummary:
 
 def sync_crm(
     sessions: sessionmaker[Session],
-    crm,
+    crm: Crm,
     full: bool = False,
     writeback: bool = False,
     on_progress: Progress | None = None,
@@ -92,7 +94,7 @@ def sync_crm(
 ) -> SyncSummary:
     """Sync pipelines, owners and deals (all of them, or those modified since the cursor); then write back notes."""
     run = _Run(sessions, crm, on_progress or (lambda phase, n: None), now)
-    calls_before, retries_before = _stats(crm)
+    before = crm.call_counts()
     with _one_sync_at_a_time(sessions):
         run.sync_pipelines()
         run.sync_owners()
@@ -103,13 +105,12 @@ def sync_crm(
         else:
             run.sync_modified_deals(datetime.fromisoformat(cursor["modified_since"]))
         if writeback:
-            from integrations.hubspot.notes import write_back_shares
-
             counts = write_back_shares(sessions, crm)
             run.summary.notes_written = counts.written + counts.recovered
             run.summary.notes_failed = counts.failed
-    calls, retries = _stats(crm)
-    run.summary.api_calls, run.summary.retries = calls - calls_before, retries - retries_before
+    after = crm.call_counts()
+    run.summary.api_calls = after.calls - before.calls
+    run.summary.retries = after.retries - before.retries
     return run.summary
 
 
@@ -136,15 +137,16 @@ def _one_sync_at_a_time(sessions: sessionmaker[Session]):
             conn.commit()
 
 
-def _stats(crm) -> tuple[int, int]:
-    stats = getattr(crm, "stats", None)
-    return (stats.calls, stats.retries) if stats else (0, 0)
-
-
 class _Run:
     """One sync run: the pipelines it knows, its counters, and how it commits pages."""
 
-    def __init__(self, sessions, crm, on_progress: Progress, now):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        crm: Crm,
+        on_progress: Progress,
+        now: Callable[[], datetime],
+    ):
         self.sessions = sessions
         self.crm = crm
         self.on_progress = on_progress
@@ -281,8 +283,8 @@ class _Run:
         return list(resolved.values())
 
 
-def prefetch(pages: Iterator, depth: int = 2) -> Iterator:
-    """Read up to `depth` pages ahead in a thread, so HubSpot's latency overlaps our writes.
+def prefetch(pages: Iterator[DealPage], depth: int = 2) -> Iterator[DealPage]:
+    """Read up to `depth` pages ahead in a thread, so the CRM's latency overlaps our writes.
 
     Memory stays bounded by `depth` pages; an error in the reader is raised here, in order.
     """
@@ -305,7 +307,7 @@ def prefetch(pages: Iterator, depth: int = 2) -> Iterator:
         except BaseException as e:  # handed to the consumer, raised there
             slots.put(("error", e))
 
-    reader = threading.Thread(target=read, name="hubspot-prefetch", daemon=True)
+    reader = threading.Thread(target=read, name="crm-prefetch", daemon=True)
     reader.start()
     try:
         while True:
