@@ -226,11 +226,10 @@ def _plain(value):
 
 
 def insert(sessions, data: SimData) -> None:
-    """Write simulated data with the ORM (bulk inserts), bumping the data version."""
+    """Write simulated data with Core bulk inserts (caches notice the new rows by themselves)."""
     from sqlalchemy import insert as sa_insert
 
     from enablement.db.models import Asset, CrmStage, Deal, Pipeline, Share, StageChange
-    from enablement.db.versioning import bump_data_version
 
     with sessions.begin() as session:
         session.execute(
@@ -317,4 +316,3 @@ def insert(sessions, data: SimData) -> None:
                     for r in data.shares.itertuples()
                 ],
             )
-        bump_data_version(session)

@@ -10,8 +10,10 @@ import click
 
 from enablement.cli import needs_schema
 from enablement.context import ctx
+from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 from enablement.errors import InvalidInput
-from enablement.services.reports import FORMATS, KINDS, get_report, render
+from enablement.render import FORMATS, render
+from enablement.services.reports import KINDS, get_report
 
 
 def register(cli: click.Group) -> None:
@@ -20,16 +22,13 @@ def register(cli: click.Group) -> None:
 
 
 def parse_as_of(text: str | None) -> datetime | None:
-    """An ISO 8601 time with a zone, or None; a time without a zone is an error."""
+    """The --as-of moment by the product's one timestamp rule, or None."""
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"--as-of is not an ISO 8601 time: {text[:60]!r}") from None
-    if value.tzinfo is None:
-        raise InvalidInput("--as-of needs a time zone (Z or an offset), e.g. 2026-06-30T00:00:00Z")
-    return value
+        return parse_timestamp(text)
+    except InvalidTimestamp as e:
+        raise InvalidInput(f"--as-of: {e}", {"as_of": text[:60]}) from None
 
 
 @click.command("report")

@@ -109,6 +109,8 @@ class Deal(Base):
         Index("ix_deals_owner", "owner_id"),
         Index("ix_deals_deleted", "deleted_at"),
         Index("ix_deals_source_modified", "source_modified_at"),
+        # Cache fingerprints read the newest write (enablement.db.versioning).
+        Index("ix_deals_updated", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -146,6 +148,8 @@ class StageChange(Base):
         UniqueConstraint("deal_id", "pipeline_id", "stage_id", "entered_at"),
         Index("ix_stage_changes_deal_time", "deal_id", "entered_at"),
         Index("ix_stage_changes_stage", "pipeline_id", "stage_id"),
+        # Ids are never reused, so a cache fingerprint of (count, max id) sees a delete plus an insert.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -166,6 +170,8 @@ class Asset(Base):
         Index("ix_assets_status", "status"),
         Index("ix_assets_url", "url"),
         Index("ix_assets_series", "series", "series_order"),
+        # Cache fingerprints read the newest write (enablement.db.versioning).
+        Index("ix_assets_updated", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -220,6 +226,8 @@ class Share(Base):
         Index("ix_shares_asset", "asset_id", "shared_at"),
         Index("ix_shares_deal", "deal_id", "shared_at"),
         Index("ix_shares_writeback", "writeback_state"),
+        # Cache fingerprints read the newest share (enablement.db.versioning).
+        Index("ix_shares_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -250,7 +258,11 @@ class LinkView(Base):
     """A buyer opened a trackable link (bots and link previews are not recorded)."""
 
     __tablename__ = "link_views"
-    __table_args__ = (Index("ix_link_views_share", "share_id", "viewed_at"),)
+    __table_args__ = (
+        Index("ix_link_views_share", "share_id", "viewed_at"),
+        # Ids are never reused, so a cache fingerprint of (count, max id) sees a delete plus an insert.
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     share_id: Mapped[int] = mapped_column(ForeignKey("shares.id"))
@@ -308,24 +320,13 @@ class WebhookEvent(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class DataVersion(Base):
-    """A counter bumped by every write that changes report inputs; caches key on it."""
-
-    __tablename__ = "data_version"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
 class ReportCache(Base):
-    """A computed report kept per (kind, parameters, data version)."""
+    """A computed report kept per (kind, parameters) with the fingerprint of the tables it read."""
 
     __tablename__ = "report_cache"
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data_version: Mapped[int] = mapped_column(Integer)
-    # Link views change only some reports (coverage); those compare this counter too.
-    engagement_version: Mapped[int] = mapped_column(Integer, default=0)
+    # enablement.db.versioning.version_text of the tables the report reads.
+    version: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

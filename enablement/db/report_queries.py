@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from enablement.db.models import Asset, CrmStage, Deal, LinkView, Share, StageChange
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# NOTE: pandas is imported inside the functions that build frames, so the web app and the CLI
+# start without it (tests/test_startup.py).
 
 STAGE_COLUMNS = [
     "pipeline_id",
@@ -21,13 +28,26 @@ STAGE_COLUMNS = [
 ]
 
 
+def reads(*models):
+    """Mark a query with the tables it reads: a cache of what it returns is versioned by them."""
+
+    def mark(query):
+        query.tables = tuple(model.__table__ for model in models)
+        return query
+
+    return mark
+
+
 def _live_deals():
     """Deals that count: not deleted, not merged into another."""
     return Deal.deleted_at.is_(None) & Deal.merged_into_id.is_(None)
 
 
+@reads(CrmStage)
 def stage_map(session: Session) -> pd.DataFrame:
     """Every CRM stage with its mapping."""
+    import pandas as pd
+
     rows = session.execute(
         select(
             CrmStage.pipeline_id,
@@ -44,8 +64,11 @@ def stage_map(session: Session) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=STAGE_COLUMNS)
 
 
+@reads(StageChange, Deal)
 def stage_history(session: Session) -> pd.DataFrame:
     """Stage changes of live deals: deal_id, pipeline_id, stage_id, entered_at (ordered by deal, time, id)."""
+    import pandas as pd
+
     rows = session.execute(
         select(
             StageChange.deal_id,
@@ -60,8 +83,11 @@ def stage_history(session: Session) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["deal_id", "pipeline_id", "stage_id", "entered_at"])
 
 
+@reads(Deal)
 def deals(session: Session) -> pd.DataFrame:
     """Live deals with the attributes reports use."""
+    import pandas as pd
+
     rows = session.execute(
         select(
             Deal.id,
@@ -91,8 +117,24 @@ def deals(session: Session) -> pd.DataFrame:
     )
 
 
+@reads(Share, Deal)
 def shares(session: Session) -> pd.DataFrame:
-    """Shares to live deals with their recorded view counts."""
+    """Shares to live deals: share_id, deal_id, asset_id, shared_at, shared_by."""
+    import pandas as pd
+
+    rows = session.execute(
+        select(Share.id, Share.deal_id, Share.asset_id, Share.shared_at, Share.shared_by)
+        .join(Deal, Deal.id == Share.deal_id)
+        .where(_live_deals())
+    ).all()
+    return pd.DataFrame(rows, columns=["share_id", "deal_id", "asset_id", "shared_at", "shared_by"])
+
+
+@reads(Share, Deal, LinkView)
+def shares_with_views(session: Session) -> pd.DataFrame:
+    """Shares to live deals with their recorded view counts (a views column)."""
+    import pandas as pd
+
     views = (
         select(LinkView.share_id, func.count(LinkView.id).label("views"))
         .group_by(LinkView.share_id)
@@ -116,6 +158,7 @@ def shares(session: Session) -> pd.DataFrame:
     )
 
 
+@reads(Asset)
 def assets(session: Session) -> list[dict]:
     """Every asset with the fields reports use (plain dicts)."""
     rows = session.execute(
@@ -137,6 +180,7 @@ def assets(session: Session) -> list[dict]:
     return [row._asdict() for row in rows]
 
 
+@reads(Asset)
 def asset_titles(session: Session) -> dict[str, str]:
     """asset id -> title."""
     return dict(session.execute(select(Asset.id, Asset.title)).all())

@@ -1,40 +1,96 @@
-"""Data versions: counters bumped by writes, read by caches to know when to recompute.
+"""Table versions: a cheap fingerprint per table that moves on every write, for caches to compare.
 
-Two counters, so that the frequent event (a buyer opening a link) does not throw away
-caches that do not depend on it (effectiveness, cycle time, deal search):
-DATA for deals, stage history, the stage map, assets and shares; ENGAGEMENT for link views.
+A cache records the fingerprints of the tables it read and is reused while they are unchanged,
+so no writer has to remember to invalidate anything, writers share no counter row, and a write
+to a table a cache does not read leaves that cache alone. Per table, the fingerprint is:
+
+- deals, assets: (row count, newest updated_at). Every insert sets updated_at (a column
+  default, so ORM and Core bulk inserts alike) and every ORM or Core update sets it again
+  (onupdate); a delete lowers the count; a delete plus an insert adds a newer updated_at.
+  Indexed on updated_at, so the max is one index probe.
+- stage_changes, link_views: (row count, highest id). Rows are only inserted and deleted, never
+  updated. An insert raises the count, a delete lowers it; a delete plus an insert raises the id,
+  because ids are never reused: AUTOINCREMENT on SQLite (plain rowids would give the deleted
+  highest id again), a sequence on PostgreSQL.
+- shares: (row count, newest created_at). Shares are never deleted (their views refer to them);
+  the only updates set the link token hash (in the inserting transaction) and the CRM
+  write-back state, neither read by any cache, so write-back does not throw caches away.
+  created_at is a column default; a delete plus an insert adds a newer one. Indexed on it.
+- crm_stages: a digest of every row and column. The stage map is small (hundreds of rows) and
+  has no write timestamp, so its content is the cheapest fingerprint that sees every change.
+
+NOTE: write timestamps come from the writer's clock when it flushes. Under SQLite writes are
+serialised (BEGIN IMMEDIATE), so a later write always carries a later time. Under PostgreSQL two
+overlapping transactions can commit out of timestamp order; an update (not an insert or delete,
+which move the count) that commits after a newer-stamped one went unseen is missed until the next
+write to that table, bounded for reports "as of now" by their maximum age.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+import hashlib
+from collections.abc import Iterable
+
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
-from enablement.db.models import DataVersion
-from enablement.db.types import utcnow
+from enablement.db.models import Asset, CrmStage, Deal, LinkView, Share, StageChange
 
-DATA = 1
-ENGAGEMENT = 2
+# table name -> the column whose maximum, with the row count, fingerprints it (see above).
+_NEWEST = {
+    Deal.__tablename__: Deal.updated_at,
+    Asset.__tablename__: Asset.updated_at,
+    StageChange.__tablename__: StageChange.id,
+    LinkView.__tablename__: LinkView.id,
+    Share.__tablename__: Share.created_at,
+}
+# Small tables fingerprinted by their whole content.
+_DIGESTED = {CrmStage.__tablename__: CrmStage.__table__}
 
-
-def bump_data_version(session: Session, counter: int = DATA) -> None:
-    """Increase a data version (DATA by default) inside the caller's transaction."""
-    bump = (
-        update(DataVersion)
-        .where(DataVersion.id == counter)
-        .values(version=DataVersion.version + 1, updated_at=utcnow())
-    )
-    if session.execute(bump).rowcount:
-        return
-    try:
-        # The first write ever: two workers may race to create the row; one insert wins.
-        with session.begin_nested():
-            session.add(DataVersion(id=counter, version=1))
-    except IntegrityError:
-        session.execute(bump)
+TableVersion = tuple[str, int, str | None]
 
 
-def current_data_version(session: Session, counter: int = DATA) -> int:
-    """The current version of a counter (0 before any write)."""
-    return session.scalar(select(DataVersion.version).where(DataVersion.id == counter)) or 0
+def _table(table) -> Table:
+    return table if isinstance(table, Table) else table.__table__
+
+
+def table_versions(session: Session, tables: Iterable) -> tuple[TableVersion, ...]:
+    """(name, row count, newest mark or digest) per table, sorted by name; ValueError if one has none."""
+    names = sorted({_table(t).name for t in tables})
+    unknown = [n for n in names if n not in _NEWEST and n not in _DIGESTED]
+    if unknown:
+        raise ValueError(f"no fingerprint is defined for table(s) {', '.join(unknown)}")
+    columns = []
+    for name in names:
+        if name in _NEWEST:
+            newest = _NEWEST[name]
+            # NOTE: separate scalar subqueries: each uses its engine's fast path (a count of the
+            # smallest index, a max read from the end of an index) instead of one joint scan.
+            columns += [
+                select(func.count()).select_from(newest.table).scalar_subquery(),
+                select(func.max(newest)).scalar_subquery(),
+            ]
+    marks = iter(session.execute(select(*columns)).one() if columns else ())
+    versions = []
+    for name in names:
+        if name in _NEWEST:
+            count, newest = next(marks), next(marks)
+            mark = newest.isoformat() if hasattr(newest, "isoformat") else newest
+            versions.append((name, int(count), None if mark is None else str(mark)))
+        else:
+            versions.append((name, *_digest(session, _DIGESTED[name])))
+    return tuple(versions)
+
+
+def _digest(session: Session, table: Table) -> tuple[int, str]:
+    """Row count and a SHA-256 of every row of a small table, in primary-key order."""
+    rows = session.execute(select(table).order_by(*table.primary_key.columns)).all()
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(repr(tuple(row)).encode())
+    return len(rows), digest.hexdigest()
+
+
+def version_text(versions: tuple[TableVersion, ...]) -> str:
+    """The fingerprints as one line of text to store with a cached result."""
+    return " ".join(f"{name}:{count}:{mark or '-'}" for name, count, mark in versions)

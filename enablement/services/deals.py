@@ -6,23 +6,13 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from rapidfuzz import fuzz, process, utils
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
-from enablement.db.models import (
-    Asset,
-    CrmStage,
-    DataVersion,
-    Deal,
-    LinkView,
-    Pipeline,
-    Share,
-    StageChange,
-)
-from enablement.db.versioning import DATA
+from enablement.db.models import Asset, CrmStage, Deal, LinkView, Pipeline, Share, StageChange
+from enablement.db.versioning import table_versions
 from enablement.domain.links import link_token, link_url
 from enablement.domain.stages import BUYING_STAGES
 from enablement.errors import NotFound
@@ -48,6 +38,8 @@ def rank_by_text(
     text, so every word counts and typos are forgiven; ties go to the closer whole string,
     then the id. processed_texts are already passed through rapidfuzz's default_process.
     """
+    import numpy as np  # NOTE: loaded on first search, so starting the CLI does not pay for it
+
     words = utils.default_process(query).split()[:MAX_QUERY_WORDS]
     if not ids or not words:
         return []
@@ -73,7 +65,7 @@ def rank_by_text(
 
 @dataclass(frozen=True)
 class _Candidates:
-    """Every live deal's search text and filter attributes, as of one data version."""
+    """Every live deal's search text and filter attributes, with the versions of the tables read."""
 
     version: tuple
     ids: list[str]
@@ -83,19 +75,17 @@ class _Candidates:
     buying: list[str | None]
 
 
-# NOTE: one candidate list per engine, rebuilt when the data version moves (every write to
-# deals or the stage map bumps it), so a search at 100,000 deals only scores, never refetches.
+# NOTE: one candidate list per engine, rebuilt when a table it reads (deals, the stage map)
+# changes, so a search at 100,000 deals only scores, never refetches.
 _CANDIDATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CANDIDATE_TABLES = (Deal, CrmStage)
 
 
 def _candidates(session: Session) -> _Candidates:
-    """The cached candidate list of the session's engine, refreshed on a new data version."""
+    """The cached candidate list of the session's engine, rebuilt when deals or the stage map change."""
     engine = session.get_bind()
-    # Read the version first: data committed after it only makes the cache refresh sooner.
-    row = session.execute(
-        select(DataVersion.version, DataVersion.updated_at).where(DataVersion.id == DATA)
-    ).first()
-    version = tuple(row) if row else (0, None)
+    # Read the versions first: data committed after them only makes the cache refresh sooner.
+    version = table_versions(session, _CANDIDATE_TABLES)
     cached = _CANDIDATES.get(engine)
     if cached is not None and cached.version == version:
         return cached

@@ -1,80 +1,77 @@
-"""Reports: load the data, compute in the pure domain, cache per data version, render."""
+"""Reports: load the data, compute in the pure domain, cache while the tables read are unchanged."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from enablement import TEMPLATES
 from enablement.config import Settings
 from enablement.db import report_queries as q
 from enablement.db.models import ReportCache
 from enablement.db.types import utcnow
-from enablement.db.versioning import ENGAGEMENT, current_data_version
+from enablement.db.versioning import table_versions, version_text
 from enablement.domain import coverage as coverage_domain
 from enablement.domain.cycle_time import compute_cycle_time
 from enablement.domain.effectiveness import compute_effectiveness
 from enablement.domain.episodes import build_episodes, to_days
+from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 from enablement.errors import InvalidInput
 
 KINDS = ("coverage", "cycle-time", "effectiveness")
-FORMATS = ("table", "json", "csv", "html")
-# A report for "now" (no as_of given) is reused while the data version is unchanged, up to this age.
+# A report for "now" (no as_of given) is reused while its tables are unchanged, up to this age.
 LATEST_MAX_AGE = timedelta(hours=1)
+
+_COMMON = {"stage_map": q.stage_map, "history": q.stage_history, "deals": q.deals}
+# What each report loads (name -> query). Its cache is versioned by exactly the tables these
+# queries read, so e.g. a buyer's click (link_views) refreshes coverage only, and a new share
+# leaves cycle time alone.
+LOADS = {
+    "cycle-time": _COMMON,
+    "effectiveness": {**_COMMON, "shares": q.shares, "titles": q.asset_titles},
+    "coverage": {**_COMMON, "shares": q.shares_with_views, "assets": q.assets},
+}
+
+
+def tables_read(kind: str) -> tuple:
+    """The tables a report of this kind reads."""
+    return tuple({table for query in LOADS[kind].values() for table in query.tables})
 
 
 def get_report(
     sessions: sessionmaker[Session], settings: Settings, kind: str, as_of: datetime | None = None
 ) -> dict:
-    """The report of this kind at as_of (default now), from the cache when the data are unchanged."""
+    """The report of this kind at as_of (default now), from the cache while its tables are unchanged."""
     if kind not in KINDS:
         raise InvalidInput(f"unknown report {kind!r}; choose one of {', '.join(KINDS)}")
     if as_of is not None:
-        if as_of.tzinfo is None:
-            raise InvalidInput("as_of must carry a time zone (Z or an offset)")
-        if not 1970 <= as_of.year <= 2200:
-            raise InvalidInput("as_of must lie between the years 1970 and 2200")
-        as_of = as_of.astimezone(UTC)
+        try:
+            as_of = parse_timestamp(as_of)
+        except InvalidTimestamp as e:
+            raise InvalidInput(f"as_of: {e}") from None
     now = utcnow()
     key = f"{kind}:{as_of.isoformat()}" if as_of is not None else f"{kind}:latest"
     if kind == "coverage":
         # The thin/ok threshold is a setting, so it is part of what the cached answer depends on.
         key += f":min{settings.coverage_min_assets}"
     with sessions.begin() as session:
-        version = current_data_version(session)
-        # Only coverage reads buyer views (never-opened assets); the others ignore clicks.
-        engagement = current_data_version(session, ENGAGEMENT) if kind == "coverage" else 0
+        # NOTE: fingerprint first: data committed between it and the loads below only makes
+        # the stored report look older than it is, so it is recomputed sooner, never served stale.
+        version = version_text(table_versions(session, tables_read(kind)))
         cached = session.get(ReportCache, key)
         if (
             cached is not None
-            and (cached.data_version, cached.engagement_version) == (version, engagement)
+            and cached.version == version
             and (as_of is not None or now - cached.created_at <= LATEST_MAX_AGE)
         ):
             return cached.payload
-        data = _load(session, kind)
+        data = {name: query(session) for name, query in LOADS[kind].items()}
     report = _compute(kind, data, settings, as_of or now)
-    _store(sessions, key, (version, engagement), report)
+    _store(sessions, key, version, report)
     return report
-
-
-def _load(session: Session, kind: str) -> dict:
-    """Everything the report needs, read in one transaction."""
-    data = {"stage_map": q.stage_map(session), "history": q.stage_history(session)}
-    data["deals"] = q.deals(session)
-    if kind in ("coverage", "effectiveness"):
-        data["shares"] = q.shares(session)
-    if kind == "coverage":
-        data["assets"] = q.assets(session)
-    if kind == "effectiveness":
-        data["titles"] = q.asset_titles(session)
-    return data
 
 
 def _compute(kind: str, data: dict, settings: Settings, as_of: datetime) -> dict:
@@ -169,23 +166,15 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, float | int) and math.isfinite(x)
 
 
-def _store(
-    sessions: sessionmaker[Session], key: str, versions: tuple[int, int], report: dict
-) -> None:
-    """Keep the report for its (data, engagement) versions; a concurrent writer of the key wins harmlessly."""
-    version, engagement = versions
+def _store(sessions: sessionmaker[Session], key: str, version: str, report: dict) -> None:
+    """Keep the report with the fingerprint it was computed at; a concurrent writer of the key wins harmlessly."""
     try:
         with sessions.begin() as session:
             row = session.get(ReportCache, key)
             if row is None:
-                session.add(
-                    ReportCache(
-                        key=key, data_version=version, engagement_version=engagement, payload=report
-                    )
-                )
+                session.add(ReportCache(key=key, version=version, payload=report))
             else:
-                row.data_version, row.engagement_version = version, engagement
-                row.payload, row.created_at = report, utcnow()
+                row.version, row.payload, row.created_at = version, report, utcnow()
     except IntegrityError:
         pass  # NOTE: another worker cached the same report at the same moment
 
@@ -196,17 +185,16 @@ _EFFECTS_MEMO: dict[tuple, dict] = {}
 def effects(sessions: sessionmaker[Session]) -> dict[tuple[str, str], dict]:
     """(asset_id, buying_stage) -> effectiveness item from the cached report; never computes.
 
-    Prefers the report for "now" (no as_of), else the newest cached one. Cheap enough for
-    ranking: one small row read, the payload parsed once per cached version (memoised).
+    Prefers the report for "now" (no as_of), else the most recently computed one. Cheap enough
+    for ranking: one small row read, the payload parsed once per cached version (memoised).
     Empty when no effectiveness report was computed yet.
     """
     with sessions.begin() as session:
         row = session.execute(
-            select(ReportCache.key, ReportCache.data_version, ReportCache.created_at)
+            select(ReportCache.key, ReportCache.version, ReportCache.created_at)
             .where(ReportCache.key.like("effectiveness:%"))
             .order_by(
                 (ReportCache.key == "effectiveness:latest").desc(),
-                ReportCache.data_version.desc(),
                 ReportCache.created_at.desc(),
             )
             .limit(1)
@@ -226,140 +214,3 @@ def effects(sessions: sessionmaker[Session]) -> dict[tuple[str, str], dict]:
 def effect_for(sessions: sessionmaker[Session], asset_id: str, buying_stage: str) -> dict | None:
     """The cached effectiveness item of one (asset, stage), or None when unknown."""
     return effects(sessions).get((asset_id, buying_stage))
-
-
-# ---- rendering -------------------------------------------------------------------------------
-
-TABLES = {
-    "coverage": (
-        "cells",
-        [
-            "stage",
-            "dimension",
-            "value",
-            "live_assets",
-            "stale_assets",
-            "shares_90d",
-            "open_deals",
-            "status",
-        ],
-    ),
-    "effectiveness": (
-        "items",
-        [
-            "asset_id",
-            "title",
-            "buying_stage",
-            "exposed_episodes",
-            "exposed_advances",
-            "hazard_ratio",
-            "ci_low",
-            "ci_high",
-            "p_value",
-            "q_value",
-            "median_days_exposed",
-            "median_days_unexposed",
-            "verdict",
-            "reason",
-        ],
-    ),
-}
-CYCLE_COLUMNS = [
-    "section",
-    "pipeline_id",
-    "stage",
-    "label",
-    "buying_stage",
-    "entered",
-    "advanced",
-    "lost",
-    "open",
-    "other",
-    "median_days",
-    "p25_days",
-    "p75_days",
-    "won",
-]
-
-
-def _cycle_rows(report: dict) -> list[dict]:
-    """Cycle-time report flattened into one table with a section column."""
-    rows = []
-    for r in report["crm_stages"]:
-        rows.append({"section": "crm_stage", "stage": r["stage_id"], **r})
-    for r in report["buying_stages"]:
-        rows.append({"section": "buying_stage", "stage": r["buying_stage"], **r})
-    for r in report["won_cycle_by_month"]:
-        rows.append({"section": "won_by_month", "stage": r["month"], "entered": r["created"], **r})
-    return [{c: r.get(c) for c in CYCLE_COLUMNS} for r in rows]
-
-
-def table_rows(kind: str, report: dict) -> tuple[list[str], list[dict]]:
-    """The report's main table: column names and rows."""
-    if kind == "cycle-time":
-        return CYCLE_COLUMNS, _cycle_rows(report)
-    field, columns = TABLES[kind]
-    return columns, [{c: item.get(c) for c in columns} for item in report[field]]
-
-
-def render(kind: str, report: dict, fmt: str) -> str:
-    """The report as json, csv, a text table, or (coverage only) a self-contained HTML page."""
-    if fmt == "json":
-        return json.dumps(report, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
-    if fmt == "html":
-        if kind != "coverage":
-            raise InvalidInput("--format html is available for the coverage report only")
-        return render_coverage_html(report)
-    columns, rows = table_rows(kind, report)
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows([{c: _csv_cell(r[c]) for c in columns} for r in rows])
-        return out.getvalue()
-    if fmt == "table":
-        return _text_table(columns, rows) + f"\nas of {report['as_of']}\n"
-    raise InvalidInput(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def _csv_cell(value):
-    """Empty for null; formula-looking text prefixed so spreadsheets do not run it."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def _text_table(columns: list[str], rows: list[dict]) -> str:
-    """A plain aligned table; long text cut at 40 characters."""
-    cells = [[("" if r[c] is None else str(r[c]))[:40] for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def render_coverage_html(report: dict) -> str:
-    """One self-contained HTML file (inline CSS, no external URL) with stage x persona/industry heatmaps."""
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    matrices = []
-    for dim, title in (("persona", "Persona"), ("industry", "Industry"), ("topic", "Topic")):
-        cells = [c for c in report["cells"] if c["dimension"] == dim]
-        values = sorted({c["value"] for c in cells})
-        grid = {(c["value"], c["stage"]): c for c in cells}
-        peak = max([c["live_assets"] for c in cells] + [1])
-        matrices.append(
-            {"dimension": dim, "title": title, "values": values, "grid": grid, "peak": peak}
-        )
-    stages = [s["stage"] for s in report["stages"]]
-    return env.get_template("report_coverage.html").render(
-        report=report, matrices=matrices, stages=stages
-    )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response
 from marshmallow import Schema, fields, validate
 
 from enablement.context import ctx
-from enablement.services.reports import get_report, render
+from enablement.render import render, render_api_json
+from enablement.services.reports import get_report
 from enablement.web.endpoint import endpoint
 from enablement.web.schemas import StrictSchema, Timestamp
 
@@ -119,7 +118,7 @@ def _answer(kind: str, query: dict) -> Response:
         )
     # NOTE: the payload is already plain JSON data; dumping thousands of items through
     # marshmallow again would only cost time. The schemas document the shape.
-    return Response(json.dumps(report, allow_nan=False), mimetype="application/json")
+    return Response(render_api_json(report), mimetype="application/json")
 
 
 @bp.get("/api/v1/reports/coverage")

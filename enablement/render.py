@@ -1,0 +1,165 @@
+"""Presenting reports: JSON, CSV (formula cells defused), aligned text tables and the coverage HTML page.
+
+The one place that turns a report's plain data into text, for the API and the command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from enablement import TEMPLATES
+from enablement.errors import InvalidInput
+
+FORMATS = ("table", "json", "csv", "html")
+# Report kind -> (the list that is its main table, that table's columns in order).
+TABLES = {
+    "coverage": (
+        "cells",
+        [
+            "stage",
+            "dimension",
+            "value",
+            "live_assets",
+            "stale_assets",
+            "shares_90d",
+            "open_deals",
+            "status",
+        ],
+    ),
+    "effectiveness": (
+        "items",
+        [
+            "asset_id",
+            "title",
+            "buying_stage",
+            "exposed_episodes",
+            "exposed_advances",
+            "hazard_ratio",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "q_value",
+            "median_days_exposed",
+            "median_days_unexposed",
+            "verdict",
+            "reason",
+        ],
+    ),
+}
+CYCLE_COLUMNS = [
+    "section",
+    "pipeline_id",
+    "stage",
+    "label",
+    "buying_stage",
+    "entered",
+    "advanced",
+    "lost",
+    "open",
+    "other",
+    "median_days",
+    "p25_days",
+    "p75_days",
+    "won",
+]
+
+
+def template_folder() -> Path:
+    """The Jinja templates folder, wherever the package locates it (source tree or wheel)."""
+    return Path(TEMPLATES)
+
+
+def _cycle_rows(report: dict) -> list[dict]:
+    """Cycle-time report flattened into one table with a section column."""
+    rows = []
+    for r in report["crm_stages"]:
+        rows.append({"section": "crm_stage", "stage": r["stage_id"], **r})
+    for r in report["buying_stages"]:
+        rows.append({"section": "buying_stage", "stage": r["buying_stage"], **r})
+    for r in report["won_cycle_by_month"]:
+        rows.append({"section": "won_by_month", "stage": r["month"], "entered": r["created"], **r})
+    return [{c: r.get(c) for c in CYCLE_COLUMNS} for r in rows]
+
+
+def table_rows(kind: str, report: dict) -> tuple[list[str], list[dict]]:
+    """The report's main table: column names and rows."""
+    if kind == "cycle-time":
+        return CYCLE_COLUMNS, _cycle_rows(report)
+    field, columns = TABLES[kind]
+    return columns, [{c: item.get(c) for c in columns} for item in report[field]]
+
+
+def render(kind: str, report: dict, fmt: str) -> str:
+    """The report as json, csv, a text table, or (coverage only) a self-contained HTML page."""
+    if fmt == "json":
+        return json.dumps(report, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    if fmt == "html":
+        if kind != "coverage":
+            raise InvalidInput("--format html is available for the coverage report only")
+        return render_coverage_html(report)
+    columns, rows = table_rows(kind, report)
+    if fmt == "csv":
+        return render_csv(columns, rows)
+    if fmt == "table":
+        return text_table(columns, rows) + f"\nas of {report['as_of']}\n"
+    raise InvalidInput(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def render_api_json(report: dict) -> str:
+    """The report as the API's compact JSON body (NaN refused: the domain answers null instead)."""
+    return json.dumps(report, allow_nan=False)
+
+
+def render_csv(columns: list[str], rows: list[dict]) -> str:
+    """CSV with a header row, "\\n" line ends, empty cells for null and formula-looking text defused."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows([{c: csv_cell(r[c]) for c in columns} for r in rows])
+    return out.getvalue()
+
+
+def csv_cell(value):
+    """Empty for null; formula-looking text prefixed so spreadsheets do not run it."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def text_table(columns: list[str], rows: list[dict]) -> str:
+    """A plain aligned table; long text cut at 40 characters."""
+    cells = [[("" if r[c] is None else str(r[c]))[:40] for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def render_coverage_html(report: dict) -> str:
+    """One self-contained HTML file (inline CSS, no external URL) with stage x persona/industry heatmaps."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(
+        loader=FileSystemLoader(str(template_folder())),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    matrices = []
+    for dim, title in (("persona", "Persona"), ("industry", "Industry"), ("topic", "Topic")):
+        cells = [c for c in report["cells"] if c["dimension"] == dim]
+        values = sorted({c["value"] for c in cells})
+        grid = {(c["value"], c["stage"]): c for c in cells}
+        peak = max([c["live_assets"] for c in cells] + [1])
+        matrices.append(
+            {"dimension": dim, "title": title, "values": values, "grid": grid, "peak": peak}
+        )
+    stages = [s["stage"] for s in report["stages"]]
+    return env.get_template("report_coverage.html").render(
+        report=report, matrices=matrices, stages=stages
+    )
