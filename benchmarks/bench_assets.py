@@ -69,7 +69,7 @@ def main() -> int:
     from enablement import create_app, db
     from enablement.config import Settings
     from enablement.domain.assets import DuplicateCandidate, find_near_duplicates
-    from enablement.services import assets
+    from enablement.services import asset_imports, assets
 
     with tempfile.TemporaryDirectory() as tmp:
         url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
@@ -86,11 +86,11 @@ def main() -> int:
         with app.app_context():
             first = timed(
                 f"import {size} assets (empty library)",
-                lambda: assets.import_assets(container, io.BytesIO(data), "jsonl", False),
+                lambda: asset_imports.import_assets(container, io.BytesIO(data), "jsonl", False),
             )
             again = timed(
                 "re-import the same file",
-                lambda: assets.import_assets(container, io.BytesIO(data), "jsonl", False),
+                lambda: asset_imports.import_assets(container, io.BytesIO(data), "jsonl", False),
             )
             assert first.created == size and again.unchanged == size, (first, again)
             timed(
@@ -113,7 +113,7 @@ def main() -> int:
                 ),
             )
             assert created["warnings"], "the copied title should be reported"
-            timed("export CSV", lambda: assets.export_assets(container, io.StringIO(), "csv"))
+            timed("export CSV", lambda: asset_imports.export_assets(container, io.StringIO(), "csv"))
         app.extensions["enablement"].engine.dispose()
     existing = [
         DuplicateCandidate(f"e{i}", r["title"], r["url"]) for i, r in enumerate(records(size))

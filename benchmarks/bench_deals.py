@@ -21,7 +21,7 @@ from pathlib import Path
 
 from enablement import create_app, db
 from enablement.config import Settings
-from enablement.services import crm_files
+from enablement.services import crm_imports as crm_files
 from enablement.services.deals import search_deals
 from enablement.services.tokens import create_token
 

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import sys
 import traceback
 
 import click
+from flask import has_app_context
 
 from enablement import db
 from enablement.context import ctx
 from enablement.errors import EnablementError
-
-# Each module has register(cli) adding its commands; listed here so the group stays one place.
-COMMAND_MODULES = (
-    "enablement.cli.admin",
-    "enablement.cli.files",
-    "enablement.cli.stage_map",
-    "enablement.cli.demo",
-    "enablement.cli.reports",
-    "enablement.cli.sync",
-    "enablement.cli.assets",
-)
 
 
 class EnablementGroup(click.Group):
@@ -47,6 +36,14 @@ class EnablementGroup(click.Group):
 def cli(context: click.Context, debug: bool) -> None:
     """Thought-leadership enablement for B2B sales."""
     context.ensure_object(dict)["debug"] = debug
+    if not has_app_context():
+        # NOTE: the console script builds the app here, not in main(), so that `--help`
+        # (answered by click before this runs) needs no app, database or settings.
+        from enablement import create_app
+        from enablement.config import Settings
+
+        app = create_app(Settings.from_env(), check_schema=False)
+        context.with_resource(app.app_context())
 
 
 def needs_schema(command):
@@ -60,37 +57,38 @@ def needs_schema(command):
     return wrapper
 
 
-def progress(iterable, length: int | None = None, label: str = ""):
-    """A progress bar on a terminal; the bare iterable when output is not a terminal."""
-    if not sys.stderr.isatty():
-        return _nullcontext(iterable)
-    return click.progressbar(iterable, length=length, label=label, file=sys.stderr)
+class ProgressBar:
+    """A progress callback on_progress(done, total) drawn as a bar on a terminal; silent otherwise."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        """Move the bar to done of total."""
+        if not sys.stderr.isatty():
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
-class _nullcontext:
-    def __init__(self, iterable):
-        self.iterable = iterable
+# NOTE: imported after the group and helpers above exist, because the command modules use them.
+from enablement.cli import admin, assets, demo, files, reports, stage_map, sync  # noqa: E402
 
-    def __enter__(self):
-        return self.iterable
-
-    def __exit__(self, *exc):
-        return False
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(cli)
+for _module in (admin, files, stage_map, demo, reports, sync, assets):
+    _module.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: build the app once, run the command inside it."""
-    from enablement import create_app
-    from enablement.config import Settings
-
-    try:
-        app = create_app(Settings.from_env(), check_schema=False)
-    except EnablementError as e:
-        click.echo(f"error: {e.message}", err=True)
-        sys.exit(1)
-    with app.app_context():
-        cli.main(args=argv, prog_name="enablement")
+    """Console-script entry point: the group builds the app once and runs the command inside it."""
+    cli.main(args=argv, prog_name="enablement")

@@ -35,10 +35,10 @@ def demo_command(deals: int, assets: int, seed: int, if_empty: bool, print_token
     container = ctx()
     result = demo.load_demo(
         container.sessions,
+        container.settings,
         deals=deals,
         assets=assets,
         seed=seed,
-        product_terms=container.settings.product_terms,
         if_empty=if_empty,
     )
     if result.loaded:

@@ -1,4 +1,4 @@
-"""`enablement import KIND FILE` and `enablement export KIND`: one command each, kinds registered by features."""
+"""`enablement import KIND FILE` and `enablement export KIND`: one command each, for the kinds in services.transfers."""
 
 from __future__ import annotations
 
@@ -8,19 +8,13 @@ from pathlib import Path
 
 import click
 
-from enablement.cli import needs_schema
+from enablement.cli import ProgressBar, needs_schema
 from enablement.context import ctx
-from enablement.errors import InvalidInput
-from enablement.services.files import (
-    EXPORTERS,
-    IMPORTERS,
-    ImportResult,
-    detect_format,
-    load_features,
-)
+from enablement.files.formats import ImportResult, detect_format
+from enablement.services.transfers import EXPORTERS, IMPORTERS
 
-IMPORT_KINDS = ("pipelines", "deals", "assets", "shares")
-EXPORT_KINDS = ("deals", "assets", "shares")
+IMPORT_KINDS = tuple(IMPORTERS)
+EXPORT_KINDS = tuple(EXPORTERS)
 
 
 def register(cli: click.Group) -> None:
@@ -43,12 +37,16 @@ def register(cli: click.Group) -> None:
 @needs_schema
 def import_command(kind: str, file: Path, skip_invalid: bool, fmt: str | None) -> None:
     """Import pipelines, deals, assets or shares from a JSON Lines or CSV file."""
-    load_features()
-    fn = IMPORTERS.get(kind)
-    if fn is None:
-        raise InvalidInput(f"importing {kind} is not available yet")
+    fn = IMPORTERS[kind]
+    options = {"on_progress": ProgressBar(f"importing {kind}")} if kind == "deals" else {}
     with file.open("rb") as stream:
-        result: ImportResult = fn(ctx(), stream, fmt or detect_format(file.name), skip_invalid)
+        try:
+            result: ImportResult = fn(
+                ctx(), stream, fmt or detect_format(file.name), skip_invalid, **options
+            )
+        finally:
+            for bar in options.values():
+                bar.close()
     _report(result, skip_invalid)
 
 
@@ -84,10 +82,7 @@ def _report(result: ImportResult, skip_invalid: bool) -> None:
 @needs_schema
 def export_command(kind: str, fmt: str, output: Path | None) -> None:
     """Export deals, assets or shares in the same format the import reads."""
-    load_features()
-    fn = EXPORTERS.get(kind)
-    if fn is None:
-        raise InvalidInput(f"exporting {kind} is not available yet")
+    fn = EXPORTERS[kind]
     if output is None:
         count = fn(ctx(), sys.stdout, fmt)
     else:

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from enablement.db.models import CrmStage, Deal, Owner, Pipeline, StageChange
 from enablement.db.types import utcnow
-from enablement.db.versioning import bump_data_version
 from enablement.domain.crm import UNSET, DealRecord, OwnerRecord, PipelineRecord, ordered_history
 from enablement.domain.stages import suggest_buying_stage
 from enablement.errors import InvalidInput
@@ -104,7 +103,6 @@ def upsert_pipelines(
             counts.unchanged += 1
     if counts.changed:
         session.flush()
-        bump_data_version(session)
     return counts
 
 
@@ -253,8 +251,6 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
         session.execute(delete(StageChange).where(StageChange.id.in_(to_delete)))
     if to_insert:
         session.execute(insert(StageChange), to_insert)
-    if counts.changed or to_insert or to_delete:
-        bump_data_version(session)
     return counts
 
 
@@ -266,8 +262,6 @@ def mark_deals_deleted(session: Session, ids: Iterable[str]) -> int:
     ):
         deal.deleted_at = now
         changed += 1
-    if changed:
-        bump_data_version(session)
     return changed
 
 

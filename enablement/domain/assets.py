@@ -10,13 +10,19 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import numpy as np
 from rapidfuzz import fuzz, process, utils
 
 from enablement.domain.stages import BUYING_STAGES
+from enablement.domain.tags import normalise_tag
+from enablement.domain.timestamps import (
+    InvalidTimestamp,
+    format_timestamp,
+    parse_date,
+    parse_timestamp,
+)
 
 KINDS: tuple[str, ...] = (
     "article",
@@ -30,30 +36,6 @@ KINDS: tuple[str, ...] = (
     "framework",
 )
 STATUSES: tuple[str, ...] = ("draft", "approved", "retired")
-LIST_FIELDS: tuple[str, ...] = ("topics", "industries", "personas", "stages")
-# Tag dimension in the AssetTag index for each list field.
-TAG_DIMENSIONS: dict[str, str] = {
-    "stages": "stage",
-    "personas": "persona",
-    "industries": "industry",
-    "topics": "topic",
-}
-FIELDS: tuple[str, ...] = (
-    "id",
-    "title",
-    "url",
-    "kind",
-    "author",
-    "summary",
-    "body",
-    *LIST_FIELDS,
-    "published_at",
-    "review_by",
-    "status",
-    "series",
-    "series_order",
-)
-REQUIRED: tuple[str, ...] = ("title", "url", "kind", "author")
 
 MAX_ID = 64
 MAX_TITLE = 500
@@ -66,16 +48,63 @@ MAX_TAGS = 50
 MAX_TAG = 100
 MAX_SERIES_ORDER = 100_000
 
+
+@dataclass(frozen=True)
+class AssetField:
+    """One field of the asset record: its type, limit and whether it is required.
+
+    `type` is one of: id, text, long_text (tabs and newlines allowed), url, choice,
+    tags, timestamp, date, order. The API schemas, the file formats (JSON Lines and CSV
+    columns) and the exports are all derived from ASSET_FIELDS.
+    """
+
+    name: str
+    type: str
+    limit: int | None = None
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    default: object = None
+
+
+# The asset record, in file-column order (body last: it is long).
+ASSET_FIELDS: tuple[AssetField, ...] = (
+    AssetField("id", "id", MAX_ID),
+    AssetField("title", "text", MAX_TITLE, required=True),
+    AssetField("url", "url", MAX_URL, required=True),
+    AssetField("kind", "choice", required=True, choices=KINDS),
+    AssetField("author", "text", MAX_AUTHOR, required=True),
+    AssetField("summary", "long_text", MAX_SUMMARY),
+    AssetField("topics", "tags", MAX_TAGS),
+    AssetField("industries", "tags", MAX_TAGS),
+    AssetField("personas", "tags", MAX_TAGS),
+    AssetField("stages", "tags", MAX_TAGS, choices=BUYING_STAGES),
+    AssetField("published_at", "timestamp"),
+    AssetField("review_by", "date"),
+    AssetField("status", "choice", choices=STATUSES, default="approved"),
+    AssetField("series", "text", MAX_SERIES),
+    AssetField("series_order", "order", MAX_SERIES_ORDER),
+    AssetField("body", "long_text", MAX_BODY),
+)
+FIELDS: tuple[str, ...] = tuple(f.name for f in ASSET_FIELDS)
+FIELD_SPEC: dict[str, AssetField] = {f.name: f for f in ASSET_FIELDS}
+LIST_FIELDS: tuple[str, ...] = tuple(f.name for f in ASSET_FIELDS if f.type == "tags")
+REQUIRED: tuple[str, ...] = tuple(f.name for f in ASSET_FIELDS if f.required)
+# Tag dimension in the AssetTag index for each list field.
+TAG_DIMENSIONS: dict[str, str] = {
+    "stages": "stage",
+    "personas": "persona",
+    "industries": "industry",
+    "topics": "topic",
+}
+
 # Titles this similar (token_sort_ratio, 0..100) to a live asset's are near-duplicates.
 TITLE_THRESHOLD = 90.0
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INT = re.compile(r"^-?\d{1,9}$")
 # Control characters (NUL included: PostgreSQL refuses it); tab and newlines allowed in long text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")
-_SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"\d+")
 _TRACKING = re.compile(
     r"^(utm_.*|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi|hsctatracking)$"
@@ -136,16 +165,6 @@ def _url(value) -> str:
     return check_url(value)
 
 
-def normalise_tag(value: str) -> str:
-    """A tag's display form: trimmed, inner whitespace collapsed."""
-    return _SPACES.sub(" ", value.strip())
-
-
-def tag_key(value: str) -> str:
-    """The form tags are compared and indexed by (case-insensitive)."""
-    return normalise_tag(value).casefold()
-
-
 def _tags(value, field: str) -> list[str]:
     """A list of distinct tags (case-insensitively), display form kept, first spelling wins."""
     if value is None:
@@ -178,38 +197,23 @@ def _tags(value, field: str) -> list[str]:
 
 
 def _timestamp(value) -> datetime | None:
-    """An aware datetime in UTC from ISO 8601 text with a zone."""
+    """An aware datetime in UTC by the product's one timestamp rule (None when empty)."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise _Invalid("Not a valid ISO 8601 timestamp.") from None
-    else:
-        raise _Invalid("Not a valid ISO 8601 timestamp.")
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise _Invalid("Timestamp has no zone (add Z or an offset).")
     try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise _Invalid("Timestamp is out of range.") from None
+        return parse_timestamp(value)
+    except InvalidTimestamp as e:
+        raise _Invalid(f"{str(e)[0].upper()}{str(e)[1:]}.") from None
 
 
 def _date(value) -> date | None:
-    """A calendar date from YYYY-MM-DD."""
+    """A calendar date from YYYY-MM-DD (None when empty)."""
     if value is None or value == "":
         return None
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not _DATE.match(value.strip()):
-        raise _Invalid("Not a valid date (YYYY-MM-DD).")
     try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise _Invalid("Not a valid date (YYYY-MM-DD).") from None
+        return parse_date(value)
+    except InvalidTimestamp as e:
+        raise _Invalid(f"{str(e)[0].upper()}{str(e)[1:]}.") from None
 
 
 def _order(value, from_text: bool) -> int | None:
@@ -246,6 +250,28 @@ def _asset_id(value) -> str | None:
     return value
 
 
+def _check_for(spec: AssetField, from_text: bool):
+    """The check of one field of the record, by its type in ASSET_FIELDS."""
+    if spec.type == "id":
+        return _asset_id
+    if spec.type in ("text", "long_text"):
+        multiline = spec.type == "long_text"
+        return lambda v: _text(v, spec.name, spec.limit, multiline=multiline, required=spec.required)
+    if spec.type == "url":
+        return _url
+    if spec.type == "choice":
+        return lambda v: _choice(v, spec.choices, required=spec.required) or spec.default
+    if spec.type == "tags":
+        return lambda v: _tags(v, spec.name)
+    if spec.type == "timestamp":
+        return _timestamp
+    if spec.type == "date":
+        return _date
+    if spec.type == "order":
+        return lambda v: _order(v, from_text)
+    raise ValueError(f"unknown field type {spec.type!r}")
+
+
 def validate_asset(
     record: Mapping, *, partial: bool = False, from_text: bool = False
 ) -> tuple[dict, dict[str, list[str]]]:
@@ -260,22 +286,7 @@ def validate_asset(
     for key in record:
         if key not in FIELDS:
             errors.setdefault(str(key)[:100], []).append("Unknown field.")
-    checks = {
-        "id": lambda v: _asset_id(v),
-        "title": lambda v: _text(v, "title", MAX_TITLE, required=True),
-        "url": _url,
-        "kind": lambda v: _choice(v, KINDS, required=True),
-        "author": lambda v: _text(v, "author", MAX_AUTHOR, required=True),
-        "summary": lambda v: _text(v, "summary", MAX_SUMMARY, multiline=True),
-        "body": lambda v: _text(v, "body", MAX_BODY, multiline=True),
-        "published_at": _timestamp,
-        "review_by": _date,
-        "status": lambda v: _choice(v, STATUSES, required=False) or "approved",
-        "series": lambda v: _text(v, "series", MAX_SERIES),
-        "series_order": lambda v: _order(v, from_text),
-    }
-    for field in LIST_FIELDS:
-        checks[field] = lambda v, f=field: _tags(v, f)
+    checks = {spec.name: _check_for(spec, from_text) for spec in ASSET_FIELDS}
     for field, check in checks.items():
         if partial and field not in record:
             continue
@@ -342,6 +353,8 @@ def find_near_duplicates(
     similar. Titles are scored with token_sort_ratio in blocks (rapidfuzz.cdist),
     so 10,000 against 10,000 stays in memory and takes seconds, not minutes.
     """
+    import numpy as np  # NOTE: loaded on first use, so starting the CLI does not pay for it
+
     pool = [*existing, *new]
     offset = len(existing)
     by_url: dict[str, list[int]] = {}
@@ -398,3 +411,20 @@ def is_stale(status: str, review_by: date | None, today: date) -> bool:
 def is_live(status: str, review_by: date | None, today: date) -> bool:
     """Offered to sales: approved, not past review-by (retired and drafts are not live)."""
     return status == "approved" and not is_stale(status, review_by, today)
+
+
+def to_record(values: Mapping) -> dict:
+    """The asset in its file form (what an import reads back): fields of ASSET_FIELDS in order,
+    timestamps as UTC ISO 8601 with Z, dates as YYYY-MM-DD, absent values left out."""
+    record: dict = {}
+    for spec in ASSET_FIELDS:
+        value = values.get(spec.name)
+        if spec.type == "tags":
+            value = list(value or [])
+        elif spec.type == "timestamp":
+            value = format_timestamp(value)
+        elif spec.type == "date" and value is not None:
+            value = value.isoformat()
+        if value is not None:
+            record[spec.name] = value
+    return record

@@ -6,7 +6,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from enablement.domain.stages import BUYING_STAGES, LOW_CONFIDENCE
+from enablement.domain.assets import is_live, is_stale
+from enablement.domain.stages import BUYING_STAGES, review_problem
+from enablement.domain.tags import tag_key
 
 DIMENSIONS = {"persona": "personas", "industry": "industries", "topic": "topics"}
 SHARE_WINDOW_DAYS = 90
@@ -65,7 +67,7 @@ class StageFacts:
 
 
 def _norm(value) -> str:
-    return str(value).strip().casefold()
+    return tag_key(str(value))
 
 
 def _values(items) -> set[str]:
@@ -73,12 +75,13 @@ def _values(items) -> set[str]:
 
 
 def asset_state(asset: AssetFacts, today: date) -> str:
-    """live (approved, review-by not passed, not retired), stale (approved, past review-by), or other."""
-    if asset.retired or asset.status != "approved":
-        return "other"
-    if asset.review_by is not None and asset.review_by < today:
+    """live or stale by the one rule in domain.assets (retired counts as neither), or other."""
+    status = "retired" if asset.retired else asset.status
+    if is_live(status, asset.review_by, today):
+        return "live"
+    if is_stale(status, asset.review_by, today):
         return "stale"
-    return "live"
+    return "other"
 
 
 def compute_coverage(
@@ -242,17 +245,9 @@ def _unmapped(stages: list[StageFacts]) -> list[dict]:
     """Open CRM stages with no buying stage (not deliberately confirmed as none) or a low-confidence guess."""
     rows = []
     for s in stages:
-        if s.is_closed:
-            continue
-        problem = None
-        if s.buying_stage is None and s.mapping_source != "confirmed":
-            problem = "unmapped"
-        elif (
-            s.buying_stage is not None
-            and s.mapping_source != "confirmed"
-            and (s.mapping_confidence or 0) < LOW_CONFIDENCE
-        ):
-            problem = "low_confidence"
+        problem = review_problem(
+            s.mapping_source, s.buying_stage, s.mapping_confidence, s.is_closed
+        )
         if problem:
             rows.append(
                 {

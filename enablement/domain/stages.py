@@ -105,6 +105,31 @@ class Suggestion:
         return self.confidence < LOW_CONFIDENCE
 
 
+REVIEW_PROBLEMS: tuple[str, ...] = ("unmapped", "low_confidence")
+
+
+def review_problem(
+    source: str | None,
+    buying_stage: str | None,
+    confidence: float | None,
+    is_closed: bool,
+    archived: bool = False,
+) -> str | None:
+    """Why a person should review a stage's mapping: 'unmapped', 'low_confidence' or None.
+
+    Confirmed mappings (also a confirmed "none"), closed stages and archived stages are
+    never flagged; a suggestion without a buying stage is unmapped; a suggestion below
+    LOW_CONFIDENCE (or without a confidence) is low_confidence.
+    """
+    if source == "confirmed" or is_closed or archived:
+        return None
+    if buying_stage is None:
+        return "unmapped"
+    if confidence is None or confidence < LOW_CONFIDENCE:
+        return "low_confidence"
+    return None
+
+
 def is_buying_stage(value: str | None) -> bool:
     """True for one of the four buying stages."""
     return value in BUYING_STAGES

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -16,40 +15,6 @@ FORMATS = ("jsonl", "csv")
 MAX_FILE_BYTES = 100 * 1024 * 1024
 MAX_LINE_BYTES = 1024 * 1024
 LIST_SEPARATOR = ";"
-
-# Modules that register an importer/exporter for a kind (pipelines, deals, assets, shares).
-FEATURE_MODULES: tuple[str, ...] = ("enablement.services.assets", "enablement.services.crm_files")
-# kind -> fn(container, stream: IO[bytes], fmt, skip_invalid) -> ImportResult
-IMPORTERS: dict[str, Callable] = {}
-# kind -> fn(container, out: IO[str], fmt) -> int (records written)
-EXPORTERS: dict[str, Callable] = {}
-
-
-def importer(kind: str):
-    """Register the import function of a kind (used by the CLI and the HTTP import route)."""
-
-    def decorate(fn):
-        IMPORTERS[kind] = fn
-        return fn
-
-    return decorate
-
-
-def exporter(kind: str):
-    """Register the export function of a kind."""
-
-    def decorate(fn):
-        EXPORTERS[kind] = fn
-        return fn
-
-    return decorate
-
-
-def load_features() -> None:
-    """Import the feature modules so their importers and exporters are registered."""
-    for name in FEATURE_MODULES:
-        importlib.import_module(name)
-
 
 @dataclass
 class FileError:

@@ -9,14 +9,17 @@ from datetime import UTC, date, datetime
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from enablement.config import Settings
+from enablement.db.assets import insert_assets
 from enablement.db.crm import upsert_deals, upsert_owners, upsert_pipelines
-from enablement.db.models import Asset, AssetTag, Deal, LinkView, Owner, Share
+from enablement.db.models import Asset, Deal, LinkView, Owner
 from enablement.db.types import utcnow
-from enablement.db.versioning import bump_data_version
-from enablement.domain.demo import REPS, DemoData, generate_demo, summary_counts
-from enablement.domain.pov import assess_pitch
+from enablement.demo_data import REPS, DemoData, generate_demo, summary_counts
+from enablement.domain.assets import FIELDS, validate_asset
 from enablement.errors import Conflict
 from enablement.services import tokens
+from enablement.services.assets import new_row
+from enablement.services.shares import NewShare, store_shares
 
 BATCH = 500
 DEMO_TOKEN_NAMES: dict[str, str] = {
@@ -59,12 +62,12 @@ def count_existing(session: Session) -> tuple[int, int]:
 
 def load_demo(
     sessions: sessionmaker[Session],
+    settings: Settings,
     *,
     deals: int = 2000,
     assets: int = 300,
     seed: int = 42,
     today: date | None = None,
-    product_terms: tuple[str, ...] = (),
     if_empty: bool = False,
 ) -> DemoLoad:
     """Generate the demo dataset as of `today` (UTC, default the current day) and store it.
@@ -90,8 +93,7 @@ def load_demo(
             deals=deals,
             assets=assets,
         )
-        _store(session, data, product_terms)
-        bump_data_version(session)
+        _store(session, settings, data)
     return DemoLoad(
         True,
         counts=summary_counts(data),
@@ -100,67 +102,35 @@ def load_demo(
     )
 
 
-def _store(session: Session, data: DemoData, product_terms: tuple[str, ...]) -> None:
-    """Write pipelines, owners, deals (batched), assets with tags, shares and views."""
+def _store(session: Session, settings: Settings, data: DemoData) -> None:
+    """Write pipelines, owners, deals (batched), assets with tags, shares with links, and views.
+
+    Assets and shares go through the same rules as every other path: the asset record's
+    validation and the one share rule, so every demo link works.
+    """
     upsert_pipelines(session, data.pipelines, mapped_by=None)
     upsert_owners(session, data.owners)
     session.flush()
     for start in range(0, len(data.deals), BATCH):
         upsert_deals(session, data.deals[start : start + BATCH], source="demo")
-    names = tuple(dict.fromkeys((*product_terms, *data.product_names)))
-    asset_rows, tag_rows = [], []
+    terms = tuple(dict.fromkeys((*settings.product_terms, *data.product_names)))
+    rows = []
     for a in data.assets:
-        score, flag = assess_pitch(a.title, a.summary, a.body, names)
-        asset_rows.append(
-            {
-                "id": a.id,
-                "title": a.title,
-                "url": a.url,
-                "kind": a.kind,
-                "author": a.author,
-                "summary": a.summary,
-                "body": a.body,
-                "topics": list(a.topics),
-                "industries": list(a.industries),
-                "personas": list(a.personas),
-                "stages": list(a.stages),
-                "published_at": a.published_at,
-                "review_by": a.review_by,
-                "status": a.status,
-                "series": a.series,
-                "series_order": a.series_order,
-                "pitch_score": score,
-                "pitch_flag": flag,
-                "retired_at": a.retired_at,
-            }
-        )
-        for dimension, values in (
-            ("stage", a.stages),
-            ("persona", a.personas),
-            ("industry", a.industries),
-            ("topic", a.topics),
-        ):
-            for value in dict.fromkeys(v.lower() for v in values):
-                tag_rows.append({"asset_id": a.id, "dimension": dimension, "value": value})
-    session.execute(insert(Asset), asset_rows)
-    if tag_rows:
-        session.execute(insert(AssetTag), tag_rows)
+        values, errors = validate_asset({field: getattr(a, field) for field in FIELDS})
+        if errors:
+            raise ValueError(f"demo asset {a.id} breaks the asset rules: {errors}")
+        row = new_row(values, terms)
+        row["retired_at"] = a.retired_at
+        rows.append(row)
+    insert_assets(session, rows)
     for start in range(0, len(data.shares), BATCH * 4):
         chunk = data.shares[start : start + BATCH * 4]
-        ids = session.scalars(
-            insert(Share).returning(Share.id, sort_by_parameter_order=True),
-            [
-                {
-                    "deal_id": s.deal_id,
-                    "asset_id": s.asset_id,
-                    "shared_at": s.shared_at,
-                    "shared_by": s.shared_by,
-                    "channel": s.channel,
-                    "source": "demo",
-                }
-                for s in chunk
-            ],
-        ).all()
+        ids = store_shares(
+            session,
+            settings,
+            [NewShare(s.deal_id, s.asset_id, s.shared_at, s.shared_by, s.channel) for s in chunk],
+            "demo",
+        )
         views = [
             {"share_id": share_id, "viewed_at": at, "user_agent": _BROWSER}
             for share_id, s in zip(ids, chunk, strict=True)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
 from enablement.db.models import Asset, Deal, LinkView, Share
 from enablement.db.types import utcnow
-from enablement.db.versioning import ENGAGEMENT, bump_data_version
+from enablement.domain.assets import is_live
 from enablement.domain.links import (
     is_human_visitor,
     is_redirectable,
@@ -23,6 +25,64 @@ from enablement.domain.links import (
 from enablement.errors import Conflict, Forbidden, NotFound
 
 MAX_USER_AGENT = 512
+# Where a share came from; shares from these are logged as notes on the CRM deal when
+# write-back is on (demo shares belong to no real CRM deal).
+SOURCES: tuple[str, ...] = ("api", "backfill", "import", "demo")
+WRITEBACK_SOURCES: frozenset[str] = frozenset({"api", "backfill", "import"})
+
+
+@dataclass(frozen=True)
+class NewShare:
+    """A share to store: the asset sent to the deal at shared_at (aware)."""
+
+    deal_id: str
+    asset_id: str
+    shared_at: datetime
+    shared_by: str | None = None
+    channel: str | None = None
+
+
+def store_shares(
+    session: Session, settings: Settings, shares: Sequence[NewShare], source: str
+) -> list[int]:
+    """Insert shares with their trackable-link token hashes; returns their ids in order.
+
+    The one way a share is made (API, file import, demo): every stored share has a
+    working link, and write-back is queued by the same rule everywhere.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown share source {source!r}")
+    if not shares:
+        return []
+    writeback = (
+        "pending"
+        if settings.hubspot_writeback == "notes" and source in WRITEBACK_SOURCES
+        else None
+    )
+    ids = session.scalars(
+        insert(Share).returning(Share.id, sort_by_parameter_order=True),
+        [
+            {
+                "deal_id": s.deal_id,
+                "asset_id": s.asset_id,
+                "shared_at": s.shared_at.astimezone(UTC),
+                "shared_by": s.shared_by,
+                "channel": s.channel,
+                "source": source,
+                "writeback_state": writeback,
+            }
+            for s in shares
+        ],
+    ).all()
+    # NOTE: the token is an HMAC of the share id, so it can only be made once the id exists.
+    session.execute(
+        update(Share),
+        [
+            {"id": share_id, "link_token_hash": token_hash(link_token(settings.secret_key, share_id))}
+            for share_id in ids
+        ],
+    )
+    return list(ids)
 
 
 def _find(session: Session, deal_id: str, asset_id: str, shared_at: datetime) -> Share | None:
@@ -68,37 +128,29 @@ def create_share(
         asset = session.get(Asset, asset_id)
         if asset is None:
             raise NotFound(f"no asset {asset_id!r}")
-        if asset.status != "approved" or asset.retired_at is not None:
+        if not is_live(asset.status, asset.review_by, utcnow().date()):
+            state = "stale (past its review-by date)" if asset.status == "approved" else asset.status
             raise Conflict(
-                f"asset {asset_id!r} is not live (status {asset.status}); only approved, "
-                "unretired assets can be shared",
-                {"status": asset.status},
+                f"asset {asset_id!r} is not live ({state}); only approved assets not past "
+                "their review-by date can be shared",
+                {"status": asset.status, "review_by": asset.review_by and asset.review_by.isoformat()},
             )
         existing = _find(session, deal_id, asset_id, when)
         if existing is not None:
             return _answer(settings, existing), False
-        share = Share(
-            deal_id=deal_id,
-            asset_id=asset_id,
-            shared_at=when,
-            shared_by=shared_by,
-            channel=channel,
-            source="backfill" if shared_at is not None else "api",
-            writeback_state="pending" if settings.hubspot_writeback == "notes" else None,
-        )
+        new = NewShare(deal_id, asset_id, when, shared_by, channel)
         try:
             with session.begin_nested():
-                session.add(share)
-                session.flush()
+                (share_id,) = store_shares(
+                    session, settings, [new], "backfill" if shared_at is not None else "api"
+                )
         except IntegrityError:
             # Another worker stored the same share between our read and our insert.
             existing = _find(session, deal_id, asset_id, when)
             if existing is None:
                 raise
             return _answer(settings, existing), False
-        share.link_token_hash = token_hash(link_token(settings.secret_key, share.id))
-        session.flush()
-        bump_data_version(session)
+        share = session.get_one(Share, share_id)
         return _answer(settings, share), True
 
 
@@ -129,5 +181,4 @@ def follow_link(
                     user_agent=(user_agent or "")[:MAX_USER_AGENT],
                 )
             )
-            bump_data_version(session, ENGAGEMENT)
         return row.url

@@ -7,8 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.db.models import CrmStage, Pipeline
 from enablement.db.types import utcnow
-from enablement.db.versioning import bump_data_version
-from enablement.domain.stages import BUYING_STAGES, LOW_CONFIDENCE, suggest_buying_stage
+from enablement.domain.stages import BUYING_STAGES, review_problem, suggest_buying_stage
 from enablement.errors import InvalidInput, NotFound
 
 
@@ -16,8 +15,10 @@ def stage_item(stage: CrmStage, pipeline: Pipeline) -> dict:
     """One stage of the map with its review flags."""
     suggested = stage.mapping_source != "confirmed"
     confidence = stage.mapping_confidence
-    unmapped = suggested and stage.buying_stage is None and not stage.is_closed
-    low = suggested and not unmapped and (confidence is None or confidence < LOW_CONFIDENCE)
+    archived = stage.archived or pipeline.archived
+    problem = review_problem(
+        stage.mapping_source, stage.buying_stage, confidence, stage.is_closed, archived
+    )
     reason = None
     if suggested:
         reason = suggest_buying_stage(stage.label, stage.probability, stage.is_closed).reason
@@ -30,12 +31,13 @@ def stage_item(stage: CrmStage, pipeline: Pipeline) -> dict:
         "probability": stage.probability,
         "is_closed": stage.is_closed,
         "is_won": stage.is_won,
-        "archived": stage.archived or pipeline.archived,
+        "archived": archived,
         "buying_stage": stage.buying_stage,
         "source": "confirmed" if not suggested else "suggested",
         "confidence": confidence,
-        "low_confidence": low,
-        "unmapped": unmapped,
+        "low_confidence": problem == "low_confidence",
+        "unmapped": problem == "unmapped",
+        "problem": problem,
         "reason": reason,
         "mapped_by": stage.mapped_by,
         "mapped_at": stage.mapped_at,
@@ -63,12 +65,12 @@ def show_stage_map(sessions: sessionmaker[Session]) -> dict:
             "pipeline_id": item["pipeline_id"],
             "stage_id": item["stage_id"],
             "label": item["label"],
-            "problem": "unmapped" if item["unmapped"] else "low_confidence",
+            "problem": item["problem"],
             "buying_stage": item["buying_stage"],
             "confidence": item["confidence"],
         }
         for item in items
-        if (item["unmapped"] or item["low_confidence"]) and not item["archived"]
+        if item["problem"] is not None
     ]
     return {"items": items, "needs_review": review}
 
@@ -102,5 +104,4 @@ def set_stage_mapping(
             stage.mapped_by = mapped_by
             stage.mapped_at = utcnow()
             session.flush()
-            bump_data_version(session)
         return stage_item(stage, stage.pipeline)

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-
-# Each feature module exposes a Blueprint named `bp`; listed here, registered by create_app.
-FEATURE_MODULES = (
-    "enablement.web.health",
-    "enablement.web.openapi",
-    "enablement.web.tokens",
-    "enablement.web.assets",
-    "enablement.web.deals",
-    "enablement.web.stage_map",
-    "enablement.web.links",
-    "enablement.web.reports",
-)
+from flask import Blueprint
 
 
-def blueprints():
-    """The blueprints of every feature module."""
-    return [importlib.import_module(name).bp for name in FEATURE_MODULES]
+def blueprints() -> list[Blueprint]:
+    """The blueprint of every feature module, in registration order."""
+    from enablement.web import assets, deals, health, links, openapi, reports, stage_map, tokens
+
+    return [m.bp for m in (health, openapi, tokens, assets, deals, stage_map, links, reports)]

@@ -4,60 +4,63 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from enablement.domain.assets import (
-    KINDS,
-    MAX_AUTHOR,
-    MAX_BODY,
-    MAX_ID,
-    MAX_SERIES,
-    MAX_SERIES_ORDER,
-    MAX_SUMMARY,
-    MAX_TAG,
-    MAX_TAGS,
-    MAX_TITLE,
-    MAX_URL,
-    STATUSES,
-)
+from enablement.db.assets import STATUS_FILTERS
+from enablement.domain.assets import ASSET_FIELDS, KINDS, MAX_TAG, AssetField
 from enablement.domain.stages import BUYING_STAGES
-from enablement.services.assets import STATUS_FILTERS
 from enablement.web.schemas import PageQuery, StrictSchema, Timestamp
 
 
-def _tags(choices: tuple[str, ...] | None = None) -> fields.List:
-    item = fields.String(
-        validate=validate.OneOf(choices) if choices else validate.Length(max=MAX_TAG)
-    )
-    return fields.List(item, validate=validate.Length(max=MAX_TAGS))
+def _input_field(spec: AssetField, required: bool) -> fields.Field:
+    """The API input field of one asset record field (ASSET_FIELDS is the source of truth)."""
+    must = required and spec.required
+    if spec.type in ("id", "text", "url") and (spec.required or spec.type == "id"):
+        return fields.String(required=must, validate=validate.Length(1, spec.limit))
+    if spec.type in ("text", "long_text"):
+        return fields.String(allow_none=True, validate=validate.Length(max=spec.limit))
+    if spec.type == "choice":
+        return fields.String(required=must, validate=validate.OneOf(spec.choices))
+    if spec.type == "tags":
+        item = fields.String(
+            validate=validate.OneOf(spec.choices) if spec.choices else validate.Length(max=MAX_TAG)
+        )
+        return fields.List(item, validate=validate.Length(max=spec.limit))
+    if spec.type == "timestamp":
+        return Timestamp(allow_none=True)
+    if spec.type == "date":
+        return fields.Date(allow_none=True)
+    if spec.type == "order":
+        return fields.Integer(allow_none=True, strict=True, validate=validate.Range(0, spec.limit))
+    raise ValueError(f"no API field for type {spec.type!r}")
 
 
-def _asset_fields(required: bool) -> dict:
+def _output_field(spec: AssetField) -> fields.Field:
+    """The API output field of one asset record field."""
+    if spec.type == "tags":
+        return fields.List(fields.String())
+    if spec.type == "timestamp":
+        return Timestamp(allow_none=True)
+    if spec.type == "date":
+        return fields.Date(allow_none=True)
+    if spec.type == "order":
+        return fields.Integer(allow_none=True)
+    return fields.String(allow_none=not spec.required)
+
+
+def _asset_fields(required: bool, *, with_id: bool) -> dict:
     """The writable fields; `required` for create, all optional for an update."""
     return {
-        "title": fields.String(required=required, validate=validate.Length(1, MAX_TITLE)),
-        "url": fields.String(required=required, validate=validate.Length(1, MAX_URL)),
-        "kind": fields.String(required=required, validate=validate.OneOf(KINDS)),
-        "author": fields.String(required=required, validate=validate.Length(1, MAX_AUTHOR)),
-        "summary": fields.String(allow_none=True, validate=validate.Length(max=MAX_SUMMARY)),
-        "body": fields.String(allow_none=True, validate=validate.Length(max=MAX_BODY)),
-        "topics": _tags(),
-        "industries": _tags(),
-        "personas": _tags(),
-        "stages": _tags(BUYING_STAGES),
-        "published_at": Timestamp(allow_none=True),
-        "review_by": fields.Date(allow_none=True),
-        "status": fields.String(validate=validate.OneOf(STATUSES)),
-        "series": fields.String(allow_none=True, validate=validate.Length(max=MAX_SERIES)),
-        "series_order": fields.Integer(
-            allow_none=True, strict=True, validate=validate.Range(0, MAX_SERIES_ORDER)
-        ),
+        spec.name: _input_field(spec, required)
+        for spec in ASSET_FIELDS
+        if with_id or spec.name != "id"
     }
 
 
 AssetCreateSchema = StrictSchema.from_dict(
-    {"id": fields.String(validate=validate.Length(1, MAX_ID)), **_asset_fields(True)},
-    name="AssetCreateSchema",
+    _asset_fields(True, with_id=True), name="AssetCreateSchema"
 )
-AssetPatchSchema = StrictSchema.from_dict(_asset_fields(False), name="AssetPatchSchema")
+AssetPatchSchema = StrictSchema.from_dict(
+    _asset_fields(False, with_id=False), name="AssetPatchSchema"
+)
 
 
 class AssetQuery(PageQuery):
@@ -88,31 +91,21 @@ class WarningSchema(Schema):
     score = fields.Float()
 
 
-class AssetSchema(Schema):
-    """An asset as the API shows it."""
-
-    id = fields.String()
-    title = fields.String()
-    url = fields.String()
-    kind = fields.String()
-    author = fields.String()
-    summary = fields.String(allow_none=True)
-    topics = fields.List(fields.String())
-    industries = fields.List(fields.String())
-    personas = fields.List(fields.String())
-    stages = fields.List(fields.String())
-    published_at = Timestamp(allow_none=True)
-    review_by = fields.Date(allow_none=True)
-    status = fields.String()
-    series = fields.String(allow_none=True)
-    series_order = fields.Integer(allow_none=True)
-    pitch_score = fields.Float(allow_none=True)
-    pitch_flag = fields.Boolean()
-    stale = fields.Boolean(metadata={"description": "approved and past review_by"})
-    live = fields.Boolean(metadata={"description": "approved, not stale (so not retired)"})
-    created_at = Timestamp()
-    updated_at = Timestamp()
-    retired_at = Timestamp(allow_none=True)
+AssetSchema = Schema.from_dict(
+    {
+        **{spec.name: _output_field(spec) for spec in ASSET_FIELDS if spec.name != "body"},
+        "pitch_score": fields.Float(allow_none=True),
+        "pitch_flag": fields.Boolean(),
+        "stale": fields.Boolean(metadata={"description": "approved and past review_by"}),
+        "live": fields.Boolean(
+            metadata={"description": "approved and not past review_by (so not retired)"}
+        ),
+        "created_at": Timestamp(),
+        "updated_at": Timestamp(),
+        "retired_at": Timestamp(allow_none=True),
+    },
+    name="AssetSchema",
+)
 
 
 class AssetDetailSchema(AssetSchema):

@@ -6,8 +6,8 @@ from flask import Blueprint, request
 
 from enablement.context import ctx
 from enablement.errors import BadRequest, InvalidInput, UnsupportedMediaType
-from enablement.services import assets
-from enablement.services.files import detect_format
+from enablement.files.formats import detect_format
+from enablement.services import asset_imports, assets
 from enablement.web.asset_schemas import (
     AssetCreateSchema,
     AssetDetailSchema,
@@ -126,15 +126,15 @@ def import_assets(principal, query):
     skip_invalid = query["skip_invalid"]
     mimetype = request.mimetype
     if mimetype == "application/json":
-        result = assets.import_asset_list(ctx(), read_json(), skip_invalid)
+        result = asset_imports.import_asset_list(ctx(), read_json(), skip_invalid)
     elif mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise BadRequest("send the file in the multipart field 'file'")
         fmt = detect_format(upload.filename, upload.mimetype)
-        result = assets.import_assets(ctx(), upload.stream, fmt, skip_invalid)
+        result = asset_imports.import_assets(ctx(), upload.stream, fmt, skip_invalid)
     elif mimetype in FILE_TYPES:
-        result = assets.import_assets(ctx(), request.stream, FILE_TYPES[mimetype], skip_invalid)
+        result = asset_imports.import_assets(ctx(), request.stream, FILE_TYPES[mimetype], skip_invalid)
     else:
         raise UnsupportedMediaType(
             "send a JSON array, multipart/form-data with a 'file', application/x-ndjson or text/csv"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 
 MAX_PER_PAGE = 200
 
@@ -16,9 +18,17 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
-def Timestamp(**kwargs) -> fields.AwareDateTime:  # noqa: N802 - reads as a field type
-    """An ISO 8601 timestamp that must carry a zone (Z or an offset)."""
-    return fields.AwareDateTime(format="iso", default_timezone=None, **kwargs)
+class Timestamp(fields.AwareDateTime):
+    """A timestamp read by the product's one rule (zone required, 1970-2100); written as ISO 8601."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", default_timezone=None, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_timestamp(value)
+        except InvalidTimestamp as e:
+            raise ValidationError(str(e)) from None
 
 
 class PageQuery(StrictSchema):

@@ -30,6 +30,10 @@ class StageMapItemSchema(Schema):
     source = fields.String(metadata={"enum": ["suggested", "confirmed"]})
     confidence = fields.Float(allow_none=True)
     low_confidence = fields.Boolean()
+    problem = fields.String(
+        allow_none=True,
+        metadata={"enum": ["unmapped", "low_confidence"], "description": "why it needs review"},
+    )
     unmapped = fields.Boolean()
     reason = fields.String(allow_none=True)
     mapped_by = fields.String(allow_none=True)

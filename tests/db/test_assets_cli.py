@@ -6,8 +6,9 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from enablement.db.models import Asset, AssetTag
+from enablement.domain.assets import FIELDS
 from enablement.errors import Conflict
-from enablement.services.assets import EXPORT_COLUMNS, _transaction
+from enablement.services.assets import write_transaction
 from tests.asset_data import asset_record, jsonl
 
 
@@ -103,8 +104,8 @@ def test_csv_export_has_the_documented_columns(runner, tmp_path):
     result = runner("export", "assets", "--format", "csv")
     assert result.exit_code == 0
     header = result.stdout.splitlines()[0]
-    assert header.split(",") == EXPORT_COLUMNS
-    assert EXPORT_COLUMNS[:15] == (
+    assert header.split(",") == list(FIELDS)
+    assert list(FIELDS)[:15] == (
         "id,title,url,kind,author,summary,topics,industries,personas,stages,"
         "published_at,review_by,status,series,series_order"
     ).split(",")
@@ -189,6 +190,6 @@ def test_a_concurrent_insert_of_the_same_id_becomes_a_conflict(sessions):
     with sessions.begin() as session:
         session.add(asset())
     with pytest.raises(Conflict):
-        with _transaction(sessions) as session:
+        with write_transaction(sessions) as session:
             session.add(asset())
     assert count_assets(sessions) == 1

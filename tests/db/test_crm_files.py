@@ -5,7 +5,6 @@ import json
 from sqlalchemy import func, select
 
 from enablement.db.models import CrmStage, Deal, Share, StageChange
-from enablement.db.versioning import current_data_version
 from enablement.domain.links import link_token, token_hash
 from tests.crm_data import (
     insert_asset,
@@ -15,6 +14,7 @@ from tests.crm_data import (
     sample_pipeline,
     write_jsonl,
 )
+from tests.db.report_inputs import report_inputs
 
 
 def count(sessions, model) -> int:
@@ -22,9 +22,9 @@ def count(sessions, model) -> int:
         return session.scalar(select(func.count()).select_from(model))
 
 
-def version(sessions) -> int:
-    with sessions() as session:
-        return current_data_version(session)
+def version(sessions) -> tuple:
+    """What cached reports compare: unchanged means none is recomputed."""
+    return report_inputs(sessions)
 
 
 # ---------------------------------------------------------------- pipelines
@@ -185,7 +185,7 @@ def test_an_overlong_id_is_an_error(runner, sessions, tmp_path):
 
 
 def test_deals_are_written_in_batches_within_one_import(runner, sessions, tmp_path, monkeypatch):
-    import enablement.services.crm_files as crm_files
+    import enablement.services.crm_imports as crm_files
 
     monkeypatch.setattr(crm_files, "DEAL_BATCH", 3)
     insert_pipeline(sessions)

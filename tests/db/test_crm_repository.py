@@ -6,8 +6,8 @@ from sqlalchemy import select
 
 from enablement.db.crm import upsert_deals, upsert_pipelines
 from enablement.db.models import CrmStage, Deal, StageChange
-from enablement.db.versioning import current_data_version
 from enablement.domain.crm import DealRecord, PipelineRecord, StageEntry, StageRecord
+from tests.db.report_inputs import report_inputs
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -80,13 +80,11 @@ def test_reapplying_the_same_deal_changes_nothing(sessions):
     with sessions.begin() as session:
         upsert_pipelines(session, [pipeline()])
         upsert_deals(session, [deal([(0, "disc"), (2, "demo")])], source="import")
-    with sessions() as session:
-        version = current_data_version(session)
+    before = report_inputs(sessions)
     with sessions.begin() as session:
         counts = upsert_deals(session, [deal([(2, "demo"), (0, "disc")])], source="import")
     assert (counts.created, counts.updated, counts.unchanged) == (0, 0, 1)
-    with sessions() as session:
-        assert current_data_version(session) == version
+    assert report_inputs(sessions) == before
 
 
 def test_a_changed_history_replaces_only_the_difference(sessions):

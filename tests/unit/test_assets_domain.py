@@ -14,9 +14,9 @@ from enablement.domain.assets import (
     is_live,
     is_stale,
     normalise_url,
-    tag_key,
     validate_asset,
 )
+from enablement.domain.tags import tag_key
 
 VALID = {
     "title": "Why evaluation stalls",
@@ -107,7 +107,7 @@ def test_wrong_types_and_oversized_values_are_errors(changes):
 
 def test_a_timestamp_without_a_zone_is_an_error():
     errors = errors_of(published_at="2025-03-01T10:00:00")
-    assert errors["published_at"] == ["Timestamp has no zone (add Z or an offset)."]
+    assert errors["published_at"] == ["The timestamp has no zone; add Z or an offset like +01:00."]
 
 
 @pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "yesterday", 1700000000])

@@ -6,7 +6,7 @@ from functools import cache
 
 import pytest
 
-from enablement.domain.demo import (
+from enablement.demo_data import (
     CLOSING_NEVER_FOR,
     PIPELINES,
     PRODUCT_NAMES,

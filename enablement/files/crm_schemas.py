@@ -1,0 +1,184 @@
+"""The file formats of pipelines, deals and shares: one marshmallow schema per record.
+
+What a line of a file must hold; checks across records and against the database live
+in the import use cases (enablement.services.crm_imports).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
+
+from enablement.domain.stages import BUYING_STAGES
+from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class FileTimestamp(fields.Field):
+    """A timestamp by the product's one rule (enablement.domain.timestamps)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_timestamp(value)
+        except InvalidTimestamp as e:
+            raise ValidationError(str(e)) from None
+
+
+def _timestamp(**kwargs) -> FileTimestamp:
+    return FileTimestamp(**kwargs)
+
+
+class StageHistoryField(fields.Field):
+    """A non-empty list of {"stage", "entered_at", "pipeline"?}, checked in one tight loop.
+
+    NOTE: a Nested schema per entry made validation the slowest part of a 100,000-deal import.
+    """
+
+    KEYS = frozenset({"stage", "entered_at", "pipeline"})
+    MAX_ENTRIES = 10_000
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, list):
+            raise ValidationError("must be a list of {stage, entered_at}")
+        if not value:
+            raise ValidationError("must not be empty: the history is complete")
+        if len(value) > self.MAX_ENTRIES:
+            raise ValidationError(f"more than {self.MAX_ENTRIES} entries")
+        entries, errors = [], {}
+        for index, entry in enumerate(value):
+            problems = self._entry_errors(entry)
+            if problems:
+                errors[index] = problems
+                continue
+            loaded = {"stage": entry["stage"], "entered_at": parse_timestamp(entry["entered_at"])}
+            if "pipeline" in entry:
+                loaded["pipeline"] = entry["pipeline"]
+            entries.append(loaded)
+        if errors:
+            raise ValidationError(errors)
+        return entries
+
+    def _entry_errors(self, entry) -> dict:
+        if not isinstance(entry, dict):
+            return {"_schema": ["must be an object {stage, entered_at}"]}
+        problems = {key: ["unknown field"] for key in entry.keys() - self.KEYS}
+        for key in ("stage", "pipeline"):
+            if key not in entry:
+                if key == "stage":
+                    problems[key] = ["missing"]
+                continue
+            text = entry[key]
+            if not isinstance(text, str) or not 1 <= len(text) <= 64:
+                problems[key] = ["must be a string of 1 to 64 characters"]
+        if "entered_at" not in entry:
+            problems["entered_at"] = ["missing"]
+        else:
+            try:
+                parse_timestamp(entry["entered_at"])
+            except InvalidTimestamp as e:
+                problems["entered_at"] = [str(e)]
+        return problems
+
+
+def _text(max_len: int, **kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=max_len), **kwargs)
+
+
+def _finite(value: float) -> None:
+    if not math.isfinite(value):
+        raise ValidationError("must be a finite number")
+
+
+class StageFileSchema(_Strict):
+    """A pipeline stage in a pipelines file."""
+
+    id = _text(64, required=True)
+    label = _text(255, required=True)
+    display_order = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
+    probability = fields.Float(
+        allow_none=True, load_default=None, validate=[validate.Range(min=0, max=1), _finite]
+    )
+    is_closed = fields.Boolean(load_default=False)
+    is_won = fields.Boolean(load_default=False)
+    archived = fields.Boolean(load_default=False)
+    buying_stage = fields.String(allow_none=True, validate=validate.OneOf(BUYING_STAGES))
+
+    @validates_schema
+    def _won_is_closed(self, data, **_):
+        if data.get("is_won") and not data.get("is_closed"):
+            raise ValidationError("a won stage must be closed", "is_won")
+
+
+class PipelineFileSchema(_Strict):
+    """One line of a pipelines file."""
+
+    id = _text(64, required=True)
+    label = _text(255, required=True)
+    display_order = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
+    archived = fields.Boolean(load_default=False)
+    stages = fields.List(
+        fields.Nested(StageFileSchema), required=True, validate=validate.Length(min=1, max=500)
+    )
+
+    @validates_schema
+    def _unique_stage_ids(self, data, **_):
+        seen: set[str] = set()
+        for stage in data.get("stages", []):
+            if stage["id"] in seen:
+                raise ValidationError(f"stage id {stage['id']!r} appears twice", "stages")
+            seen.add(stage["id"])
+
+
+class DealFileSchema(_Strict):
+    """One line of a deals file."""
+
+    id = _text(64, required=True)
+    name = fields.String(required=True, validate=validate.Length(max=500))
+    company = fields.String(allow_none=True, validate=validate.Length(max=500))
+    pipeline = _text(64, required=True)
+    amount = fields.Float(required=True, allow_none=True, validate=[validate.Range(min=0), _finite])
+    currency = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    industry = fields.String(allow_none=True, validate=validate.Length(max=255))
+    owner_id = fields.String(allow_none=True, validate=validate.Length(max=64))
+    created_at = _timestamp(required=True)
+    closed_at = _timestamp(allow_none=True)
+    personas = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
+    topics = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
+    stage_history = StageHistoryField(required=True)
+    deleted = fields.Boolean(load_default=False)
+
+    @pre_load
+    def _history_from_csv_cell(self, data, **_):
+        # CSV carries the history as JSON in one cell.
+        if isinstance(data, dict) and isinstance(data.get("stage_history"), str):
+            try:
+                data = {**data, "stage_history": json.loads(data["stage_history"])}
+            except ValueError:
+                raise ValidationError("not valid JSON", "stage_history") from None
+        return data
+
+
+class ShareFileSchema(_Strict):
+    """One line of a shares file."""
+
+    deal_id = _text(64, required=True)
+    asset_id = _text(64, required=True)
+    shared_at = _timestamp(required=True)
+    shared_by = fields.String(allow_none=True, validate=validate.Length(max=255))
+    channel = fields.String(allow_none=True, validate=validate.Length(max=32))
+
+
