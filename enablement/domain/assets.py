@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from rapidfuzz import fuzz, process, utils
 
 from enablement.domain.stages import BUYING_STAGES
-from enablement.domain.tags import normalise_tag
+from enablement.domain.tags import distinct_tags, normalise_tag
 from enablement.domain.timestamps import (
     InvalidTimestamp,
     format_timestamp,
@@ -86,9 +86,7 @@ ASSET_FIELDS: tuple[AssetField, ...] = (
     AssetField("body", "long_text", MAX_BODY),
 )
 FIELDS: tuple[str, ...] = tuple(f.name for f in ASSET_FIELDS)
-FIELD_SPEC: dict[str, AssetField] = {f.name: f for f in ASSET_FIELDS}
 LIST_FIELDS: tuple[str, ...] = tuple(f.name for f in ASSET_FIELDS if f.type == "tags")
-REQUIRED: tuple[str, ...] = tuple(f.name for f in ASSET_FIELDS if f.required)
 # Tag dimension in the AssetTag index for each list field.
 TAG_DIMENSIONS: dict[str, str] = {
     "stages": "stage",
@@ -165,16 +163,18 @@ def _url(value) -> str:
     return check_url(value)
 
 
-def _tags(value, field: str) -> list[str]:
-    """A list of distinct tags (case-insensitively), display form kept, first spelling wins."""
+def _tags(value, spec: AssetField) -> list[str]:
+    """A list of distinct tags (case-insensitively), display form kept, first spelling wins.
+
+    With choices (stages), each tag must be one of them, compared in lower case.
+    """
     if value is None:
         return []
     if not isinstance(value, list | tuple):
         raise _Invalid("Not a valid list.")
-    if len(value) > MAX_TAGS:
-        raise _Invalid(f"More than {MAX_TAGS} values.")
-    seen: set[str] = set()
-    out: list[str] = []
+    if len(value) > spec.limit:
+        raise _Invalid(f"More than {spec.limit} values.")
+    tags: list[str] = []
     for item in value:
         if not isinstance(item, str):
             raise _Invalid("Every value must be a string.")
@@ -185,15 +185,18 @@ def _tags(value, field: str) -> list[str]:
             raise _Invalid(f"A value is longer than {MAX_TAG} characters.")
         if _CONTROL_LINE.search(tag) or ";" in tag:
             raise _Invalid("Values must not contain ';' or control characters.")
-        if field == "stages":
+        if spec.choices:
             tag = tag.lower()
-            if tag not in BUYING_STAGES:
-                raise _Invalid(f"{item!r} is not a buying stage ({', '.join(BUYING_STAGES)}).")
-        key = tag.casefold()
-        if key not in seen:
-            seen.add(key)
-            out.append(tag)
-    return out
+            if tag not in spec.choices:
+                raise _Invalid(f"{item!r} is not a buying stage ({', '.join(spec.choices)}).")
+        tags.append(tag)
+    return list(distinct_tags(tags))
+
+
+def _from_rule(error: InvalidTimestamp) -> _Invalid:
+    """The shared timestamp rule's message as a field error sentence."""
+    text = str(error)
+    return _Invalid(f"{text[0].upper()}{text[1:]}.")
 
 
 def _timestamp(value) -> datetime | None:
@@ -203,7 +206,7 @@ def _timestamp(value) -> datetime | None:
     try:
         return parse_timestamp(value)
     except InvalidTimestamp as e:
-        raise _Invalid(f"{str(e)[0].upper()}{str(e)[1:]}.") from None
+        raise _from_rule(e) from None
 
 
 def _date(value) -> date | None:
@@ -213,7 +216,7 @@ def _date(value) -> date | None:
     try:
         return parse_date(value)
     except InvalidTimestamp as e:
-        raise _Invalid(f"{str(e)[0].upper()}{str(e)[1:]}.") from None
+        raise _from_rule(e) from None
 
 
 def _order(value, from_text: bool) -> int | None:
@@ -262,7 +265,7 @@ def _check_for(spec: AssetField, from_text: bool):
     if spec.type == "choice":
         return lambda v: _choice(v, spec.choices, required=spec.required) or spec.default
     if spec.type == "tags":
-        return lambda v: _tags(v, spec.name)
+        return lambda v: _tags(v, spec)
     if spec.type == "timestamp":
         return _timestamp
     if spec.type == "date":
@@ -270,6 +273,13 @@ def _check_for(spec: AssetField, from_text: bool):
     if spec.type == "order":
         return lambda v: _order(v, from_text)
     raise ValueError(f"unknown field type {spec.type!r}")
+
+
+# The checks of every field, built once (numbers as text are accepted only from CSV cells).
+_CHECKS: dict[bool, dict] = {
+    from_text: {spec.name: _check_for(spec, from_text) for spec in ASSET_FIELDS}
+    for from_text in (False, True)
+}
 
 
 def validate_asset(
@@ -286,7 +296,7 @@ def validate_asset(
     for key in record:
         if key not in FIELDS:
             errors.setdefault(str(key)[:100], []).append("Unknown field.")
-    checks = {spec.name: _check_for(spec, from_text) for spec in ASSET_FIELDS}
+    checks = _CHECKS[from_text]
     for field, check in checks.items():
         if partial and field not in record:
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 
 from marshmallow import (
     RAISE,
@@ -38,10 +39,6 @@ class FileTimestamp(fields.Field):
             raise ValidationError(str(e)) from None
 
 
-def _timestamp(**kwargs) -> FileTimestamp:
-    return FileTimestamp(**kwargs)
-
-
 class StageHistoryField(fields.Field):
     """A non-empty list of {"stage", "entered_at", "pipeline"?}, checked in one tight loop.
 
@@ -60,11 +57,11 @@ class StageHistoryField(fields.Field):
             raise ValidationError(f"more than {self.MAX_ENTRIES} entries")
         entries, errors = [], {}
         for index, entry in enumerate(value):
-            problems = self._entry_errors(entry)
+            problems, entered_at = self._check_entry(entry)
             if problems:
                 errors[index] = problems
                 continue
-            loaded = {"stage": entry["stage"], "entered_at": parse_timestamp(entry["entered_at"])}
+            loaded = {"stage": entry["stage"], "entered_at": entered_at}
             if "pipeline" in entry:
                 loaded["pipeline"] = entry["pipeline"]
             entries.append(loaded)
@@ -72,9 +69,10 @@ class StageHistoryField(fields.Field):
             raise ValidationError(errors)
         return entries
 
-    def _entry_errors(self, entry) -> dict:
+    def _check_entry(self, entry) -> tuple[dict, datetime | None]:
+        """(errors by key, the parsed entered_at): each timestamp is read once."""
         if not isinstance(entry, dict):
-            return {"_schema": ["must be an object {stage, entered_at}"]}
+            return {"_schema": ["must be an object {stage, entered_at}"]}, None
         problems = {key: ["unknown field"] for key in entry.keys() - self.KEYS}
         for key in ("stage", "pipeline"):
             if key not in entry:
@@ -84,14 +82,15 @@ class StageHistoryField(fields.Field):
             text = entry[key]
             if not isinstance(text, str) or not 1 <= len(text) <= 64:
                 problems[key] = ["must be a string of 1 to 64 characters"]
+        entered_at = None
         if "entered_at" not in entry:
             problems["entered_at"] = ["missing"]
         else:
             try:
-                parse_timestamp(entry["entered_at"])
+                entered_at = parse_timestamp(entry["entered_at"])
             except InvalidTimestamp as e:
                 problems["entered_at"] = [str(e)]
-        return problems
+        return problems, entered_at
 
 
 def _text(max_len: int, **kwargs) -> fields.String:
@@ -154,8 +153,8 @@ class DealFileSchema(_Strict):
     currency = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
     industry = fields.String(allow_none=True, validate=validate.Length(max=255))
     owner_id = fields.String(allow_none=True, validate=validate.Length(max=64))
-    created_at = _timestamp(required=True)
-    closed_at = _timestamp(allow_none=True)
+    created_at = FileTimestamp(required=True)
+    closed_at = FileTimestamp(allow_none=True)
     personas = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
     topics = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
     stage_history = StageHistoryField(required=True)
@@ -177,7 +176,7 @@ class ShareFileSchema(_Strict):
 
     deal_id = _text(64, required=True)
     asset_id = _text(64, required=True)
-    shared_at = _timestamp(required=True)
+    shared_at = FileTimestamp(required=True)
     shared_by = fields.String(allow_none=True, validate=validate.Length(max=255))
     channel = fields.String(allow_none=True, validate=validate.Length(max=32))
 

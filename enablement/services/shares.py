@@ -93,13 +93,10 @@ def _find(session: Session, deal_id: str, asset_id: str, shared_at: datetime) ->
     ).first()
 
 
-def _answer(settings: Settings, share: Share) -> dict:
-    token = link_token(settings.secret_key, share.id)
-    return {
-        "id": share.id,
-        "link": link_url(settings.public_base_url, token),
-        "shared_at": share.shared_at,
-    }
+def _answer(settings: Settings, share_id: int, shared_at: datetime) -> dict:
+    """What share creation answers: {id, link, shared_at}."""
+    token = link_token(settings.secret_key, share_id)
+    return {"id": share_id, "link": link_url(settings.public_base_url, token), "shared_at": shared_at}
 
 
 def create_share(
@@ -137,7 +134,7 @@ def create_share(
             )
         existing = _find(session, deal_id, asset_id, when)
         if existing is not None:
-            return _answer(settings, existing), False
+            return _answer(settings, existing.id, existing.shared_at), False
         new = NewShare(deal_id, asset_id, when, shared_by, channel)
         try:
             with session.begin_nested():
@@ -149,9 +146,8 @@ def create_share(
             existing = _find(session, deal_id, asset_id, when)
             if existing is None:
                 raise
-            return _answer(settings, existing), False
-        share = session.get_one(Share, share_id)
-        return _answer(settings, share), True
+            return _answer(settings, existing.id, existing.shared_at), False
+        return _answer(settings, share_id, when), True
 
 
 def follow_link(
