@@ -3,8 +3,10 @@
 Prints seconds for: importing 10,000 assets into an empty library (validation, pitch
 scores, tag index, near-duplicate check included), re-importing the same file (all
 unchanged), a filtered list page, a text search, one create checked for near-duplicates
-against the 10,000, a CSV export, and the near-duplicate matcher alone for 10,000 new
-titles against 10,000.
+against the 10,000, a CSV export, 10,000 more that all share one title, and the
+near-duplicate matcher alone for 10,000 new titles against 10,000, for 10,000 copies of
+one title and for 10,000 distinct titles that all look alike (the hostile cases: the
+work and the warnings must grow linearly, not with the square of the import).
 
     .venv/bin/python benchmarks/bench_assets.py                 # SQLite in a temporary folder
     .venv/bin/python benchmarks/bench_assets.py --size 2000     # quicker
@@ -113,7 +115,20 @@ def main() -> int:
                 ),
             )
             assert created["warnings"], "the copied title should be reported"
-            timed("export CSV", lambda: asset_imports.export_assets(container, io.StringIO(), "csv"))
+            timed(
+                "export CSV", lambda: asset_imports.export_assets(container, io.StringIO(), "csv")
+            )
+            same = [
+                {**r, "title": "One title for every asset", "url": r["url"] + "/copy"}
+                for r in records(size, seed=3)
+            ]
+            data = "".join(json.dumps(r) + "\n" for r in same).encode()
+            copied = timed(
+                f"import {size} more, all with one title",
+                lambda: asset_imports.import_assets(container, io.BytesIO(data), "jsonl", False),
+            )
+            assert copied.created == size, copied
+            print(f"{'  near-duplicate warnings':<52} {len(copied.warnings):7d}")
         app.extensions["enablement"].engine.dispose()
     existing = [
         DuplicateCandidate(f"e{i}", r["title"], r["url"]) for i, r in enumerate(records(size))
@@ -126,7 +141,40 @@ def main() -> int:
         f"near-duplicate matcher alone: {size} new vs {size}",
         lambda: find_near_duplicates(new, existing),
     )
+    # Hostile titles: one title for every asset, and titles that all look alike.
+    same = [
+        DuplicateCandidate(f"s{i}", "One title for all", f"https://x.example/{i}")
+        for i in range(size)
+    ]
+    warnings = timed(
+        f"near-duplicate matcher: {size} new, all the same title",
+        lambda: find_near_duplicates(same, []),
+    )
+    print(f"{'  warnings (one per copy)':<52} {len(warnings):7d}")
+    alike = [
+        DuplicateCandidate(
+            f"l{i}",
+            f"The buyer's guide to committees edition {_letters(i)}",
+            f"https://y.example/{i}",
+        )
+        for i in range(size)
+    ]
+    warnings = timed(
+        f"near-duplicate matcher: {size} new, all alike, distinct",
+        lambda: find_near_duplicates(alike, []),
+    )
+    print(f"{'  warnings (at most 3 similar per asset)':<52} {len(warnings):7d}")
     return 0
+
+
+def _letters(n: int) -> str:
+    """n written in letters (a, b, ..., ba, bb, ...): distinct titles without numbers."""
+    out = ""
+    while True:
+        out = chr(ord("a") + n % 26) + out
+        n //= 26
+        if not n:
+            return out
 
 
 if __name__ == "__main__":

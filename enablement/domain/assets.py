@@ -97,6 +97,8 @@ TAG_DIMENSIONS: dict[str, str] = {
 
 # Titles this similar (token_sort_ratio, 0..100) to a live asset's are near-duplicates.
 TITLE_THRESHOLD = 90.0
+# At most this many similar-title warnings per asset (the best scoring).
+SIMILAR_TITLE_MATCHES = 3
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 _INT = re.compile(r"^-?\d{1,9}$")
@@ -259,7 +261,9 @@ def _check_for(spec: AssetField, from_text: bool):
         return _asset_id
     if spec.type in ("text", "long_text"):
         multiline = spec.type == "long_text"
-        return lambda v: _text(v, spec.name, spec.limit, multiline=multiline, required=spec.required)
+        return lambda v: _text(
+            v, spec.name, spec.limit, multiline=multiline, required=spec.required
+        )
     if spec.type == "url":
         return _url
     if spec.type == "choice":
@@ -355,22 +359,21 @@ def find_near_duplicates(
     threshold: float = TITLE_THRESHOLD,
     block: int = 512,
 ) -> list[dict]:
-    """Warnings for each new asset whose URL or title matches another asset.
+    """Warnings for each new asset whose URL or title matches an earlier asset.
 
     `existing` are the live assets not among `new`; new assets are also compared with
-    each other (a pair reported once, on the later one). Same URL (normalised) wins over
-    a similar title; titles with different numbers in them (part 1, part 2) are not
-    similar. Titles are scored with token_sort_ratio in blocks (rapidfuzz.cdist),
-    so 10,000 against 10,000 stays in memory and takes seconds, not minutes.
+    the new assets before them (a pair reported once, on the later one). Each new asset
+    gets at most one same-URL warning (the earliest asset with that URL), one for an
+    identical title (the earliest) and SIMILAR_TITLE_MATCHES similar titles (the best
+    scoring), so the work and the answer grow linearly with the import, whatever the
+    titles: 10,000 copies of one title are 10,000 warnings, not fifty million. Titles
+    with different numbers in them (part 1, part 2) are not similar. Distinct titles are
+    scored once each with token_sort_ratio in blocks (rapidfuzz.cdist).
     """
     import numpy as np  # NOTE: loaded on first use, so starting the CLI does not pay for it
 
     pool = [*existing, *new]
     offset = len(existing)
-    by_url: dict[str, list[int]] = {}
-    for index, item in enumerate(pool):
-        by_url.setdefault(normalise_url(item.url), []).append(index)
-    titles = [normalise_title(item.title) for item in pool]
     warnings: list[dict] = []
     reported: set[tuple[str, str]] = set()
 
@@ -389,26 +392,59 @@ def find_near_duplicates(
             }
         )
 
-    for i in range(offset, len(pool)):
-        for j in by_url[normalise_url(pool[i].url)]:
-            if j < i:
-                add(i, j, "same_url", 100.0)
-    for start in range(offset, len(pool), block):
-        rows = titles[start : start + block]
-        # Only earlier entries can be reported, so later ones are not scored at all.
+    first_with_url: dict[str, int] = {}
+    # A title group: the same normalised words and the same numbers in the same order.
+    group_of: list[int] = []
+    groups: dict[tuple[str, tuple[str, ...]], int] = {}
+    group_first: list[int] = []
+    group_title: list[str] = []
+    for index, item in enumerate(pool):
+        url = normalise_url(item.url)
+        j = first_with_url.setdefault(url, index)
+        if index >= offset and j < index:
+            add(index, j, "same_url", 100.0)
+        key = (normalise_title(item.title), tuple(_numbers(item.title)))
+        group = groups.setdefault(key, len(groups))
+        if group == len(group_first):
+            group_first.append(index)
+            group_title.append(key[0])
+        group_of.append(group)
+        if index >= offset and key[0] and group_first[group] < index:
+            add(index, group_first[group], "similar_title", 100.0)
+
+    codes: dict[tuple[str, ...], int] = {}
+    numbers_code = np.array(
+        [codes.setdefault(key[1], len(codes)) for key in groups], dtype=np.int64
+    )
+    firsts = np.array(group_first, dtype=np.int64)
+    # Only groups that first appear among the new assets need scoring, against earlier groups.
+    new_groups = [g for g in range(len(group_first)) if group_first[g] >= offset and group_title[g]]
+    members: dict[int, list[int]] = {}
+    for index in range(offset, len(pool)):
+        members.setdefault(group_of[index], []).append(index)
+    for start in range(0, len(new_groups), block):
+        rows = new_groups[start : start + block]
+        width = max(rows) + 1  # a group can only match groups that appeared before it
         scores = process.cdist(
-            rows,
-            titles[: start + len(rows)],
+            [group_title[g] for g in rows],
+            group_title[:width],
             scorer=fuzz.ratio,
             processor=None,
             score_cutoff=threshold,
             dtype=np.float32,
             workers=-1,
         )
-        for r, j in zip(*np.nonzero(scores), strict=True):
-            i = start + int(r)
-            if int(j) < i and titles[i] and _numbers(pool[i].title) == _numbers(pool[int(j)].title):
-                add(i, int(j), "similar_title", float(scores[r, j]))
+        for r, g in enumerate(rows):
+            row = scores[r]
+            valid = (row > 0) & (firsts[:width] < group_first[g])
+            valid &= numbers_code[:width] == numbers_code[g]
+            candidates = np.flatnonzero(valid)
+            if len(candidates) > SIMILAR_TITLE_MATCHES:
+                best = np.argpartition(-row[candidates], SIMILAR_TITLE_MATCHES - 1)
+                candidates = candidates[best[:SIMILAR_TITLE_MATCHES]]
+            for c in sorted(candidates, key=lambda c: (-row[c], c)):
+                for index in members.get(g, ()):
+                    add(index, int(firsts[c]), "similar_title", float(row[c]))
     warnings.sort(key=lambda w: (w["asset_id"], w["reason"] != "same_url", -w["score"]))
     return warnings
 

@@ -253,3 +253,35 @@ def test_titles_that_differ_only_in_their_numbers_are_not_duplicates():
     existing = [candidate(1, "State of B2B buying report 2025"), candidate(2, "Season 2, part 1")]
     new = [candidate(3, "State of B2B buying report 2026"), candidate(4, "Season 2, part 2")]
     assert find_near_duplicates(new, existing) == []
+
+
+def test_many_copies_of_one_title_give_one_warning_each_against_the_first():
+    new = [candidate(i, "One title for all") for i in range(2_000)]
+    warnings = find_near_duplicates(new, [candidate(9_999, "One title for all")])
+    assert len(warnings) == 2_000
+    assert {w["of"] for w in warnings} == {"a9999"}
+
+
+def test_many_copies_of_one_url_give_one_warning_each_against_the_first():
+    new = [
+        candidate(i, f"title {chr(97 + i % 26)}{i // 26}", "https://x.example/") for i in range(500)
+    ]
+    warnings = [w for w in find_near_duplicates(new, []) if w["reason"] == "same_url"]
+    assert len(warnings) == 499 and {w["of"] for w in warnings} == {"a0"}
+
+
+def test_alike_titles_give_at_most_the_best_few_warnings_per_asset():
+    from collections import Counter
+
+    from enablement.domain.assets import SIMILAR_TITLE_MATCHES
+
+    letters = [a + b for a in "abcdefghij" for b in "abcdefghij"]
+    new = [
+        candidate(i, f"The buyer's guide to committees edition {s}") for i, s in enumerate(letters)
+    ]
+    new.append(candidate(500, "The buyers guide to committee edition aa"))  # closest to a0
+    warnings = find_near_duplicates(new, [])
+    per_asset = Counter(w["asset_id"] for w in warnings)
+    assert max(per_asset.values()) == SIMILAR_TITLE_MATCHES
+    best = [w for w in warnings if w["asset_id"] == "a500"]
+    assert best[0]["of"] == "a0" and best[0]["score"] == max(w["score"] for w in best)
