@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/pip --disable-pip-version-check -q
+# `make run PORT=8080` (or PORT in the environment) picks the port; the demo's printed
+# links and the served address follow it.
+RUN_ENV := $(if $(PORT),PORT=$(PORT))
 
 .PHONY: run test bench lint clean
 
@@ -21,8 +24,8 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 run: $(STAMP)
 	$(BIN)/enablement init
-	$(BIN)/enablement demo --if-empty
-	$(BIN)/enablement serve
+	$(RUN_ENV) $(BIN)/enablement demo --if-empty
+	$(RUN_ENV) $(BIN)/enablement serve
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

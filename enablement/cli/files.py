@@ -15,6 +15,8 @@ from enablement.services.transfers import EXPORTERS, IMPORTERS
 
 IMPORT_KINDS = tuple(IMPORTERS)
 EXPORT_KINDS = tuple(EXPORTERS)
+# Kinds whose records nest lists of objects, which a CSV row cannot hold.
+JSONL_ONLY = ("pipelines",)
 
 
 def register(cli: click.Group) -> None:
@@ -37,13 +39,14 @@ def register(cli: click.Group) -> None:
 @needs_schema
 def import_command(kind: str, file: Path, skip_invalid: bool, fmt: str | None) -> None:
     """Import pipelines, deals, assets or shares from a JSON Lines or CSV file."""
+    fmt = fmt or detect_format(file.name)
+    if kind in JSONL_ONLY and fmt != "jsonl":
+        raise click.UsageError(f"{kind} are imported from JSON Lines only (stages are nested)")
     fn = IMPORTERS[kind]
     options = {"on_progress": ProgressBar(f"importing {kind}")} if kind == "deals" else {}
     with file.open("rb") as stream:
         try:
-            result: ImportResult = fn(
-                ctx(), stream, fmt or detect_format(file.name), skip_invalid, **options
-            )
+            result: ImportResult = fn(ctx(), stream, fmt, skip_invalid, **options)
         finally:
             for bar in options.values():
                 bar.close()
@@ -81,7 +84,9 @@ def _report(result: ImportResult, skip_invalid: bool) -> None:
 )
 @needs_schema
 def export_command(kind: str, fmt: str, output: Path | None) -> None:
-    """Export deals, assets or shares in the same format the import reads."""
+    """Export pipelines, deals, assets or shares in the same format the import reads."""
+    if kind in JSONL_ONLY and fmt != "jsonl":
+        raise click.UsageError(f"{kind} are exported as JSON Lines only (stages are nested)")
     fn = EXPORTERS[kind]
     if output is None:
         count = fn(ctx(), sys.stdout, fmt)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +9,8 @@ import click
 
 from enablement.cli import needs_schema
 from enablement.context import ctx
+from enablement.domain.report_filters import VERDICTS, EffectFilter, filter_effectiveness
+from enablement.domain.stages import BUYING_STAGES
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 from enablement.errors import InvalidInput
 from enablement.render import FORMATS, render
@@ -28,6 +29,7 @@ def parse_as_of(text: str | None) -> datetime | None:
     try:
         return parse_timestamp(text)
     except InvalidTimestamp as e:
+        # NOTE: a bad timestamp is invalid input (exit 1) on every path: files, API, --as-of.
         raise InvalidInput(f"--as-of: {e}", {"as_of": text[:60]}) from None
 
 
@@ -38,17 +40,60 @@ def parse_as_of(text: str | None) -> datetime | None:
 @click.option(
     "--as-of", "as_of", help="Report as of this time (ISO 8601 with a zone); default now."
 )
+@click.option(
+    "--verdict",
+    type=click.Choice(VERDICTS, case_sensitive=False),
+    help="Effectiveness: only rows with this verdict.",
+)
+@click.option(
+    "--stage",
+    type=click.Choice(BUYING_STAGES, case_sensitive=False),
+    help="Effectiveness: only rows of this buying stage.",
+)
+@click.option("--asset", help="Effectiveness: only rows of this asset id.")
+@click.option(
+    "--include-insufficient",
+    is_flag=True,
+    help="Effectiveness: also list insufficient_data rows (otherwise only counted).",
+)
 @needs_schema
-def report_command(kind: str, fmt: str, output: Path | None, as_of: str | None) -> None:
+def report_command(
+    kind: str,
+    fmt: str,
+    output: Path | None,
+    as_of: str | None,
+    verdict: str | None,
+    stage: str | None,
+    asset: str | None,
+    include_insufficient: bool,
+) -> None:
     """Coverage, cycle-time or effectiveness report as a table, JSON, CSV or (coverage) HTML."""
     when = parse_as_of(as_of)
     if fmt == "html" and kind != "coverage":
-        raise InvalidInput("--format html is available for the coverage report only")
+        raise click.UsageError("--format html is available for the coverage report only")
+    wanted = EffectFilter(verdict, stage, asset, include_insufficient)
+    if kind != "effectiveness" and wanted != EffectFilter():
+        raise click.UsageError(
+            "--verdict, --stage, --asset and --include-insufficient filter the effectiveness report"
+        )
     container = ctx()
-    if sys.stderr.isatty():
-        click.echo(f"computing the {kind} report (cached until the data change)...", err=True)
-    report = get_report(container.sessions, container.settings, kind, when)
+    report = get_report(
+        container.sessions,
+        container.settings,
+        kind,
+        when,
+        on_compute=lambda: click.echo(
+            f"computing the {kind} report (cached until the data change)...", err=True
+        ),
+    )
+    if kind == "effectiveness":
+        report = filter_effectiveness(report, wanted)
     text = render(kind, report, fmt)
+    hidden = report.get("hidden_insufficient_data")
+    if hidden and fmt == "table":
+        text += (
+            f"{hidden} row(s) with insufficient data hidden (--include-insufficient shows them)\n"
+        )
     if output is None:
         click.echo(text, nl=False)
         return

@@ -31,6 +31,7 @@ def show() -> None:
     rows = [
         (
             _flag(item),
+            item.get("pipeline_label") or item["pipeline_id"],
             item["pipeline_id"],
             item["stage_id"],
             item["label"],
@@ -44,7 +45,17 @@ def show() -> None:
     if not rows:
         click.echo("no pipelines yet: run `enablement sync` or `enablement import pipelines FILE`")
         return
-    header = ("", "pipeline", "stage", "label", "prob", "buying stage", "source", "confidence")
+    header = (
+        "",
+        "pipeline",
+        "pipeline id",
+        "stage id",
+        "label",
+        "prob",
+        "buying stage",
+        "source",
+        "confidence",
+    )
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -229,8 +229,13 @@ def compute_coverage(
 
 
 def _status(live: int, demand: int, min_assets: int) -> str:
-    """gap: demand and no live asset; thin: fewer live assets than the minimum; else ok."""
-    if demand > 0 and live == 0:
+    """gap: demand and no live asset; thin: demand and fewer live assets than the minimum; else ok.
+
+    NOTE: thin applies only where open deals sit: a cell nobody needs is not short of content.
+    """
+    if demand == 0:
+        return "ok"
+    if live == 0:
         return "gap"
     if live < min_assets:
         return "thin"

@@ -36,7 +36,9 @@ def parse_timestamp(value: object) -> datetime:
     """
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidTimestamp(f"the timestamp has no zone; add Z or an offset (like {EXAMPLE})")
+            raise InvalidTimestamp(
+                f"the timestamp has no zone; add Z or an offset (like {EXAMPLE})"
+            )
         return in_range(value)
     if not isinstance(value, str):
         raise InvalidTimestamp(f"not an ISO 8601 timestamp with a zone (like {EXAMPLE})")
@@ -82,11 +84,27 @@ def parse_date(value: object) -> date:
     return parsed
 
 
-def format_timestamp(moment: datetime | None) -> str | None:
-    """UTC ISO 8601 with a trailing Z (what every export writes); None stays None."""
+def format_timestamp(moment: datetime | None, *, whole_seconds: bool = False) -> str | None:
+    """UTC ISO 8601 with a trailing Z (what every export writes); None stays None.
+
+    whole_seconds drops fractions for people to read (tables, listings, the HTML page);
+    files and the API keep them, because a share's shared_at is part of its identity.
+    """
     if moment is None:
         return None
     if moment.tzinfo is None:
         # NOTE: storage keeps naive UTC; a naive value read back from it is UTC.
         moment = moment.replace(tzinfo=UTC)
+    if whole_seconds:
+        moment = moment.replace(microsecond=0)
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def format_for_people(value: datetime | str | None) -> str | None:
+    """A timestamp (or the ISO text of one) as people read it: UTC, whole seconds, Z."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return format_timestamp(value, whole_seconds=True)

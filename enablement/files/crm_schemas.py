@@ -107,7 +107,9 @@ class StageFileSchema(_Strict):
 
     id = _text(64, required=True)
     label = _text(255, required=True)
-    display_order = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
+    # NOTE: None when left out: the import then uses the stage's position in the list, so a
+    # file without display_order still orders stages as written (cycle time needs the order).
+    display_order = fields.Integer(load_default=None, validate=validate.Range(min=0, max=10_000))
     probability = fields.Float(
         allow_none=True, load_default=None, validate=[validate.Range(min=0, max=1), _finite]
     )
@@ -127,7 +129,7 @@ class PipelineFileSchema(_Strict):
 
     id = _text(64, required=True)
     label = _text(255, required=True)
-    display_order = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
+    display_order = fields.Integer(load_default=None, validate=validate.Range(min=0, max=10_000))
     archived = fields.Boolean(load_default=False)
     stages = fields.List(
         fields.Nested(StageFileSchema), required=True, validate=validate.Length(min=1, max=500)
@@ -179,5 +181,3 @@ class ShareFileSchema(_Strict):
     shared_at = FileTimestamp(required=True)
     shared_by = fields.String(allow_none=True, validate=validate.Length(max=255))
     channel = fields.String(allow_none=True, validate=validate.Length(max=32))
-
-

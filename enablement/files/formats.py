@@ -9,12 +9,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from enablement.errors import BadRequest, PayloadTooLarge
+from enablement.errors import BadRequest, InvalidInput, PayloadTooLarge
 
 FORMATS = ("jsonl", "csv")
 MAX_FILE_BYTES = 100 * 1024 * 1024
 MAX_LINE_BYTES = 1024 * 1024
 LIST_SEPARATOR = ";"
+# Separators other spreadsheets and CRMs export with; a header split by one of them is the
+# sign of a wrong delimiter, not of one long unknown column.
+OTHER_DELIMITERS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)"}
+
 
 @dataclass
 class FileError:
@@ -62,19 +66,66 @@ def detect_format(name: str | None, content_type: str | None = None) -> str:
 
 
 def read_records(
-    stream: IO[bytes], fmt: str, list_fields: Iterable[str] = (), max_bytes: int = MAX_FILE_BYTES
+    stream: IO[bytes],
+    fmt: str,
+    list_fields: Iterable[str] = (),
+    max_bytes: int = MAX_FILE_BYTES,
+    columns: Iterable[str] | None = None,
+    required: Iterable[str] = (),
 ) -> Iterator[tuple[int, object]]:
     """Yield (line number, record) from a binary stream; unparsable lines yield a FileError.
 
-    CSV list fields are split on ';'; empty CSV cells are treated as absent.
+    A file with no records at all and a CSV header that is wrong as a whole (another
+    delimiter, a required column missing, an unknown column) raise one InvalidInput
+    before any record is read. CSV list fields are split on ';'; empty cells are absent.
     """
     if fmt not in FORMATS:
         raise BadRequest(f"unknown format {fmt!r}; use jsonl or csv")
     text = _decode(stream, max_bytes)
+    if not text.strip():
+        raise InvalidInput("the file is empty: there is nothing to import", {"line": 0})
     if fmt == "jsonl":
         yield from _read_jsonl(text)
     else:
-        yield from _read_csv(text, set(list_fields))
+        yield from _read_csv(
+            text, set(list_fields), None if columns is None else list(columns), list(required)
+        )
+
+
+def check_header(header: list[str], columns: list[str] | None, required: list[str]) -> None:
+    """One header-level error for a CSV whose columns are wrong, instead of one per line."""
+    if len(header) == 1 and header[0] not in (columns or ()):
+        for delimiter, name in OTHER_DELIMITERS.items():
+            if delimiter in header[0]:
+                raise InvalidInput(
+                    f"line 1: wrong delimiter: the header is separated by {name}; "
+                    "CSV files must be comma-separated (,) with a header line",
+                    {"line": 1, "delimiter": delimiter},
+                )
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise InvalidInput(
+            f"line 1: column(s) {_names(repeated)} appear more than once in the header",
+            {"line": 1, "repeated": repeated},
+        )
+    missing = [c for c in required if c not in header]
+    unknown = [c for c in header if columns is not None and c not in columns]
+    if missing or unknown:
+        problems = []
+        if missing:
+            problems.append(f"missing required column(s) {_names(missing)}")
+        if unknown:
+            problems.append(f"unknown column(s) {_names(unknown)}")
+        raise InvalidInput(
+            f"line 1: the header has {' and '.join(problems)}; "
+            f"the columns are {', '.join(columns or required)}",
+            {"line": 1, "missing": missing, "unknown": unknown},
+        )
+
+
+def _names(names: list[str]) -> str:
+    """Column names quoted and truncated for a one-line message."""
+    return ", ".join(repr(n[:60]) for n in names[:20])
 
 
 def _decode(stream: IO[bytes], max_bytes: int) -> str:
@@ -105,8 +156,16 @@ def _read_jsonl(text: str) -> Iterator[tuple[int, object]]:
         yield number, record
 
 
-def _read_csv(text: str, list_fields: set[str]) -> Iterator[tuple[int, object]]:
+def _read_csv(
+    text: str, list_fields: set[str], columns: list[str] | None, required: list[str]
+) -> Iterator[tuple[int, object]]:
+    """Records of a CSV file with a header line, after checking the header as a whole."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as e:
+        raise InvalidInput(f"line 1: not valid CSV: {e}", {"line": 1}) from None
+    check_header(header, columns, required)
     try:
         for row in reader:
             number = reader.line_num

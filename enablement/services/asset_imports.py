@@ -16,6 +16,7 @@ from enablement.context import Container
 from enablement.db.assets import CHUNK, insert_assets, near_duplicate_warnings
 from enablement.db.models import Asset
 from enablement.domain.assets import (
+    ASSET_FIELDS,
     FIELDS,
     LIST_FIELDS,
     DuplicateCandidate,
@@ -122,7 +123,10 @@ def import_asset_records(
 
 def import_assets(container: Container, stream: IO[bytes], fmt: str, skip_invalid: bool):
     """Import assets from a JSON Lines or CSV stream (lists in CSV joined by ';')."""
-    numbered = list(read_records(stream, fmt, list_fields=LIST_FIELDS))
+    required = [spec.name for spec in ASSET_FIELDS if spec.required]
+    numbered = list(
+        read_records(stream, fmt, list_fields=LIST_FIELDS, columns=FIELDS, required=required)
+    )
     return import_asset_records(container, numbered, skip_invalid, from_text=fmt == "csv")
 
 
@@ -154,5 +158,3 @@ def export_assets(container: Container, out: IO[str], fmt: str) -> int:
             list(FIELDS),
             list_fields=LIST_FIELDS,
         )
-
-

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, noload, sessionmaker
 from enablement.config import Settings
 from enablement.context import Container
 from enablement.db import assets as asset_queries
-from enablement.db.models import Asset
+from enablement.db.models import Asset, LinkView, Share
 from enablement.db.types import utcnow
 from enablement.domain.assets import (
     FIELDS,
@@ -49,6 +49,25 @@ def asset_view(asset: Asset, today: date, *, body: bool = False) -> dict:
     return view
 
 
+def usage_counts(session: Session, asset_ids: list[str]) -> dict[str, dict]:
+    """Per asset: how many times it was shared and how many times buyers opened its links."""
+    counts = {asset_id: {"share_count": 0, "view_count": 0} for asset_id in asset_ids}
+    if not asset_ids:
+        return counts
+    shared = select(Share.asset_id, func.count()).where(Share.asset_id.in_(asset_ids))
+    for asset_id, n in session.execute(shared.group_by(Share.asset_id)):
+        counts[asset_id]["share_count"] = n
+    viewed = (
+        select(Share.asset_id, func.count(LinkView.id))
+        .join(LinkView, LinkView.share_id == Share.id)
+        .where(Share.asset_id.in_(asset_ids))
+        .group_by(Share.asset_id)
+    )
+    for asset_id, n in session.execute(viewed):
+        counts[asset_id]["view_count"] = n
+    return counts
+
+
 def list_assets(
     sessions,
     *,
@@ -59,6 +78,7 @@ def list_assets(
     kind: str | None = None,
     q: str | None = None,
     status: str | None = None,
+    series: str | None = None,
     page: int = 1,
     per_page: int = 50,
     today: date | None = None,
@@ -83,6 +103,8 @@ def list_assets(
             conditions.append(asset_queries.tagged(dimension, value))
     if kind:
         conditions.append(Asset.kind == kind)
+    if series and series.strip():
+        conditions.append(func.lower(Asset.series) == series.strip().lower())
     if q and q.strip():
         pattern = f"%{asset_queries.escape_like(q.strip())}%"
         conditions.append(
@@ -102,7 +124,8 @@ def list_assets(
             .offset((page - 1) * per_page)
             .limit(per_page)
         ).all()
-        items = [asset_view(asset, today) for asset in rows]
+        usage = usage_counts(session, [asset.id for asset in rows])
+        items = [asset_view(asset, today) | usage[asset.id] for asset in rows]
     return {"items": items, "page": page, "per_page": per_page, "total": total or 0}
 
 
@@ -112,7 +135,8 @@ def get_asset(sessions, asset_id: str, today: date | None = None) -> dict:
         asset = session.get(Asset, asset_id)
         if asset is None:
             raise NotFound(f"no asset {asset_id!r}")
-        return asset_view(asset, today or _today(), body=True)
+        view = asset_view(asset, today or _today(), body=True)
+        return view | usage_counts(session, [asset.id])[asset.id]
 
 
 def apply_values(asset: Asset, values: dict, product_terms: tuple[str, ...]) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from enablement.db.crm import UpsertCounts, upsert_deals, upsert_pipelines
-from enablement.db.models import Asset, CrmStage, Deal, Share, StageChange
+from enablement.db.models import Asset, CrmStage, Deal, Pipeline, Share, StageChange
 from enablement.domain.crm import UNSET, DealRecord, PipelineRecord, StageEntry, StageRecord
 from enablement.domain.timestamps import format_timestamp
 from enablement.errors import BadRequest
@@ -51,12 +51,17 @@ Progress = Callable[[int, int], None]
 def _no_progress(done: int, total: int) -> None:
     """Progress nobody watches."""
 
+
 # ---------------------------------------------------------------- helpers
 
 
 def _load_all(stream, fmt, schema: Schema, result: ImportResult, list_fields=()):
     """Parse and load every record; errors go to result; yields (line, loaded dict)."""
-    for line, raw in read_records(stream, fmt, list_fields=list_fields):
+    required = [name for name, f in schema.fields.items() if f.required]
+    records = read_records(
+        stream, fmt, list_fields=list_fields, columns=list(schema.fields), required=required
+    )
+    for line, raw in records:
         if isinstance(raw, FileError):
             result.errors.append(raw)
             continue
@@ -103,7 +108,9 @@ def import_pipelines(container, stream: IO[bytes], fmt: str, skip_invalid: bool)
     for line, data in _load_all(stream, fmt, PipelineFileSchema(), result):
         if _duplicate(result, seen, data["id"], line, "id"):
             continue
-        records.append(_pipeline_record(data))
+        record = _pipeline_record(data, position=len(records))
+        result.warnings.extend(pipeline_warnings(record, line))
+        records.append(record)
     if not _finish(result, len(records), skip_invalid):
         return result
     with container.sessions.begin() as session:
@@ -111,27 +118,99 @@ def import_pipelines(container, stream: IO[bytes], fmt: str, skip_invalid: bool)
     return result
 
 
-def _pipeline_record(data: dict) -> PipelineRecord:
+def _pipeline_record(data: dict, position: int) -> PipelineRecord:
+    """The record of a loaded pipeline; a left-out display_order is the position in the file."""
     stages = tuple(
         StageRecord(
             id=s["id"],
             label=s["label"],
-            display_order=s["display_order"],
+            display_order=index if s["display_order"] is None else s["display_order"],
             probability=s["probability"],
             is_closed=s["is_closed"],
             is_won=s["is_won"],
             archived=s["archived"],
             buying_stage=s.get("buying_stage", UNSET),
         )
-        for s in data["stages"]
+        for index, s in enumerate(data["stages"])
     )
     return PipelineRecord(
         id=data["id"],
         label=data["label"],
         stages=stages,
-        display_order=data["display_order"],
+        display_order=position if data["display_order"] is None else data["display_order"],
         archived=data["archived"],
     )
+
+
+def pipeline_warnings(record: PipelineRecord, line: int) -> list[dict]:
+    """What in a valid pipeline would make a report quietly wrong: repeated orders, no closed stage."""
+    warnings = []
+    orders: dict[int, str] = {}
+    for stage in record.stages:
+        if stage.display_order in orders:
+            warnings.append(
+                {
+                    "kind": "repeated_display_order",
+                    "line": line,
+                    "pipeline": record.id,
+                    "stages": [orders[stage.display_order], stage.id],
+                    "message": "two stages share a display_order: advances between them "
+                    "are not counted in the per-CRM-stage cycle time",
+                }
+            )
+        orders.setdefault(stage.display_order, stage.id)
+    if not any(stage.is_closed for stage in record.stages):
+        warnings.append(
+            {
+                "kind": "no_closed_stage",
+                "line": line,
+                "pipeline": record.id,
+                "message": "no stage has is_closed: true, so no deal in this pipeline "
+                "is ever won or lost",
+            }
+        )
+    return warnings
+
+
+def export_pipelines(container, out: IO[str], fmt: str) -> int:
+    """Write every pipeline with its stages as JSON Lines, in the format import reads.
+
+    A confirmed mapping is written as the stage's buying_stage (null: deliberately none),
+    so re-importing it confirms the same map; a suggestion is left out and suggested again.
+    """
+    if fmt != "jsonl":
+        raise BadRequest("pipelines are exported as JSON Lines only (stages are nested)")
+    with container.sessions() as session:
+        pipelines = session.scalars(
+            select(Pipeline).order_by(Pipeline.display_order, Pipeline.id)
+        ).all()
+        rows = [pipeline_row(p) for p in pipelines]
+    return write_records(rows, fmt, out, [])
+
+
+def pipeline_row(pipeline: Pipeline) -> dict:
+    """The file form of a pipeline and its stages, in display order."""
+    stages = []
+    for stage in sorted(pipeline.stages, key=lambda s: (s.display_order, s.id)):
+        row = {
+            "id": stage.id,
+            "label": stage.label,
+            "display_order": stage.display_order,
+            "probability": stage.probability,
+            "is_closed": stage.is_closed,
+            "is_won": stage.is_won,
+            "archived": stage.archived,
+        }
+        if stage.mapping_source != "suggested":
+            row["buying_stage"] = stage.buying_stage
+        stages.append(row)
+    return {
+        "id": pipeline.id,
+        "label": pipeline.label,
+        "display_order": pipeline.display_order,
+        "archived": pipeline.archived,
+        "stages": stages,
+    }
 
 
 # ---------------------------------------------------------------- deals
@@ -387,7 +466,11 @@ def _share_rows(container) -> Iterator[dict]:
             if not rows:
                 return
             for share_id, deal_id, asset_id, shared_at, shared_by, channel in rows:
-                row = {"deal_id": deal_id, "asset_id": asset_id, "shared_at": format_timestamp(shared_at)}
+                row = {
+                    "deal_id": deal_id,
+                    "asset_id": asset_id,
+                    "shared_at": format_timestamp(shared_at),
+                }
                 if shared_by is not None:
                     row["shared_by"] = shared_by
                 if channel is not None:

@@ -15,6 +15,7 @@ IMPORTERS: dict[str, Callable] = {
 }
 # kind -> fn(container, out: IO[str], fmt) -> int (records written)
 EXPORTERS: dict[str, Callable] = {
+    "pipelines": crm_imports.export_pipelines,
     "deals": crm_imports.export_deals,
     "assets": asset_imports.export_assets,
     "shares": crm_imports.export_shares,

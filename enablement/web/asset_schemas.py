@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, pre_load, validate
 
 from enablement.db.assets import STATUS_FILTERS
-from enablement.domain.assets import ASSET_FIELDS, KINDS, MAX_TAG, AssetField
+from enablement.domain.assets import ASSET_FIELDS, KINDS, MAX_SERIES, MAX_TAG, AssetField
 from enablement.domain.stages import BUYING_STAGES
 from enablement.web.schemas import PageQuery, StrictSchema, Timestamp
 
@@ -64,15 +64,48 @@ AssetPatchSchema = StrictSchema.from_dict(
 
 
 class AssetQuery(PageQuery):
-    """Filters of the asset list."""
+    """Filters of the asset list; every one compares without regard to case."""
 
-    stage = fields.String(validate=validate.OneOf(BUYING_STAGES))
-    persona = fields.String(validate=validate.Length(max=MAX_TAG))
-    industry = fields.String(validate=validate.Length(max=MAX_TAG))
-    topic = fields.String(validate=validate.Length(max=MAX_TAG))
-    kind = fields.String(validate=validate.OneOf(KINDS))
-    q = fields.String(validate=validate.Length(max=200))
-    status = fields.String(validate=validate.OneOf(STATUS_FILTERS))
+    stage = fields.String(
+        validate=validate.OneOf(BUYING_STAGES),
+        metadata={"description": "tagged with this buying stage: " + ", ".join(BUYING_STAGES)},
+    )
+    persona = fields.String(
+        validate=validate.Length(max=MAX_TAG), metadata={"description": "tagged with this persona"}
+    )
+    industry = fields.String(
+        validate=validate.Length(max=MAX_TAG),
+        metadata={"description": "tagged with this industry"},
+    )
+    topic = fields.String(
+        validate=validate.Length(max=MAX_TAG), metadata={"description": "tagged with this topic"}
+    )
+    kind = fields.String(
+        validate=validate.OneOf(KINDS), metadata={"description": "one of " + ", ".join(KINDS)}
+    )
+    series = fields.String(
+        validate=validate.Length(max=MAX_SERIES),
+        metadata={"description": "part of this series (its exact name, any case)"},
+    )
+    q = fields.String(
+        validate=validate.Length(max=200),
+        metadata={"description": "substring of the title, summary or author"},
+    )
+    status = fields.String(
+        validate=validate.OneOf(STATUS_FILTERS),
+        metadata={
+            "description": "live, stale, draft, approved, retired or all; "
+            "default: everything but retired"
+        },
+    )
+
+    @pre_load
+    def _lower_choices(self, data, **_):
+        # NOTE: `stage=Closing` means closing, as in the stage map and the tag filters.
+        return {
+            k: (v.strip().lower() if k in ("stage", "kind", "status") and isinstance(v, str) else v)
+            for k, v in data.items()
+        }
 
 
 class ImportQuery(StrictSchema):
@@ -103,6 +136,12 @@ AssetSchema = Schema.from_dict(
         "created_at": Timestamp(),
         "updated_at": Timestamp(),
         "retired_at": Timestamp(allow_none=True),
+        "share_count": fields.Integer(
+            metadata={"description": "how many times the asset was shared to a deal"}
+        ),
+        "view_count": fields.Integer(
+            metadata={"description": "how many times buyers opened its trackable links"}
+        ),
     },
     name="AssetSchema",
 )

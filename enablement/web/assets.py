@@ -134,7 +134,9 @@ def import_assets(principal, query):
         fmt = detect_format(upload.filename, upload.mimetype)
         result = asset_imports.import_assets(ctx(), upload.stream, fmt, skip_invalid)
     elif mimetype in FILE_TYPES:
-        result = asset_imports.import_assets(ctx(), request.stream, FILE_TYPES[mimetype], skip_invalid)
+        result = asset_imports.import_assets(
+            ctx(), request.stream, FILE_TYPES[mimetype], skip_invalid
+        )
     else:
         raise UnsupportedMediaType(
             "send a JSON array, multipart/form-data with a 'file', application/x-ndjson or text/csv"

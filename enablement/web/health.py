@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import socket
+from importlib import metadata
+
 from flask import Blueprint, jsonify, render_template
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -11,10 +16,29 @@ from enablement.context import ctx
 bp = Blueprint("health", __name__)
 
 
+@functools.cache
+def instance_identity() -> dict:
+    """Which program answers (distribution name and version), on which host and process.
+
+    NOTE: computed once per process so /healthz stays cheap; the version comes from the
+    installed distribution's metadata, so a stale server is told apart from a new one.
+    """
+    try:
+        version = metadata.version("enablement")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return {
+        "name": "enablement",
+        "version": version,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+
+
 @bp.get("/healthz")
 def healthz():
-    """The process is up; touches nothing else."""
-    return jsonify(status="ok")
+    """The process is up, and which instance it is; touches nothing else."""
+    return jsonify(status="ok", **instance_identity())
 
 
 @bp.get("/readyz")

@@ -8,6 +8,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify
 
+from enablement.web.field_docs import fill_descriptions
 from enablement.web.schemas import ErrorSchema
 
 bp = Blueprint("openapi", __name__)
@@ -15,16 +16,17 @@ bp = Blueprint("openapi", __name__)
 API_PREFIX = "/api/v1"
 _CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_]+)>")
 _STATUS_TEXT = {
-    400: "Malformed request",
+    400: "Malformed request (e.g. a body that is not JSON)",
     401: "Missing or unknown token",
     403: "Role not allowed",
     404: "Not found",
-    409: "Conflict",
-    413: "Body too large",
-    415: "Wrong content type",
-    422: "Invalid input",
+    409: "Conflict with what is stored (e.g. the id exists)",
+    413: "Body too large (over 5 MB)",
+    415: "Wrong content type (JSON bodies must be application/json)",
+    422: "Invalid input: details name every bad field",
     429: "Too many requests",
-    503: "Unavailable",
+    503: "Unavailable: the database does not answer or its schema is behind the code "
+    "(code schema_outdated: run `enablement init`)",
 }
 
 
@@ -52,7 +54,7 @@ def build_spec(app) -> dict:
             paths.setdefault(path, {})[method.lower()] = _operation(doc, rule)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    return fill_descriptions(spec.to_dict())
 
 
 def _operation(doc, rule) -> dict:
@@ -84,6 +86,10 @@ def _operation(doc, rule) -> dict:
         statuses |= {422}
     if doc.body is not None:
         statuses |= {400, 413, 415}
+    if rule.arguments:
+        statuses |= {404}
+    # NOTE: any route that reads the database answers 503 while it is down or behind the code.
+    statuses |= {503}
     for status in sorted(statuses):
         op["responses"][str(status)] = {
             "description": _STATUS_TEXT.get(status, "Error"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, pre_load, validate
 
 from enablement.context import ctx
 from enablement.domain.stages import BUYING_STAGES
@@ -62,8 +62,18 @@ class StageMappingBody(StrictSchema):
     """A confirmed buying stage; null means the stage maps to no buying stage."""
 
     buying_stage = fields.String(
-        required=True, allow_none=True, validate=validate.OneOf(BUYING_STAGES)
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(BUYING_STAGES),
+        metadata={"description": "awareness, interest, evaluation, closing (any case), or null"},
     )
+
+    @pre_load
+    def _lower(self, data, **_):
+        # NOTE: the same value the CLI accepts (`stage-map set p1 demo Closing`) is accepted here.
+        if isinstance(data, dict) and isinstance(data.get("buying_stage"), str):
+            return {**data, "buying_stage": data["buying_stage"].strip().lower()}
+        return data
 
 
 @bp.get("/api/v1/stage-map")

@@ -63,11 +63,27 @@ def me(principal):
     return principal
 
 
+class TokenQuery(StrictSchema):
+    """Which tokens to list."""
+
+    all = fields.Boolean(
+        load_default=False,
+        metadata={"description": "also list revoked tokens (default: active ones only)"},
+    )
+
+
 @bp.get("/tokens")
-@endpoint(summary="List tokens", tag="tokens", role="admin", response=TokenListSchema)
-def list_tokens(principal):
-    """Every token record, newest last."""
-    return {"items": tokens.list_tokens(ctx().sessions)}
+@endpoint(
+    summary="List active tokens (all=true: revoked ones too)",
+    tag="tokens",
+    role="admin",
+    query=TokenQuery,
+    response=TokenListSchema,
+)
+def list_tokens(principal, query):
+    """Token records, oldest first; revoked ones only when asked for."""
+    records = tokens.list_tokens(ctx().sessions)
+    return {"items": [t for t in records if query["all"] or t.revoked_at is None]}
 
 
 @bp.post("/tokens")

@@ -78,7 +78,7 @@ def test_pipelines_from_csv_are_refused(runner, tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("id,label\np1,Sales\n")
     result = runner("import", "pipelines", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad usage
     assert "JSON Lines" in result.stderr
 
 

@@ -181,3 +181,17 @@ def test_html_escapes_hostile_tag_values(sessions, settings, planted):
     html = render("coverage", get_report(sessions, settings, "coverage", AS_OF), "html")
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_thin_applies_only_where_open_deals_sit(sessions, settings, planted):
+    report = get_report(sessions, settings, "coverage", AS_OF)
+    idle = [c for c in report["cells"] if c["open_deals"] == 0]
+    assert idle, "the planted data should have cells nobody needs"
+    assert {c["status"] for c in idle} == {"ok"}
+    short = [
+        c
+        for c in report["cells"]
+        if c["open_deals"] and 0 < c["live_assets"] < settings.coverage_min_assets
+    ]
+    assert short and {c["status"] for c in short} == {"thin"}
+    assert all(s["status"] == "ok" for s in report["stages"] if s["open_deals"] == 0)

@@ -20,7 +20,7 @@ def test_environment_values_are_read(tmp_path):
         {
             "ENABLEMENT_INSTANCE_PATH": str(tmp_path),
             "DATABASE_URL": "postgresql+psycopg://u@h/db",
-            "SECRET_KEY": "s3cret",
+            "SECRET_KEY": "s3cret-s3cret-s3cret",
             "PUBLIC_BASE_URL": "https://enable.example.com/",
             "HUBSPOT_RATE_LIMIT": "190/10s",
             "HUBSPOT_WRITEBACK": "notes",
@@ -29,7 +29,7 @@ def test_environment_values_are_read(tmp_path):
         }
     )
     assert settings.database_url == "postgresql+psycopg://u@h/db"
-    assert settings.secret_key == "s3cret"
+    assert settings.secret_key == "s3cret-s3cret-s3cret"
     assert settings.public_base_url == "https://enable.example.com"
     assert settings.hubspot_rate_limit == (190, 10.0)
     assert settings.hubspot_writeback == "notes"
@@ -54,3 +54,90 @@ def test_a_bad_rate_limit_is_a_clear_error(text):
 def test_bad_values_name_their_variable(tmp_path, name, value):
     with pytest.raises(InvalidInput, match=name):
         Settings.from_env({"ENABLEMENT_INSTANCE_PATH": str(tmp_path), name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("COVERAGE_MIN_ASSETS", "abc", "whole number from 0 to 1000"),
+        ("COVERAGE_MIN_ASSETS", "-1", "whole number from 0 to 1000"),
+        ("COVERAGE_MIN_ASSETS", "2.5", "whole number"),
+        ("PORT", "0", "from 1 to 65535"),
+        ("PORT", "http", "from 1 to 65535"),
+        ("DATABASE_URL", "not a url", "SQLite or PostgreSQL"),
+        ("DATABASE_URL", "mysql://u@h/db", "'mysql' backend"),
+        ("DATABASE_URL", "postgresql+nodriver://u@h/db", "not installed"),
+        ("PUBLIC_BASE_URL", "ftp://x", "http(s)"),
+        ("PUBLIC_BASE_URL", "enable.example.com", "http(s)"),
+        ("PUBLIC_BASE_URL", "https://u:pw@enable.example.com", "user and password"),
+        ("PUBLIC_BASE_URL", "https://enable.example.com/?a=1", "query or fragment"),
+        ("PUBLIC_BASE_URL", "https://enable.example.com/#top", "query or fragment"),
+        ("PUBLIC_BASE_URL", "https://enable.example.com:99999", "malformed"),
+        ("HUBSPOT_API_BASE", "file:///etc", "http(s)"),
+        ("HUBSPOT_INDUSTRY_PROPERTY", "in dustry", "property name"),
+        ("HUBSPOT_PERSONAS_PROPERTY", "a;b", "property name"),
+        ("HUBSPOT_TOPICS_PROPERTY", "x" * 101, "property name"),
+        ("SECRET_KEY", "short", "at least 16 printable characters"),
+        ("HUBSPOT_PORTAL_ID", "my-portal", "account id"),
+        ("SECRET_KEY", "long enough but\x00with a NUL", "at least 16 printable characters"),
+    ],
+)
+def test_every_bad_setting_names_its_variable_and_what_is_allowed(tmp_path, name, value, allowed):
+    with pytest.raises(InvalidInput) as raised:
+        Settings.from_env({"ENABLEMENT_INSTANCE_PATH": str(tmp_path), name: value})
+    assert raised.value.message.startswith(name)
+    assert allowed in raised.value.message
+    assert "\n" not in raised.value.message
+
+
+def test_a_database_password_is_never_echoed(tmp_path):
+    with pytest.raises(InvalidInput) as raised:
+        Settings.from_env(
+            {"ENABLEMENT_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": "mysql://u:hunter2@h/db"}
+        )
+    assert "hunter2" not in raised.value.message
+    with pytest.raises(InvalidInput) as raised:
+        Settings.from_env(
+            {"ENABLEMENT_INSTANCE_PATH": str(tmp_path), "PUBLIC_BASE_URL": "https://u:hunter2@x"}
+        )
+    assert "hunter2" not in raised.value.message
+    with pytest.raises(InvalidInput) as raised:
+        Settings.from_env({"ENABLEMENT_INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "hunter2"})
+    assert "hunter2" not in raised.value.message
+
+
+def test_an_instance_folder_that_cannot_be_written_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(InvalidInput, match="ENABLEMENT_INSTANCE_PATH must be a folder"):
+        Settings.from_env({"ENABLEMENT_INSTANCE_PATH": str(blocker / "instance")})
+
+
+def test_the_port_sets_the_default_public_base_url(tmp_path):
+    settings = Settings.from_env({"ENABLEMENT_INSTANCE_PATH": str(tmp_path), "PORT": "8080"})
+    assert settings.port == 8080
+    assert settings.public_base_url == "http://127.0.0.1:8080"
+    assert settings.public_base_url_set is False
+    given = Settings.from_env(
+        {
+            "ENABLEMENT_INSTANCE_PATH": str(tmp_path),
+            "PORT": "8080",
+            "PUBLIC_BASE_URL": "https://enable.example.com/prefix/",
+        }
+    )
+    assert given.public_base_url == "https://enable.example.com/prefix"
+    assert given.public_base_url_set is True
+
+
+def test_good_edge_values_are_accepted(tmp_path):
+    settings = Settings.from_env(
+        {
+            "ENABLEMENT_INSTANCE_PATH": str(tmp_path),
+            "COVERAGE_MIN_ASSETS": " 0 ",
+            "PORT": "65535",
+            "DATABASE_URL": "sqlite:///" + str(tmp_path / "x.db"),
+            "HUBSPOT_API_BASE": "http://127.0.0.1:8765/",
+        }
+    )
+    assert settings.coverage_min_assets == 0
+    assert settings.hubspot_api_base == "http://127.0.0.1:8765"

@@ -236,3 +236,14 @@ def test_bad_arguments_are_refused():
         generate_demo(NOW, deals=5, assets=19)
     with pytest.raises(ValueError, match="at least one deal"):
         generate_demo(NOW, deals=0, assets=20)
+
+
+@pytest.mark.parametrize("assets", [300, 2000])
+def test_demo_titles_read_like_titles(assets):
+    import re
+
+    titles = [a.title for a in generate_demo(NOW, deals=20, assets=assets).assets]
+    assert not [t for t in titles if re.search(r"\b[Aa] [aeioAEIO]", t)]
+    assert not [t for t in titles if "(part " in t]
+    if assets == 2000:
+        assert any(t.endswith("(2nd edition)") for t in titles)

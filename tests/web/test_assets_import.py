@@ -165,12 +165,14 @@ def test_file_errors_carry_file_line_numbers(client, auth, sessions):
     assert count_assets(sessions) == 0
 
 
-def test_csv_with_an_unknown_column_is_rejected_per_line(client, auth, sessions):
-    text = "id,title,url,kind,author,colour\nx,T,https://e.com,article,A,red\n"
+def test_csv_with_an_unknown_column_is_rejected_once_for_the_header(client, auth, sessions):
+    text = "id,title,url,kind,author,colour\nx,T,https://e.com,article,A,red\n" * 1
+    text += "y,U,https://e.com/2,article,A,blue\n"
     response = client.post(URL, data=text, content_type="text/csv", headers=auth("marketing"))
     assert response.status_code == 422
-    (error,) = response.get_json()["error"]["details"]["errors"]
-    assert error == {"line": 2, "errors": {"colour": ["Unknown field."]}}
+    error = response.get_json()["error"]
+    assert error["details"] == {"line": 1, "missing": [], "unknown": ["colour"]}
+    assert error["message"].startswith("line 1: the header has unknown column(s) 'colour'")
     assert count_assets(sessions) == 0
 
 

@@ -73,6 +73,11 @@ def test_a_revoked_token_stops_working(client, auth, token_for, sessions):
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.name == "leaver"))
     assert client.delete(f"/api/v1/tokens/{token_id}", headers=auth("admin")).status_code == 200
     assert_error(client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}), 401)
+    active = client.get("/api/v1/tokens", headers=auth("admin")).get_json()["items"]
+    assert "leaver" not in {item["name"] for item in active}
+    everything = client.get("/api/v1/tokens?all=true", headers=auth("admin")).get_json()["items"]
+    (revoked,) = [item for item in everything if item["name"] == "leaver"]
+    assert revoked["revoked_at"] is not None
 
 
 def test_revoking_an_unknown_token_is_404(client, auth):

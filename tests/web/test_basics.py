@@ -9,7 +9,18 @@ from enablement.services.tokens import hash_token
 def test_healthz_answers_ok_without_the_database(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok"}
+    assert response.get_json()["status"] == "ok"
+
+
+def test_healthz_says_which_instance_answers(client):
+    import os
+    from importlib.metadata import version
+
+    body = client.get("/healthz").get_json()
+    assert body["name"] == "enablement"
+    assert body["version"] == version("enablement")
+    assert body["pid"] == os.getpid()
+    assert isinstance(body["host"], str) and body["host"]
 
 
 def test_readyz_answers_ok_when_the_database_answers(client):
@@ -78,3 +89,47 @@ def test_a_browser_gets_an_html_error_page_with_the_message_escaped(client):
     assert response.status_code == 404
     assert response.mimetype == "text/html"
     assert b"<script>x</script>" not in response.data
+
+
+def test_the_openapi_document_describes_the_fields_and_the_errors(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    for name in (
+        "Asset",
+        "AssetCreate",
+        "AssetPatch",
+        "ImportResult",
+        "CoverageCell",
+        "CoverageReport",
+        "Effect",
+        "EffectivenessReport",
+        "StageTime",
+        "Token",
+        "StageMapItem",
+        "ErrorBody",
+    ):
+        undescribed = [
+            prop
+            for prop, body in schemas[name]["properties"].items()
+            if "description" not in body and "$ref" not in body
+        ]
+        assert not undescribed, (name, undescribed)
+    props = [p for s in schemas.values() for p in s.get("properties", {}).values()]
+    described = sum("description" in p for p in props)
+    assert described / len(props) > 0.9, (described, len(props))
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            responses = op["responses"]
+            if "{" in path:
+                assert "404" in responses, (method, path)
+            if op.get("security"):
+                assert {"401", "403"} <= set(responses), (method, path)
+            for status, answer in responses.items():
+                if status.startswith(("4", "5")):
+                    assert answer["description"], (method, path, status)
+                    assert answer["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/Error"
+                    }
+            for param in op.get("parameters", []):
+                if param["in"] == "query" and path.startswith("/api/v1/reports"):
+                    assert param.get("description"), (path, param["name"])

@@ -102,7 +102,6 @@ def test_an_unknown_stage_is_404(client, auth, pipeline, path):
         {"buying_stage": "negotiation"},
         {"buying_stage": 3},
         {"buying_stage": ""},
-        {"buying_stage": "Evaluation"},
         {},
         {"buying_stage": "interest", "extra": 1},
         [{"buying_stage": "interest"}],
@@ -185,3 +184,22 @@ def test_stage_map_show_on_an_empty_database_says_what_to_do(runner):
     result = runner("stage-map")
     assert result.exit_code == 0
     assert "import pipelines" in result.stdout
+
+
+def test_the_api_accepts_a_buying_stage_in_any_case_like_the_cli(client, auth, sessions, pipeline):
+    response = client.put(
+        "/api/v1/stage-map/p1/disc", json={"buying_stage": " Evaluation"}, headers=auth("admin")
+    )
+    assert response.status_code == 200
+    assert response.get_json()["buying_stage"] == "evaluation"
+
+
+def test_stage_map_show_names_pipelines_by_label_next_to_their_id(runner, sessions, pipeline):
+    with sessions() as session:
+        from enablement.db.models import Pipeline
+
+        label = session.get(Pipeline, "p1").label
+    result = runner("stage-map")
+    header, first = result.stdout.splitlines()[:2]
+    assert header.split()[:4] == ["pipeline", "pipeline", "id", "stage"]
+    assert label in first and " p1 " in first
