@@ -2,7 +2,8 @@
 
 It behaves as the product expects of a CRM: the CRM stamps each deal's modification
 time from its own clock (set it, or advance it), archived deals leave every read but the
-archived listing, notes are kept in a list, and every read or write is one counted call.
+archived listings, purged deals leave every read, notes are kept in a list, and every
+read or write is one counted call.
 Failures can be injected after any number of calls, so a test can kill a sync at any page.
 """
 
@@ -120,6 +121,10 @@ class InMemoryCrm:
         """Archive the deal: from now on it is only in the archived listings."""
         return self.put_deal(replace(self.deals[deal_id], deleted=True))
 
+    def purge_deal(self, deal_id: str) -> None:
+        """Delete the deal for good: it leaves every listing, archived ones included."""
+        self.deals.pop(deal_id)
+
     def fail(
         self,
         after: int = 0,
@@ -170,11 +175,11 @@ class InMemoryCrm:
             if not more:
                 return
 
-    def iter_archived_deal_ids(self) -> Iterator[list[str]]:
-        """Ids of archived deals, a page a call."""
-        ids = sorted((d.id for d in self.deals.values() if d.deleted), key=_order)
+    def iter_deal_ids(self, archived: bool = False) -> Iterator[list[str]]:
+        """Ids of every active (or archived) deal in id order, a page a call."""
+        ids = sorted((d.id for d in self.deals.values() if d.deleted == archived), key=_order)
         for chunk in _chunks(ids, self.ids_page_size):
-            self._call("iter_archived_deal_ids")
+            self._call("iter_deal_ids")
             yield chunk
 
     def iter_deals_modified_between(self, start: datetime, end: datetime) -> Iterator[DealPage]:

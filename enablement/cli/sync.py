@@ -1,8 +1,9 @@
-"""`enablement sync [--full]`: pipelines, owners, deals and stage history from HubSpot."""
+"""`enablement sync [--full] [--sweep/--no-sweep]`: pipelines, owners, deals and stage history from HubSpot."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -13,23 +14,53 @@ from enablement.services.sync import sync_crm
 
 
 class _Ticker:
-    """One updating status line on stderr when it is a terminal; silent otherwise."""
+    """One status line on stderr when it is a terminal (pages, deals, calls, the pace held); silent otherwise."""
 
-    def __init__(self):
-        self.live = sys.stderr.isatty()
+    def __init__(self, crm, stream=None, live: bool | None = None, every: float = 0.2):
+        self.crm = crm
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.every = every  # seconds between redraws: a terminal need not see every page
         self.counts: dict[str, int] = {}
+        self._drawn = 0.0
+        self._width = 0
 
     def __call__(self, phase: str, count: int) -> None:
-        """Record progress of a phase and redraw the line."""
+        """Record progress of a phase and redraw the line (at most every `every` seconds)."""
         self.counts[phase] = count
-        if self.live:
-            text = "  ".join(f"{name}: {n:,}" for name, n in self.counts.items())
-            click.echo(f"\rsyncing… {text}", nl=False, err=True)
+        if phase == "pages":  # NOTE: the page's deals follow at once; draw both together
+            return
+        now = time.monotonic()
+        if self.live and now - self._drawn >= self.every:
+            self._drawn = now
+            self._draw(self._status())
 
-    def close(self) -> None:
-        """End the status line."""
-        if self.live and self.counts:
-            click.echo("", err=True)
+    def _status(self) -> str:
+        """The status line: each phase's count, the calls so far and the rate they are held to."""
+        calls = self.crm.call_counts()
+        parts = [f"{name} {n:,}" for name, n in self.counts.items()]
+        parts.append(f"calls {calls.calls:,}")
+        if calls.rate:
+            parts.append(f"held to {calls.rate:.1f}/s")
+        if calls.rate_limited:
+            parts.append(f"429s {calls.rate_limited}")
+        return "syncing… " + "  ".join(parts)
+
+    def _draw(self, text: str) -> None:
+        """Overwrite the line (padding out what a longer earlier line left)."""
+        self.stream.write("\r" + text.ljust(self._width))
+        self.stream.flush()
+        self._width = len(text)
+
+    def close(self, final: str | None = None) -> None:
+        """Replace the status line with a final one (or just end it)."""
+        if not self.live:
+            return
+        if final is not None:
+            self._draw(final)
+        if final is not None or self._width:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def register(cli: click.Group) -> None:
@@ -39,13 +70,19 @@ def register(cli: click.Group) -> None:
     @click.option(
         "--full", is_flag=True, help="Read every deal (resumes an interrupted full sync)."
     )
+    @click.option(
+        "--sweep/--no-sweep",
+        default=None,
+        help="Run (or skip) the deletion sweep with an incremental sync; by default it runs "
+        "once a day.",
+    )
     @needs_schema
-    def sync_command(full: bool) -> None:
+    def sync_command(full: bool, sweep: bool | None) -> None:
         """Pipelines, owners, deals and stage history from HubSpot; incremental by default."""
         container = ctx()
         if container.crm is None:
             raise Unavailable("HubSpot is not configured: set HUBSPOT_ACCESS_TOKEN")
-        ticker = _Ticker()
+        ticker = _Ticker(container.crm)
         try:
             summary = sync_crm(
                 container.sessions,
@@ -53,8 +90,11 @@ def register(cli: click.Group) -> None:
                 full=full,
                 writeback=container.settings.hubspot_writeback == "notes",
                 on_progress=ticker,
+                sweep=sweep,
             )
-        finally:
+        except BaseException:
             ticker.close()
+            raise
+        ticker.close(summary.line())
         for line in summary.lines():
             click.echo(line)

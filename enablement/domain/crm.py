@@ -120,16 +120,29 @@ class DealPage:
 
 @dataclass(frozen=True)
 class CallCounts:
-    """Requests sent to the CRM so far (retries included), and how many of them were retries."""
+    """Requests sent to the CRM so far (retries included), how many were retries, and the pace held."""
 
     calls: int = 0
     retries: int = 0
+    rate: float | None = None  # requests per second the client is held to (None: no limit)
+    rate_limited: int = 0  # answers that said "too many requests" (429)
 
 
 class CrmRefused(ExternalServiceError):
     """The CRM refused our credentials or their permissions: no other request can succeed either."""
 
     code = "crm_unauthorized"
+
+
+class CrmDailyLimit(ExternalServiceError):
+    """The CRM's daily request quota is used up: stop cleanly; the next run after `resume_by` resumes."""
+
+    code = "crm_daily_limit"
+    status = 429
+
+    def __init__(self, message: str, resume_by: datetime | None = None):
+        super().__init__(message)
+        self.resume_by = resume_by
 
 
 @runtime_checkable
@@ -155,8 +168,8 @@ class Crm(Protocol):
         """Every active (or archived, marked deleted) deal with its complete stage history, page by page from `after`."""
         ...
 
-    def iter_archived_deal_ids(self) -> Iterator[list[str]]:
-        """Ids of archived deals, a page at a time (to mark them deleted)."""
+    def iter_deal_ids(self, archived: bool = False) -> Iterator[list[str]]:
+        """Ids of every active (or archived) deal, a page at a time: the deletion sweep compares them with ours."""
         ...
 
     def iter_deals_modified_between(self, start: datetime, end: datetime) -> Iterator[DealPage]:

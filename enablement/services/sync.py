@@ -4,6 +4,14 @@ Talks to the CRM only through the Crm interface (enablement.domain.crm).
 Every page of deals is committed in its own transaction together with the resume point
 it completes, so a sync killed at any moment and run again ends with the same data as
 an uninterrupted run (re-applying a page changes nothing).
+
+Deletions: an incremental run reads only what changed (the CRM's search does not return
+archived deals), so deals archived or purged in the CRM are caught by a deletion sweep
+that lists the ids of every active deal (a page of 100 per call, no history) and marks
+deleted every deal we hold from this CRM that is not among them. It runs with every full
+sync (from the ids the sync read) and with the first incremental run after SWEEP_EVERY;
+webhooks (deal.deletion) catch deletions in between. The steady-state incremental cost
+is therefore independent of how many deals are archived.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -21,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.db.crm import (
     UpsertCounts,
-    mark_deals_deleted,
+    mark_missing_deals_deleted,
     upsert_deals,
     upsert_owners,
     upsert_pipelines,
@@ -38,6 +47,13 @@ log = logging.getLogger(__name__)
 SOURCE = "hubspot"
 FULL_KEY = "hubspot.full"  # an unfinished full sync: phase, paging cursor, start time
 CURSOR_KEY = "hubspot.cursor"  # incremental: every deal modified before modified_since is stored
+SWEEP_KEY = "hubspot.sweep"  # the last completed deletion sweep: {"at": ISO 8601}
+# NOTE: a day bounds how long a deletion missed by webhooks stays visible; a sweep costs
+# one call per 100 active deals (1,000 calls, 100 s, at 100,000 deals).
+SWEEP_EVERY = timedelta(hours=24)
+# Stage changes from these sources came from files or the demo, never from the CRM: the
+# sweep leaves deals known only through them alone.
+OFFLINE_SOURCES = ("import", "demo")
 # NOTE: a CRM's search index trails its writes (HubSpot's by seconds); re-reading is idempotent.
 OVERLAP = timedelta(minutes=5)
 OWNER_BATCH = 500
@@ -56,13 +72,29 @@ class SyncSummary:
     owners: UpsertCounts = field(default_factory=UpsertCounts)
     deals: UpsertCounts = field(default_factory=UpsertCounts)
     deals_read: int = 0
-    deleted_by_listing: int = 0
+    pages: int = 0
+    swept: int | None = None  # active deal ids the deletion sweep read (None: no sweep)
+    deleted_by_sweep: int = 0  # deals gone from the CRM (archived or purged) found by the sweep
     skipped: int = 0
     notes_written: int = 0
     notes_failed: int = 0
     api_calls: int = 0
     retries: int = 0
+    rate_limited: int = 0  # 429 answers among the calls
+    rate: float | None = None  # requests per second the client was held to
+    seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """The whole run in one line."""
+        d = self.deals
+        pace = f", held to {self.rate:.1f}/s" if self.rate else ""
+        return (
+            f"synced ({self.mode}{', resumed' if self.resumed else ''}): {self.deals_read:,} deals "
+            f"read ({d.created:,} new, {d.updated:,} updated, "
+            f"{d.deleted + self.deleted_by_sweep:,} deleted) in {self.api_calls:,} calls over "
+            f"{self.seconds:.1f} s{pace}, {self.rate_limited} rate-limited"
+        )
 
     def lines(self) -> list[str]:
         """The summary as short human-readable lines."""
@@ -72,10 +104,15 @@ class SyncSummary:
             f"pipelines: {self.pipelines.created} created, {self.pipelines.updated} updated",
             f"owners: {self.owners.created} created, {self.owners.updated} updated",
             f"deals: {self.deals_read} read, {d.created} created, {d.updated} updated, "
-            f"{d.deleted + self.deleted_by_listing} deleted, {d.unchanged} unchanged, {self.skipped} skipped",
+            f"{d.deleted + self.deleted_by_sweep} deleted, {d.unchanged} unchanged, {self.skipped} skipped",
             f"stage changes: {d.stage_changes_added} added, {d.stage_changes_removed} removed",
-            f"api calls: {self.api_calls} ({self.retries} retries)",
+            f"api calls: {self.api_calls} ({self.retries} retries, {self.rate_limited} rate-limited)",
         ]
+        if self.swept is not None:
+            out.append(
+                f"deletion sweep: {self.swept} deals listed in the CRM, "
+                f"{self.deleted_by_sweep} gone from the CRM marked deleted"
+            )
         if self.notes_written or self.notes_failed:
             out.append(
                 f"notes: {self.notes_written} written, {self.notes_failed} failed (retried next sync)"
@@ -91,10 +128,16 @@ def sync_crm(
     writeback: bool = False,
     on_progress: Progress | None = None,
     now: Callable[[], datetime] = utcnow,
+    sweep: bool | None = None,
 ) -> SyncSummary:
-    """Sync pipelines, owners and deals (all of them, or those modified since the cursor); then write back notes."""
+    """Sync pipelines, owners and deals (all of them, or those modified since the cursor); then write back notes.
+
+    `sweep`: True runs the deletion sweep with an incremental run, False never, None
+    when the last one is older than SWEEP_EVERY (a full sync sweeps from what it read).
+    """
     run = _Run(sessions, crm, on_progress or (lambda phase, n: None), now)
     before = crm.call_counts()
+    started = time.monotonic()
     with _one_sync_at_a_time(sessions):
         run.sync_pipelines()
         run.sync_owners()
@@ -104,6 +147,8 @@ def sync_crm(
             run.sync_all_deals()
         else:
             run.sync_modified_deals(datetime.fromisoformat(cursor["modified_since"]))
+            if sweep or (sweep is None and run.sweep_due()):
+                run.sweep_deletions()
         if writeback:
             counts = write_back_shares(sessions, crm)
             run.summary.notes_written = counts.written + counts.recovered
@@ -111,6 +156,9 @@ def sync_crm(
     after = crm.call_counts()
     run.summary.api_calls = after.calls - before.calls
     run.summary.retries = after.retries - before.retries
+    run.summary.rate_limited = after.rate_limited - before.rate_limited
+    run.summary.rate = after.rate
+    run.summary.seconds = time.monotonic() - started
     return run.summary
 
 
@@ -155,6 +203,7 @@ class _Run:
         self.stages: dict[str, dict[str, None]] = {}  # pipeline id -> its stage ids
         self.stage_owner: dict[str, str] = {}  # stage id -> the one pipeline that has it
         self.refetched = False
+        self.seen: set[str] | None = None  # ids a full sync read in this process (None: resumed)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -222,6 +271,10 @@ class _Run:
             progress = {"phase": "active", "after": None, "started_at": self.now().isoformat()}
             with self.sessions.begin() as session:
                 self._put(session, FULL_KEY, progress)
+            # NOTE: only a full sync read from its first page in this process saw every id;
+            # a resumed one leaves purged deals to the next sweep.
+            self.seen = set()
+        unchanged_since = utcnow()
         started_at = datetime.fromisoformat(progress["started_at"])
         phases = ["active", "archived"]
         for phase in phases[phases.index(progress["phase"]) :]:
@@ -235,10 +288,14 @@ class _Run:
                 else:
                     cursor = (started_at - OVERLAP).isoformat()
                     updates = {FULL_KEY: None, CURSOR_KEY: {"modified_since": cursor}}
+                if self.seen is not None:
+                    self.seen.update(d.id for d in page.deals)
                 self.apply(page.deals, updates)
+        if self.seen is not None:
+            self._mark_missing(self.seen, unchanged_since, started_at)
 
     def sync_modified_deals(self, since: datetime) -> None:
-        """Deals modified since the cursor (with overlap), then archived ones marked deleted."""
+        """Deals modified since the cursor (with overlap): a cost that grows with the changes only."""
         start, end = since, self.now()
         for page in prefetch(self.crm.iter_deals_modified_between(start, end)):
             updates = {}
@@ -246,10 +303,30 @@ class _Run:
                 moved = max(datetime.fromisoformat(page.resume) - OVERLAP, since)
                 updates[CURSOR_KEY] = {"modified_since": moved.isoformat()}
             self.apply(page.deals, updates)
-        for ids in self.crm.iter_archived_deal_ids():
-            if ids:
-                with self.sessions.begin() as session:
-                    self.summary.deleted_by_listing += mark_deals_deleted(session, ids)
+
+    def sweep_due(self) -> bool:
+        """Whether the last deletion sweep is older than SWEEP_EVERY (or there was none)."""
+        last = self.state(SWEEP_KEY)
+        return not last or self.now() - datetime.fromisoformat(last["at"]) >= SWEEP_EVERY
+
+    def sweep_deletions(self) -> None:
+        """List every active deal's id; deals we hold from the CRM that are not listed are gone: mark them deleted."""
+        unchanged_since, started_at = utcnow(), self.now()
+        present: set[str] = set()
+        for ids in self.crm.iter_deal_ids():
+            present.update(ids)
+            self.on_progress("sweep", len(present))
+        self._mark_missing(present, unchanged_since, started_at)
+
+    def _mark_missing(self, present: set[str], unchanged_since: datetime, at: datetime) -> None:
+        """Mark deleted our live deals from this CRM that are not in `present`, and record the sweep."""
+        with self.sessions.begin() as session:
+            # NOTE: a deal written after the listing began (a webhook, say) may be missing
+            # from it without being gone: only deals unchanged since then are judged.
+            gone = mark_missing_deals_deleted(session, present, OFFLINE_SOURCES, unchanged_since)
+            self._put(session, SWEEP_KEY, {"at": at.isoformat()})
+        self.summary.swept = len(present)
+        self.summary.deleted_by_sweep += gone
 
     def apply(self, deals: list[DealRecord], updates: dict[str, dict | None]) -> None:
         """Commit one page of deals together with the resume point it completes."""
@@ -260,6 +337,8 @@ class _Run:
             for key, value in updates.items():
                 self._put(session, key, value)
         self.summary.deals_read += len(deals)
+        self.summary.pages += 1
+        self.on_progress("pages", self.summary.pages)
         if deals:
             self.on_progress("deals", self.summary.deals_read)
 

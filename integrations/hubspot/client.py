@@ -20,8 +20,9 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import urllib3
 from hubspot import HubSpot
@@ -41,6 +42,7 @@ from urllib3.util.retry import Retry
 
 from enablement.domain.crm import (
     CallCounts,
+    CrmDailyLimit,
     CrmRefused,
     DealPage,
     DealRecord,
@@ -70,7 +72,7 @@ BATCH_READ = 100  # batch read inputs
 SEARCH_PAGE = 200  # search results per request
 SEARCH_CAP = 10_000  # the search API answers at most this many results for one query
 OWNERS_PAGE = 500
-ARCHIVED_IDS_PAGE = 100  # list endpoint without history
+IDS_PAGE = 100  # list endpoint without history
 NOTE_TO_DEAL = 214  # HUBSPOT_DEFINED association type: note -> deal
 
 
@@ -102,10 +104,10 @@ class CallStats:
             self.retries += 1
             self.by_status[status] = self.by_status.get(status, 0) + 1
 
-    def snapshot(self) -> CallCounts:
-        """Calls and retries so far, read together."""
+    def snapshot(self, rate: float | None = None) -> CallCounts:
+        """Calls, retries and 429s so far, read together."""
         with self._lock:
-            return CallCounts(self.calls, self.retries)
+            return CallCounts(self.calls, self.retries, rate, self.by_status.get("429", 0))
 
 
 class HubSpotCrm:
@@ -164,7 +166,7 @@ class HubSpotCrm:
 
     def call_counts(self) -> CallCounts:
         """Requests sent to HubSpot since this client was built (retries included)."""
-        return self.stats.snapshot()
+        return self.stats.snapshot(self.limiter.rate)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -206,16 +208,16 @@ class HubSpotCrm:
             if after is None:
                 return
 
-    def iter_archived_deal_ids(self) -> Iterator[list[str]]:
-        """Ids of archived deals, a page of 100 at a time (no history: only to mark them deleted)."""
+    def iter_deal_ids(self, archived: bool = False) -> Iterator[list[str]]:
+        """Ids of every active (or archived) deal, a page of 100 at a time (no history: cheap)."""
         after = None
         while True:
             data = self._call(
                 self._deals.get_page,
-                limit=ARCHIVED_IDS_PAGE,
+                limit=IDS_PAGE,
                 after=after,
                 properties=["hs_object_id"],
-                archived=True,
+                archived=archived,
             )
             yield [str(item["id"]) for item in data.get("results") or []]
             after = _next_after(data)
@@ -342,16 +344,19 @@ class HubSpotCrm:
         attempt = 0
         while True:
             attempt += 1
-            if search:
-                self.search_limiter.acquire()
-            self.limiter.acquire()
-            self.stats.count(search)
             try:
-                response = method(
-                    *args, _preload_content=False, _request_timeout=self._timeout, **kwargs
-                )
-                raw = response.data
-                response.release_conn()
+                with self._slots(search):
+                    self.stats.count(search)
+                    try:
+                        response = method(
+                            *args, _preload_content=False, _request_timeout=self._timeout, **kwargs
+                        )
+                    except _API_ERRORS as e:
+                        self.limiter.observe(getattr(e, "headers", None))
+                        raise
+                    self.limiter.observe(response.headers)
+                    raw = response.data
+                    response.release_conn()
                 return json.loads(raw) if raw else {}
             except _API_ERRORS as e:
                 status = int(e.status or 0)
@@ -368,6 +373,13 @@ class HubSpotCrm:
                 "HubSpot call failed (%s); retry %d in %.2fs", status or "network", attempt, wait
             )
             self._sleep(wait)
+
+    @contextmanager
+    def _slots(self, search: bool) -> Iterator[None]:
+        """Hold a slot of the overall limit (and of the search limit for a search) while a request is out."""
+        with self.search_limiter.slot() if search else nullcontext():
+            with self.limiter.slot():
+                yield
 
     def _wait_for(self, status: int, error: Exception, attempt: int) -> float:
         """Seconds to wait before retrying, or raise the product error when retrying cannot help."""
@@ -387,10 +399,9 @@ class HubSpotCrm:
             raise ExternalServiceError(
                 f"HubSpot rejected a request ({status}): {body[:300]}", {"status": status}
             ) from error
-        if status == 429 and '"DAILY"' in body:
-            raise ExternalServiceError(
-                "HubSpot's daily API limit is used up; run the sync again tomorrow", {"status": 429}
-            ) from error
+        if status == 429 and _policy(body) == "DAILY":
+            resume_by = _resume_by()
+            raise CrmDailyLimit(_daily_message(resume_by), resume_by=resume_by) from error
         if attempt >= self.policy.max_attempts:
             raise ExternalServiceError(
                 f"HubSpot kept failing ({status or type(error).__name__}) after {attempt} attempts",
@@ -405,6 +416,29 @@ class HubSpotCrm:
 def _next_after(data: dict) -> str | None:
     """The paging cursor of the next page, or None on the last one."""
     return ((data.get("paging") or {}).get("next") or {}).get("after") or None
+
+
+def _policy(body: str) -> str | None:
+    """The policyName of a 429's JSON body (DAILY, TEN_SECONDLY_ROLLING, SECONDLY), if readable."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data.get("policyName") if isinstance(data, dict) else None
+
+
+def _resume_by() -> datetime:
+    """The latest moment HubSpot's daily limit resets: it resets at midnight in the account's time zone."""
+    return (datetime.now(UTC) + timedelta(days=1)).replace(second=0, microsecond=0)
+
+
+def _daily_message(resume_by: datetime) -> str:
+    """What to do when the daily limit is used up: when it resets and that the next run resumes."""
+    return (
+        "HubSpot's daily API limit is used up; it resets at midnight in the HubSpot account's "
+        f"time zone (by {resume_by:%Y-%m-%d %H:%M} UTC at the latest): run the sync again then, "
+        "it resumes where it stopped"
+    )
 
 
 def _body(error: Exception) -> str:

@@ -1,4 +1,4 @@
-"""Client-side limits for HubSpot calls: a sliding-window rate limiter and a bounded retry policy."""
+"""Client-side limits for HubSpot calls: a rate limiter paced by arrivals and by HubSpot's headers, and a bounded retry policy."""
 
 from __future__ import annotations
 
@@ -6,12 +6,31 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+# The headers HubSpot sends on every answer (looked up without regard to case).
+MAX_HEADER = "X-HubSpot-RateLimit-Max"
+REMAINING_HEADER = "X-HubSpot-RateLimit-Remaining"
+INTERVAL_HEADER = "X-HubSpot-RateLimit-Interval-Milliseconds"
 
 
 class RateLimiter:
-    """At most `calls` acquisitions in any `period` seconds (thread-safe sliding window)."""
+    """At most `calls` requests reaching the server in any `period` seconds, whatever the latency.
+
+    NOTE: HubSpot counts a request when it arrives, somewhere between our send and its
+    answer. So a request may be sent only once `calls` earlier ones are known to have left
+    the server's window: each earlier request counts until `period` after its answer came
+    back (an unanswered one counts until it is answered). Then arrival(k + calls) >=
+    send(k + calls) >= answer(k) + period >= arrival(k) + period: no window ever holds more
+    than `calls`, for any latency. The cost is one latency per window (ms in 10 s).
+
+    HubSpot's own count comes in the headers of every answer (`observe`): a limit tighter
+    than ours replaces ours, and requests it counted that this client did not send (other
+    processes using the same app: web workers, webhook handlers) take slots here from the
+    moment we learn of them, so the client waits for them to leave the window too.
+    """
 
     def __init__(
         self,
@@ -24,27 +43,109 @@ class RateLimiter:
             raise ValueError("a rate limit needs calls >= 1 and period > 0")
         self.calls = calls
         self.period = period
+        self.configured = (calls, period)
+        self.waited = 0.0  # seconds spent waiting for a slot, all threads together
+        self.foreign = 0  # requests HubSpot counted that this client did not send
         self._clock = clock
         self._sleep = sleep
-        self._stamps: deque[float] = deque()
+        self._answered: deque[float] = deque()  # when each of our recent requests was answered
+        self._held: deque[float] = deque()  # since when each known foreign request is held
+        self._sent: deque[float] = deque()  # when each of our recent requests was sent
+        self._in_flight = 0
         self._lock = threading.Lock()
 
+    @property
+    def rate(self) -> float:
+        """Requests per second the client is held to now (after any tightening by HubSpot)."""
+        return self.calls / self.period
+
     def acquire(self) -> float:
-        """Wait until a call is allowed, record it, and return the seconds waited."""
+        """Wait for a slot for a request that is answered at once; returns the seconds waited."""
+        with self.slot() as waited:
+            return waited
+
+    @contextmanager
+    def slot(self) -> Iterator[float]:
+        """Hold a slot for one request: wait until one is free; it counts on from when the answer is in."""
+        waited = self._take()
+        try:
+            yield waited
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._answered.append(self._clock())
+
+    def _take(self) -> float:
+        """Wait until fewer than `calls` requests may still be in the server's window; count one in flight."""
         waited = 0.0
         while True:
             with self._lock:
                 now = self._clock()
-                while self._stamps and now - self._stamps[0] >= self.period:
-                    self._stamps.popleft()
-                if len(self._stamps) < self.calls:
-                    self._stamps.append(now)
+                self._expire(now)
+                if self._in_flight + len(self._answered) + len(self._held) < self.calls:
+                    self._in_flight += 1
+                    self._sent.append(now)
+                    self.waited += waited
                     return waited
-                delay = self.period - (now - self._stamps[0])
+                oldest = min([q[0] for q in (self._answered, self._held) if q], default=None)
+                # Every slot in flight: look again soon (an answer frees nothing for a period).
+                delay = 0.005 if oldest is None else self.period - (now - oldest)
             # NOTE: sleep outside the lock so other threads can see the window move too.
             delay = max(delay, 0.001)
             self._sleep(delay)
             waited += delay
+
+    def _expire(self, now: float) -> None:
+        """Forget requests that have left the window."""
+        for stamps in (self._answered, self._held, self._sent):
+            while stamps and now - stamps[0] >= self.period:
+                stamps.popleft()
+
+    def observe(self, headers: Mapping[str, str] | None) -> None:
+        """Take HubSpot's rate-limit headers on an answer into account (absent or unreadable: ignored)."""
+        hint = rate_headers(headers)
+        if hint is None:
+            return
+        limit, remaining, interval = hint
+        with self._lock:
+            now = self._clock()
+            # NOTE: only ever tighten: the configured limit is a promise the client keeps.
+            self.calls = max(1, min(self.configured[0], limit))
+            self.period = max(self.configured[1], interval)
+            self._expire(now)
+            # Each of ours sent within HubSpot's window arrived in it (after the window's start,
+            # before now); counting only those overestimates the foreign ones, which is safe.
+            ours = sum(1 for t in self._sent if now - t < interval)
+            foreign = (limit - remaining) - ours
+            if foreign > len(self._held):
+                # They arrived at some moment before now: holding them from now on keeps them
+                # in our window at least as long as in HubSpot's.
+                self.foreign += foreign - len(self._held)
+                self._held.extend([now] * (foreign - len(self._held)))
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A response header's value, its name matched without regard to case."""
+    if not headers:
+        return None
+    value = headers.get(name)
+    if value is not None:
+        return value
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def rate_headers(headers: Mapping[str, str] | None) -> tuple[int, int, float] | None:
+    """(max, remaining, interval seconds) from HubSpot's rate-limit headers, or None when absent or unreadable."""
+    try:
+        limit = int(header(headers, MAX_HEADER))
+        remaining = int(header(headers, REMAINING_HEADER))
+        interval = int(header(headers, INTERVAL_HEADER)) / 1000
+    except (TypeError, ValueError):
+        return None
+    if limit < 1 or interval <= 0 or not 0 <= remaining <= limit:
+        return None
+    return limit, remaining, interval
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,13 @@
-"""A fake HubSpot over real HTTP on loopback: the v3 endpoints the sync uses, HubSpot's page limits, injectable faults.
+"""A fake HubSpot over real HTTP on loopback: the v3 endpoints the sync uses, HubSpot's page and rate limits, injectable faults.
 
 Run it in a thread (tests) or as a process (`python tests/integrations/fake_hubspot.py
---deals 20000 --port 0` prints its URL; the benchmark uses that).
+--deals 20000 --rate-limit 100/10` prints its URL; the benchmark uses that).
+
+Rate limits, when set, are enforced as HubSpot does: a request counts when it arrives
+(after any injected network delay), in a rolling window; one over the limit is answered
+429 with policyName TEN_SECONDLY_ROLLING, and one over the daily quota 429 DAILY. Every
+answer carries X-HubSpot-RateLimit-Max / -Remaining / -Interval-Milliseconds (and the
+daily pair when a quota is set).
 """
 
 from __future__ import annotations
@@ -94,9 +100,27 @@ class Fault:
 class FakeHubSpot:
     """The fake's state and its HTTP server."""
 
-    def __init__(self, token: str = TOKEN, search_cap: int = SEARCH_CAP):
+    def __init__(
+        self,
+        token: str = TOKEN,
+        search_cap: int = SEARCH_CAP,
+        rate_limit: tuple[int, float] | None = None,
+        daily_limit: int | None = None,
+        delay: tuple[float, float] = (0.0, 0.0),
+        rate_headers: bool = True,
+    ):
         self.token = token
         self.search_cap = search_cap
+        self.rate_limit = rate_limit  # (requests, seconds) counted on arrival; None: unlimited
+        self.daily_limit = daily_limit  # requests a day; None: unlimited
+        self.delay = delay  # seconds (low, high) a request travels before it arrives
+        self.rate_headers = rate_headers  # False: enforce the limits but keep them secret
+        self.arrivals: deque[float] = deque()  # arrival times counted in the rolling window
+        self.foreign: deque[float] = deque()  # arrivals of requests from another client
+        self.daily_used = 0
+        self.rejected: dict[str, int] = {}  # 429s answered, per policy
+        self.peak_window = 0  # the most requests counted in one window
+        self._rng = random.Random(11)
         self.pipelines: list[dict] = []
         self.owners: list[dict] = []
         self.deals: dict[int, FakeDeal] = {}
@@ -193,6 +217,19 @@ class FakeHubSpot:
             self.faults.append(fault)
         return fault
 
+    def purge(self, deal_id: int) -> None:
+        """Delete the deal for good (GDPR delete): it leaves every listing, archived ones too."""
+        with self.lock:
+            self.deals.pop(deal_id)
+            self._sorted = []
+
+    def spend(self, count: int) -> None:
+        """Another client of the same app sends `count` requests now: they count in the window."""
+        now = time.monotonic()
+        with self.lock:
+            self.arrivals.extend([now] * count)
+            self.foreign.extend([now] * count)
+
     def requests(self, path: str = "") -> list[tuple]:
         """Logged requests whose path starts with `path`."""
         with self.lock:
@@ -241,6 +278,52 @@ class FakeHubSpot:
                 fault.times -= 1
                 return fault
         return None
+
+    def admit(self, now: float) -> tuple[int, dict, dict | None]:
+        """Count a request arriving now against the limits: (status, rate-limit headers, 429 body or None)."""
+        headers: dict[str, str] = {}
+        with self.lock:
+            if self.daily_limit is not None:
+                if self.daily_used >= self.daily_limit:
+                    return 429, self._daily_headers(), self._rejected("DAILY", "daily")
+                self.daily_used += 1
+                headers.update(self._daily_headers())
+            if self.rate_limit is None:
+                return 200, headers, None
+            limit, period = self.rate_limit
+            while self.arrivals and now - self.arrivals[0] >= period:
+                self.arrivals.popleft()
+            headers.update(
+                {
+                    "X-HubSpot-RateLimit-Max": str(limit),
+                    "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(period * 1000)),
+                }
+            )
+            if len(self.arrivals) >= limit:
+                headers["X-HubSpot-RateLimit-Remaining"] = "0"
+                rejection = self._rejected("TEN_SECONDLY_ROLLING", "ten_secondly_rolling")
+                return 429, (headers if self.rate_headers else {}), rejection
+            self.arrivals.append(now)
+            self.peak_window = max(self.peak_window, len(self.arrivals))
+            headers["X-HubSpot-RateLimit-Remaining"] = str(limit - len(self.arrivals))
+            return 200, (headers if self.rate_headers else {}), None
+
+    def _daily_headers(self) -> dict[str, str]:
+        """The daily quota and what is left of it."""
+        return {
+            "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(self.daily_limit - self.daily_used, 0)),
+        }
+
+    def _rejected(self, policy: str, name: str) -> dict:
+        """Count a 429 of this policy and return HubSpot's body for it."""
+        self.rejected[policy] = self.rejected.get(policy, 0) + 1
+        return {
+            "status": "error",
+            "message": f"You have reached your {name} limit.",
+            "errorType": "RATE_LIMIT",
+            "policyName": policy,
+        }
 
     def handle(self, method: str, path: str, query: dict, body: dict | None, auth: str | None):
         """(status, headers, json) for one request."""
@@ -446,15 +529,30 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-            status, headers, payload = self.state.handle(
-                method, split.path, parse_qs(split.query), body, self.headers.get("Authorization")
-            )
-        except (ValueError, KeyError, TypeError) as e:
-            status, headers, payload = 400, {}, {"message": f"bad request: {e}"}
+        low, high = self.state.delay
+        if high > 0:  # the network between client and HubSpot: the request arrives later
+            with self.state.lock:
+                delay = self.state._rng.uniform(low, high)
+            time.sleep(delay)
+        arrived = time.monotonic()
+        status, limits, rejection = self.state.admit(arrived)
+        if rejection is not None:
+            headers, payload = limits, rejection
+        else:
+            try:
+                body = json.loads(raw) if raw else None
+                status, headers, payload = self.state.handle(
+                    method,
+                    split.path,
+                    parse_qs(split.query),
+                    body,
+                    self.headers.get("Authorization"),
+                )
+            except (ValueError, KeyError, TypeError) as e:
+                status, headers, payload = 400, {}, {"message": f"bad request: {e}"}
+            headers = {**limits, **headers}
         with self.state.lock:
-            self.state.log.append((time.monotonic(), method, split.path, status))
+            self.state.log.append((arrived, method, split.path, status))
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -531,8 +629,15 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deals", type=int, default=1000)
     parser.add_argument("--archived-every", type=int, default=0)
+    parser.add_argument("--rate-limit", help="requests/seconds counted on arrival, e.g. 100/10")
+    parser.add_argument("--daily-limit", type=int)
+    parser.add_argument("--delay", type=float, nargs=2, default=(0.0, 0.0), metavar=("LOW", "HIGH"))
     args = parser.parse_args(argv)
-    fake = FakeHubSpot()
+    rate = None
+    if args.rate_limit:
+        calls, seconds = args.rate_limit.split("/")
+        rate = (int(calls), float(seconds))
+    fake = FakeHubSpot(rate_limit=rate, daily_limit=args.daily_limit, delay=tuple(args.delay))
     standard_portal(fake)
     generate_deals(fake, args.deals, archived_every=args.archived_every)
     print(fake.start(), flush=True)

@@ -24,7 +24,7 @@ def test_the_interface_holds_the_methods_the_sync_needs():
         "fetch_pipelines",
         "find_note",
         "iter_all_deals",
-        "iter_archived_deal_ids",
+        "iter_deal_ids",
         "iter_deals_modified_between",
         "iter_owners",
     ]

@@ -18,7 +18,7 @@ from enablement.domain.crm import (
     StageRecord,
 )
 from enablement.errors import ExternalServiceError
-from enablement.services.sync import CURSOR_KEY, FULL_KEY, sync_crm
+from enablement.services.sync import CURSOR_KEY, FULL_KEY, SWEEP_EVERY, SWEEP_KEY, sync_crm
 from enablement.services.writeback import note_marker
 from integrations.memory import InMemoryCrm
 
@@ -197,7 +197,8 @@ def test_an_incremental_sync_reads_only_changed_deals_and_ends_as_a_full_sync_wo
 
     assert summary.mode == "incremental"
     assert summary.deals_read == 6  # four wins, one re-entry, one new deal
-    assert (summary.deals.created, summary.deals.updated, summary.deleted_by_listing) == (1, 5, 1)
+    # A day has passed since the full sync: the deletion sweep runs and finds the archived deal.
+    assert (summary.deals.created, summary.deals.updated, summary.deleted_by_sweep) == (1, 5, 1)
     assert crm.calls_to("iter_all_deals") == 5  # the full sync's pages only: no listing since
     assert comparable(snapshot(sessions)) == expected(crm)
     assert state(sessions, CURSOR_KEY) == {
@@ -211,13 +212,74 @@ def test_an_archived_deal_is_marked_deleted_and_keeps_its_history(crm, sessions)
     crm.advance(timedelta(hours=1))
     crm.archive_deal("4")
 
-    summary = sync_crm(sessions, crm, now=crm.clock)
+    summary = sync_crm(sessions, crm, now=crm.clock, sweep=True)
 
-    assert summary.deleted_by_listing == 1
+    assert summary.deleted_by_sweep == 1
     deals, changes = snapshot(sessions)
     assert ("4", True, "s2") in deals
     assert [c for c in changes if c[0] == "4"] == before
-    assert sync_crm(sessions, crm, now=crm.clock).deleted_by_listing == 0  # once only
+    assert sync_crm(sessions, crm, now=crm.clock, sweep=True).deleted_by_sweep == 0  # once only
+
+
+def test_a_purged_deal_is_marked_deleted_by_the_next_sweep_and_keeps_its_history(crm, sessions):
+    sync_crm(sessions, crm, full=True, now=crm.clock)
+    crm.advance(timedelta(hours=1))
+    crm.purge_deal("7")  # neither active nor archived any more
+
+    assert sync_crm(sessions, crm, now=crm.clock).swept is None  # the last sweep is an hour old
+    assert ("7", False, "s2") in snapshot(sessions)[0]
+    crm.advance(SWEEP_EVERY)
+    summary = sync_crm(sessions, crm, now=crm.clock)  # a day later the sweep is due
+
+    assert (summary.swept, summary.deleted_by_sweep) == (ACTIVE - 1, 1)
+    deals, changes = snapshot(sessions)
+    assert ("7", True, "s2") in deals and any(c[0] == "7" for c in changes)
+    assert state(sessions, SWEEP_KEY) == {"at": crm.now.isoformat()}
+
+
+def test_the_sweep_leaves_deals_from_files_alone(crm, sessions):
+    from tests.crm_data import insert_deals, insert_pipeline, sample_deal, sample_pipeline
+
+    insert_pipeline(sessions, sample_pipeline("p1"))
+    insert_deals(sessions, sample_deal("from-a-file", pipeline="p1"))
+    sync_crm(sessions, crm, full=True, now=crm.clock)
+    summary = sync_crm(sessions, crm, now=crm.clock, sweep=True)
+    assert summary.deleted_by_sweep == 0
+    assert ("from-a-file", False) in {d[:2] for d in snapshot(sessions)[0]}
+
+
+def test_the_incremental_cost_does_not_depend_on_the_archive(sessions):
+    calls = []
+    for archived in (0, 400):
+        clear(sessions)
+        crm = portal()
+        for i in range(archived):
+            crm.put_deal(make_deal(1_000 + i))
+            crm.archive_deal(str(1_000 + i))
+        sync_crm(sessions, crm, full=True, now=crm.clock)
+        crm.advance(timedelta(hours=1))
+        for i in (1, 2, 3):
+            crm.move_deal(str(i), "won")
+        crm.advance(timedelta(minutes=1))
+        before = crm.call_counts().calls
+        summary = sync_crm(sessions, crm, now=crm.clock)
+        assert summary.deals_read == 3
+        calls.append(crm.call_counts().calls - before)
+    assert calls == [3, 3]  # pipelines, owners, one page of changed deals
+
+
+def test_a_resumed_full_sync_leaves_purged_deals_to_the_next_sweep(crm, sessions):
+    sync_crm(sessions, crm, full=True, now=crm.clock)
+    crm.purge_deal("7")
+    crm.fail(after=3, times=1, error=Killed)  # pipelines, owners, one page, then killed
+    with pytest.raises(Killed):
+        sync_crm(sessions, crm, full=True, now=crm.clock)
+
+    summary = sync_crm(sessions, crm, full=True, now=crm.clock)
+
+    assert summary.resumed and summary.swept is None  # it did not see the first page's ids
+    assert ("7", False, "s2") in snapshot(sessions)[0]
+    assert sync_crm(sessions, crm, now=crm.clock, sweep=True).deleted_by_sweep == 1
 
 
 def test_a_full_sync_killed_after_any_call_and_run_again_ends_identical(crm, sessions):
@@ -250,7 +312,7 @@ def test_an_incremental_sync_killed_after_any_call_and_run_again_ends_identical(
     sync_crm(sessions, crm, now=crm.clock)
     reference = snapshot(sessions)
     calls = crm.call_counts().calls - before
-    assert calls == 5  # pipelines, owners, two pages of changed deals, archived ids
+    assert calls == 6  # pipelines, owners, two pages of changed deals, two pages of the sweep
 
     for kill_after in range(calls):
         clear(sessions)
@@ -463,7 +525,8 @@ def test_the_sync_command_runs_on_the_wired_crm_and_prints_its_summary(crm, runn
         "owners: 2 created, 0 updated",
         "deals: 12 read, 12 created, 0 updated, 0 deleted, 0 unchanged, 0 skipped",
         "stage changes: 29 added, 0 removed",
-        "api calls: 7 (0 retries)",
+        "api calls: 7 (0 retries, 0 rate-limited)",
+        "deletion sweep: 12 deals listed in the CRM, 0 gone from the CRM marked deleted",
     ]
 
 
