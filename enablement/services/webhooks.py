@@ -1,0 +1,467 @@
+"""The CRM webhook use case: store every event durably, then apply each one exactly once.
+
+Order of work for a batch (house style: verify, validate, store, apply, answer):
+1. every event, readable or not, is committed to the inbox (webhook_events) under its
+   unique key; a repeat delivery only counts a duplicate on the stored row;
+2. the events this delivery stored first are applied in a second transaction: the
+   deals they touch are locked (row locks on PostgreSQL, so writers queue per deal and
+   never behind one shared row), each event is claimed while still pending, applied in
+   occurredAt order and marked, so an event is never applied twice;
+3. deals the service did not know are created from the events at once, and, when a CRM
+   is configured, completed from it in a background thread after the answer (HubSpot
+   waits at most 5 seconds for it; the CRM's rate limit and retries could take longer).
+
+Stage history is a set of (pipeline, stage, entered_at) entries: an event adds its entry
+at occurredAt, whatever order events arrive in, and the current stage is the latest
+entry. Every other field changes only when the event is newer than the newest change of
+that field already applied (and than the deal's last sync), so a late event never moves
+a deal back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from enablement.db import webhooks as inbox
+from enablement.db.crm import (
+    WEBHOOK_SOURCE,
+    add_stage_entries,
+    create_deal_if_absent,
+    latest_entries,
+    lock_deals,
+    save_changed_deals,
+    stage_index,
+    stage_pipeline,
+    upsert_deals,
+    upsert_pipelines,
+)
+from enablement.db.models import Deal, Pipeline, StageChange
+from enablement.db.types import utcnow
+from enablement.domain.crm import Crm
+from enablement.domain.deal_events import (
+    CHANGED,
+    CREATED,
+    DELETED,
+    MERGED,
+    RESTORED,
+    STAGE,
+    DealEvent,
+    RejectedEvent,
+    is_newer,
+)
+from enablement.errors import EnablementError, Unavailable
+
+log = logging.getLogger(__name__)
+
+SOURCE = WEBHOOK_SOURCE
+# A deadlock or serialisation failure between two workers is retried this many times.
+APPLY_ATTEMPTS = 3
+# A stored event whose apply never ran is picked up by a later delivery's pass after this long.
+RETRY_AFTER = timedelta(minutes=1)
+
+Event = DealEvent | RejectedEvent
+
+
+@dataclass
+class BatchResult:
+    """What one delivery did, for the answer, the log line and the tests."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    applied: int = 0
+    ignored: int = 0
+    pending: int = 0
+    created_deals: list[str] = field(default_factory=list)
+    # Deals the events named that were not stored before (created, or waiting for a pipeline).
+    unknown_deals: list[str] = field(default_factory=list)
+    fetching: threading.Thread | None = field(default=None, repr=False)
+
+    def counts(self) -> dict:
+        """The counters as a plain dict (the HTTP answer)."""
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "applied": self.applied,
+            "ignored": self.ignored,
+            "pending": self.pending,
+        }
+
+
+def receive_events(
+    sessions: sessionmaker[Session], events: Sequence[Event], crm: Crm | None = None
+) -> BatchResult:
+    """Store a delivery's events durably (one commit; Unavailable if the database fails), then apply the new ones."""
+    result = BatchResult(received=len(events))
+    rows = [_row(event) for event in events]
+    inserted, repeats = _store(sessions, rows)
+    result.stored, result.duplicates = len(inserted), len(repeats)
+    todo: list[tuple[int, DealEvent]] = []
+    for event in events:
+        row_id = inserted.pop(_key(event), None)
+        if row_id is None:
+            continue
+        if isinstance(event, RejectedEvent):
+            result.rejected += 1
+        else:
+            todo.append((row_id, event))
+    apply_stored(sessions, todo, result)
+    _start_fetch(sessions, crm, result)
+    return result
+
+
+def _store(sessions: sessionmaker[Session], rows: list[dict]) -> tuple[dict, list]:
+    """Commit the inbox rows (retrying a deadlock); Unavailable when the database keeps failing."""
+    for attempt in range(1, APPLY_ATTEMPTS + 1):
+        try:
+            with sessions.begin() as session:
+                return inbox.store_events(session, rows)
+        except DBAPIError as e:
+            if attempt == APPLY_ATTEMPTS or not _transient(e):
+                # NOTE: not acknowledged, so HubSpot delivers the batch again later.
+                log.warning("webhook events not stored: database error %s", type(e.orig).__name__)
+                raise Unavailable(
+                    "the database is not available; the events were not stored"
+                ) from None
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _transient(error: DBAPIError) -> bool:
+    """A failure that the same transaction run again may not meet (deadlock, serialisation, lock wait)."""
+    name = type(error.orig).__name__
+    return name in {"DeadlockDetected", "SerializationFailure", "LockNotAvailable"} or (
+        "locked" in str(error.orig).lower()
+    )
+
+
+def apply_stored(
+    sessions: sessionmaker[Session], todo: list[tuple[int, DealEvent]], result: BatchResult
+) -> None:
+    """Apply stored events (retrying a deadlock); on a lasting database failure they stay pending."""
+    if not todo:
+        return
+    for attempt in range(1, APPLY_ATTEMPTS + 1):
+        try:
+            with sessions.begin() as session:
+                counts = _apply_all(session, todo)
+            break
+        except DBAPIError as e:
+            if attempt == APPLY_ATTEMPTS:
+                log.warning(
+                    "webhook events stored but not applied (%s); they stay pending",
+                    type(e.orig).__name__,
+                )
+                result.pending += len(todo)
+                return
+            time.sleep(0.05 * attempt)
+    result.applied += counts["applied"]
+    result.ignored += counts["ignored"]
+    result.pending += counts["pending"]
+    result.created_deals += counts["created"]
+    result.unknown_deals += counts["unknown"]
+
+
+class _Batch:
+    """What applying one batch needs, read once: locked deals, the stage index, newest field changes."""
+
+    def __init__(self, session: Session, deals: dict[str, Deal]):
+        self.session = session
+        self.deals = deals
+        self.stages = stage_index(session)
+        self.newest = inbox.newest_applied(session, list(deals))
+        self.entries: list[tuple[int, tuple]] = []  # (row id, (deal, pipeline, stage, at))
+        self.touched: set[str] = set()  # deals whose current stage must be recomputed
+
+    def is_closed(self, pipeline_id: str, stage_id: str | None) -> bool:
+        """True when the stage is a closed stage of that pipeline."""
+        return bool(stage_id and self.stages.get(stage_id, {}).get(pipeline_id))
+
+
+def _apply_all(session: Session, todo: list[tuple[int, DealEvent]]) -> dict:
+    """Claim the still-pending events, lock their deals, apply in occurredAt order, mark each."""
+    claimed = inbox.claim_pending(session, [row_id for row_id, _ in todo])
+    items = sorted(
+        ((row_id, e) for row_id, e in todo if row_id in claimed),
+        key=lambda item: (item[1].occurred_at, item[0]),
+    )
+    ids = {e.deal_id for _, e in items} | {i for _, e in items for i in e.merged_ids}
+    deals = lock_deals(session, ids)
+    unknown = sorted({e.deal_id for _, e in items} - deals.keys())
+    created = _create_missing(session, [e for _, e in items], deals)
+    batch = _Batch(session, deals)
+    outcomes: dict[int, tuple[str, str | None]] = {}
+    for row_id, event in items:
+        outcome = _apply(batch, row_id, event)
+        if outcome is not None:
+            outcomes[row_id] = outcome
+    added = add_stage_entries(session, [entry for _, entry in batch.entries], SOURCE)
+    for row_id, entry in batch.entries:
+        outcomes[row_id] = (
+            (inbox.APPLIED, None)
+            if entry in added
+            else (inbox.IGNORED, "already in the stage history")
+        )
+    _refresh_stages(batch)
+    save_changed_deals(session, list(batch.deals.values()))
+    inbox.mark(session, outcomes)
+    counts = {"applied": 0, "ignored": 0, "pending": 0, "created": created, "unknown": unknown}
+    for status, _ in outcomes.values():
+        counts[status] += 1
+    return counts
+
+
+def _create_missing(session: Session, events: list[DealEvent], deals: dict[str, Deal]) -> list[str]:
+    """Create the deals events name that are not stored yet, in id order; returns their ids."""
+    created = []
+    stages = None
+    for deal_id in sorted({e.deal_id for e in events} - deals.keys()):
+        stages = stages if stages is not None else stage_index(session)
+        own = [e for e in events if e.deal_id == deal_id]
+        values = _new_deal_values(session, own, deals, stages)
+        if values is None:
+            continue
+        create_deal_if_absent(session, {"id": deal_id, **values})
+        deals.update(lock_deals(session, [deal_id]))
+        created.append(deal_id)
+    return created
+
+
+def _new_deal_values(
+    session: Session, events: list[DealEvent], deals: dict[str, Deal], stages: dict
+) -> dict | None:
+    """Attributes of a deal known only from its events (a merge copies the primary deal's); None without a pipeline."""
+    values: dict = {"created_at": min(e.occurred_at for e in events), "source_modified_at": None}
+    merged_from = [deals[i] for e in events for i in e.merged_ids if i in deals]
+    if merged_from:
+        first = next((d for d in merged_from if d.id == events[0].primary_id), merged_from[0])
+        for name in (
+            "name",
+            "company",
+            "amount",
+            "currency",
+            "industry",
+            "owner_id",
+            "pipeline_id",
+        ):
+            values[name] = getattr(first, name)
+        values["personas"], values["topics"] = list(first.personas), list(first.topics)
+        values["created_at"] = min(d.created_at for d in merged_from)
+        return values
+    pipeline = _pipeline_from_events(session, events, stages)
+    if pipeline is None:
+        return None
+    values["pipeline_id"] = pipeline
+    return values
+
+
+def _pipeline_from_events(session: Session, events: list[DealEvent], stages: dict) -> str | None:
+    """The pipeline a new deal's events point at, else the first stored pipeline; None when none is stored."""
+    for event in events:
+        if event.field == "pipeline_id" and session.get(Pipeline, event.value) is not None:
+            return event.value
+    first = session.scalars(
+        select(Pipeline.id)
+        .order_by(Pipeline.archived, Pipeline.display_order, Pipeline.id)
+        .limit(1)
+    ).first()
+    if first is None:
+        return None
+    for event in events:
+        if event.field == STAGE:
+            return stage_pipeline(stages, event.value, first)
+    return first
+
+
+def _apply(batch: _Batch, row_id: int, event: DealEvent) -> tuple[str, str | None] | None:
+    """Apply one event to its (locked) deal: the inbox status and why (None: decided with the batch's entries)."""
+    deal = batch.deals.get(event.deal_id)
+    if deal is None:
+        return inbox.PENDING, "unknown deal, and no pipeline is stored to create it in"
+    if event.kind == CREATED:
+        deal.created_at = event.occurred_at
+        return inbox.APPLIED, None
+    if event.kind == MERGED:
+        _merge(batch, deal, [batch.deals[i] for i in event.merged_ids if i in batch.deals], event)
+        return inbox.APPLIED, None
+    if event.kind == CHANGED and event.field is None:
+        return inbox.IGNORED, "a property the product does not track"
+    if event.kind == CHANGED and event.field == STAGE:
+        pipeline = stage_pipeline(batch.stages, event.value, deal.pipeline_id)
+        batch.entries.append((row_id, (deal.id, pipeline, event.value, event.occurred_at)))
+        batch.touched.add(deal.id)
+        return None
+    # Fields, deletion and restore: the newest change wins.
+    ordering = event.ordering_field
+    if deal.source_modified_at is not None and event.occurred_at <= deal.source_modified_at:
+        return inbox.IGNORED, "older than the deal's last sync"
+    if not is_newer(event.occurred_at, batch.newest.get((deal.id, ordering))):
+        return inbox.IGNORED, f"a newer change of {ordering} is already applied"
+    if event.kind == DELETED:
+        deal.deleted_at = event.occurred_at
+    elif event.kind == RESTORED:
+        deal.deleted_at = None
+        deal.merged_into_id = None
+    elif event.field == "pipeline_id" and event.value not in _pipelines(batch):
+        return inbox.PENDING, f"unknown pipeline {event.value!r} (run `enablement sync`)"
+    elif event.field == "closed_at" and not batch.is_closed(
+        deal.pipeline_id, deal.current_stage_id
+    ):
+        return inbox.IGNORED, "the close date of an open deal is a forecast, not a close"
+    else:
+        setattr(deal, event.field, event.value)
+    batch.newest[(deal.id, ordering)] = event.occurred_at
+    return inbox.APPLIED, None
+
+
+def _pipelines(batch: _Batch) -> set[str]:
+    """Ids of every stored pipeline that has stages."""
+    return {p for owners in batch.stages.values() for p in owners}
+
+
+def _refresh_stages(batch: _Batch) -> None:
+    """Touched deals: the current stage is the latest entry; a closed one has a close date, an open one none."""
+    # NOTE: the entries are already inserted (Core); the deals' own changes flush once, with the marks.
+    with batch.session.no_autoflush:
+        latest = latest_entries(batch.session, batch.touched)
+    for deal_id in sorted(batch.touched):
+        deal = batch.deals[deal_id]
+        entry = latest.get(deal_id)
+        stage_id = entry[1] if entry else None
+        if deal.current_stage_id != stage_id:
+            deal.current_stage_id = stage_id
+        if entry is not None and batch.is_closed(entry[0], entry[1]):
+            if deal.closed_at is None:
+                deal.closed_at = entry[2]
+        elif deal.closed_at is not None:
+            deal.closed_at = None
+
+
+def _merge(batch: _Batch, winner: Deal, losers: list[Deal], event: DealEvent) -> None:
+    """Merged deals leave (deleted, pointing at the winner); the winner gets their combined history."""
+    for loser in losers:
+        loser.merged_into_id = winner.id
+        loser.deleted_at = loser.deleted_at or event.occurred_at
+        entries = batch.session.execute(
+            select(StageChange.pipeline_id, StageChange.stage_id, StageChange.entered_at).where(
+                StageChange.deal_id == loser.id
+            )
+        ).all()
+        add_stage_entries(batch.session, [(winner.id, p, s, t) for p, s, t in entries], SOURCE)
+    batch.touched.add(winner.id)
+
+
+def apply_unapplied(
+    sessions: sessionmaker[Session],
+    read_event: Callable[[dict], Event],
+    crm: Crm | None = None,
+    older_than: timedelta = RETRY_AFTER,
+    limit: int = 100,
+) -> BatchResult:
+    """A later pass: apply stored events whose apply never ran, re-read from their stored payload."""
+    result = BatchResult()
+    with sessions() as session:
+        rows = inbox.unapplied(session, utcnow() - older_than, limit)
+    todo, unreadable = [], {}
+    for row_id, payload in rows:
+        event = read_event(payload)
+        if isinstance(event, RejectedEvent):
+            unreadable[row_id] = (inbox.REJECTED, event.reason[:2000])
+        else:
+            todo.append((row_id, event))
+    if unreadable:
+        with sessions.begin() as session:
+            inbox.mark(session, unreadable)
+        result.rejected += len(unreadable)
+    result.received = len(rows)
+    apply_stored(sessions, todo, result)
+    _start_fetch(sessions, crm, result)
+    return result
+
+
+def _start_fetch(sessions: sessionmaker[Session], crm: Crm | None, result: BatchResult) -> None:
+    """Complete unknown deals from the CRM in a background thread (after the answer)."""
+    if result.unknown_deals and crm is not None:
+        result.fetching = threading.Thread(
+            target=complete_from_crm,
+            args=(sessions, crm, list(result.unknown_deals)),
+            name="webhook-deal-fetch",
+            daemon=True,
+        )
+        result.fetching.start()
+
+
+def complete_from_crm(sessions: sessionmaker[Session], crm: Crm, deal_ids: list[str]) -> int:
+    """Fetch deals the webhook created from the CRM and store them by the sync's rule; returns how many.
+
+    Runs after the answer. Entries the events added after the CRM's copy was read are
+    kept; a failure only logs (the next `enablement sync` completes the deals).
+    """
+    try:
+        records = crm.fetch_deals(deal_ids)
+        with sessions.begin() as session:
+            known = set(session.scalars(select(Pipeline.id)))
+        if any(r.pipeline_id not in known for r in records):
+            pipelines = crm.fetch_pipelines()
+            with sessions.begin() as session:
+                upsert_pipelines(session, pipelines)
+                known = set(session.scalars(select(Pipeline.id)))
+        records = [r for r in records if r.pipeline_id in known]
+        with sessions.begin() as session:
+            lock_deals(session, [r.id for r in records])
+            # Entries events added after HubSpot's copy was modified are kept by upsert_deals.
+            upsert_deals(session, records, "hubspot")
+            # The CRM's copy was read after these events occurred, so it already holds them.
+            inbox.settle_pending(
+                session, [r.id for r in records], "included in the CRM's copy of the deal"
+            )
+        log.info("webhook deals completed from the CRM: fetched=%d", len(records))
+        return len(records)
+    except (EnablementError, SQLAlchemyError) as e:
+        log.warning("webhook deals not completed from the CRM (%s); the next sync will", e)
+        return 0
+
+
+def webhook_stats(sessions: sessionmaker[Session]) -> dict:
+    """Counts over the whole inbox: stored per status and repeated deliveries."""
+    with sessions() as session:
+        return inbox.inbox_counts(session)
+
+
+def _key(event: Event) -> tuple:
+    k = event.key
+    return (k.portal_id, k.subscription_id, k.event_id, k.occurred_at)
+
+
+def _row(event: Event) -> dict:
+    """The inbox row of an event."""
+    k = event.key
+    common = {
+        "portal_id": k.portal_id,
+        "subscription_id": k.subscription_id,
+        "event_id": k.event_id,
+        "occurred_at": k.occurred_at,
+        "subscription_type": event.subscription_type[:64],
+        "object_id": event.deal_id,
+        "payload": event.payload,
+    }
+    if isinstance(event, RejectedEvent):
+        return {
+            **common,
+            "status": inbox.REJECTED,
+            "error": event.reason[:2000],
+            "property_name": None,
+        }
+    return {**common, "status": inbox.PENDING, "error": None, "property_name": event.ordering_field}

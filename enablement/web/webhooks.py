@@ -1,0 +1,123 @@
+"""HubSpot's webhook route (verify, validate, hand off, answer) and the inbox counts for operators."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+from flask import Blueprint, jsonify, request
+from marshmallow import Schema, fields
+from sqlalchemy.exc import SQLAlchemyError
+
+from enablement.context import ctx
+from enablement.db.types import utcnow
+from enablement.errors import PayloadTooLarge, Unauthenticated, Unavailable
+from enablement.services.webhooks import apply_unapplied, receive_events, webhook_stats
+from enablement.web.endpoint import endpoint
+from integrations.hubspot.signatures import signed_url, verify_v3
+from integrations.hubspot.webhooks import BATCH_LIMIT, read_batch, read_event
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__)
+
+# HubSpot's batches (at most 100 small events) are a few tens of kilobytes.
+BODY_LIMIT = 1024 * 1024
+
+
+@bp.post("/webhooks/hubspot")
+def hubspot_webhook():
+    """Verify HubSpot's v3 signature, store every event durably, apply the new ones, answer 200."""
+    started = time.perf_counter()
+    container = ctx()
+    secret = container.settings.hubspot_client_secret
+    if not secret:
+        raise Unavailable("webhooks are off: HUBSPOT_CLIENT_SECRET is not set")
+    body = read_body(BODY_LIMIT)
+    url = signed_url(container.settings.public_base_url, request.path, request.query_string)
+    problem = verify_v3(
+        secret,
+        request.method,
+        url,
+        body,
+        request.headers.get("X-HubSpot-Signature-v3"),
+        request.headers.get("X-HubSpot-Request-Timestamp"),
+        utcnow(),
+    )
+    if problem:
+        log.warning("webhook refused: %s", problem)
+        raise Unauthenticated("the request is not signed by HubSpot", {"reason": problem})
+    batch = read_batch(body, container.settings.hubspot_portal_id)
+    if batch.oversized:
+        log.warning(
+            "webhook batch of %d events (HubSpot sends at most %d)", len(batch.events), BATCH_LIMIT
+        )
+    result = receive_events(container.sessions, batch.events, container.crm)
+    counts = result.counts()
+    log.info(
+        "webhook batch %s created_deals=%d ms=%.1f",
+        " ".join(f"{name}={value}" for name, value in counts.items()),
+        len(result.created_deals),
+        (time.perf_counter() - started) * 1000,
+    )
+    response = jsonify(counts)
+    # NOTE: after the answer is sent, so HubSpot never waits for it: events an earlier
+    # delivery stored but could not apply (the database failed between the two commits).
+    response.call_on_close(functools.partial(_later_pass, container))
+    return response, 200
+
+
+def _later_pass(container) -> None:
+    """Apply stored events whose apply never ran; a failure here only logs (the next pass retries)."""
+    try:
+        result = apply_unapplied(container.sessions, read_event, container.crm)
+    except SQLAlchemyError as e:
+        log.warning("webhook later pass failed: %s", type(e).__name__)
+        return
+    if result.received:
+        log.info(
+            "webhook later pass %s",
+            " ".join(f"{name}={value}" for name, value in result.counts().items()),
+        )
+
+
+def read_body(limit: int) -> bytes:
+    """The raw body, at most `limit` bytes: 413 beyond, whether Content-Length says so or a chunked stream runs on."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    stream, parts, size = request.stream, [], 0
+    # NOTE: read limit + 1 bytes at most: enough to know it is too large, never more.
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    return b"".join(parts)
+
+
+class WebhookStatsSchema(Schema):
+    """Counts over every HubSpot event the inbox holds."""
+
+    stored = fields.Integer(metadata={"description": "events stored (each key once)"})
+    duplicates = fields.Integer(metadata={"description": "repeated deliveries of stored events"})
+    pending = fields.Integer(metadata={"description": "stored, not applied yet"})
+    applied = fields.Integer()
+    ignored = fields.Integer(metadata={"description": "nothing to change (untracked or older)"})
+    rejected = fields.Integer(metadata={"description": "unreadable; kept with the reason"})
+
+
+@bp.get("/api/v1/webhooks/stats")
+@endpoint(
+    summary="Counts of received, duplicate, applied, ignored and rejected webhook events",
+    tag="webhooks",
+    role="admin",
+    response=WebhookStatsSchema,
+    errors=(401, 403),
+)
+def stats(principal):
+    """The inbox counts."""
+    return webhook_stats(ctx().sessions)

@@ -1,0 +1,376 @@
+"""HubSpot webhook bodies: HubSpot's event JSON read into the product's deal events.
+
+Pure functions; the only place that knows how HubSpot shapes an event (the request
+signature is checked by integrations.hubspot.signatures, shared with the app card).
+Nothing HubSpot-shaped leaves this module: the webhook service receives DealEvent and
+RejectedEvent records (enablement.domain.deal_events).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from enablement.domain.deal_events import (
+    CHANGED,
+    CREATED,
+    DELETED,
+    MERGED,
+    RESTORED,
+    DealEvent,
+    EventKey,
+    RejectedEvent,
+)
+from enablement.domain.timestamps import EARLIEST
+from enablement.errors import BadRequest
+from integrations.hubspot.mapping import _clip, _float, _text, parse_time
+
+# HubSpot sends up to 100 events a batch; more is accepted but logged.
+BATCH_LIMIT = 100
+# HubSpot's events are flat objects; anything nested deeper is not an event batch.
+MAX_DEPTH = 8
+
+SUBSCRIPTIONS = {
+    "deal.creation": CREATED,
+    "deal.propertyChange": CHANGED,
+    "deal.deletion": DELETED,
+    "deal.restore": RESTORED,
+    "deal.merge": MERGED,
+}
+# HubSpot deal property -> (product field, how its text value is read).
+PROPERTIES: dict[str, tuple[str, Callable[[object], object]]] = {}
+
+_ID = re.compile(r"^[0-9]{1,32}$")
+_NO_TIME = EARLIEST
+
+
+class _Unreadable(ValueError):
+    """A value of an event that cannot be read; the message is the reason stored with it."""
+
+
+# -- the batch ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A webhook body read into product records, in the order HubSpot sent them."""
+
+    events: list[DealEvent | RejectedEvent]
+
+    @property
+    def oversized(self) -> bool:
+        """More events than HubSpot's documented maximum (accepted, but worth a log line)."""
+        return len(self.events) > BATCH_LIMIT
+
+
+class _Object(dict):
+    """A JSON object that remembers keys it saw twice (the later value would silently win)."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, object]]) -> _Object:
+    obj = _Object(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        obj.duplicates = tuple(k for k, _ in pairs if k in seen or seen.add(k))
+    return obj
+
+
+def _constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_batch(body: bytes, portal_id: str | None = None) -> Batch:
+    """Read a webhook body: a JSON array of events. BadRequest when it is not one.
+
+    Each element becomes a DealEvent, or a RejectedEvent with its reason (a malformed
+    event never blocks the others of its batch). With `portal_id`, events from another
+    HubSpot account are rejected.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8 text") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply to be an event batch") from None
+    except ValueError as e:
+        raise BadRequest("the body is not valid JSON", {"reason": str(e)[:200]}) from None
+    if not isinstance(data, list):
+        raise BadRequest("the body must be a JSON array of events")
+    if _depth(data) > MAX_DEPTH:
+        raise BadRequest("the body is nested too deeply to be an event batch")
+    return Batch([read_event(item, portal_id) for item in data])
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest (iterative: a hostile body cannot exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def read_event(item, portal_id: str | None = None) -> DealEvent | RejectedEvent:
+    """One HubSpot event as a DealEvent, or a RejectedEvent saying why it cannot be read (or is not ours)."""
+    if not isinstance(item, dict):
+        return _rejected(item, "an event must be a JSON object", None)
+    payload = stored_payload(item)
+    try:
+        key = _key(item)
+    except _Unreadable as e:
+        return _rejected(item, str(e), None, payload)
+    try:
+        if portal_id is not None and key.portal_id != portal_id:
+            raise _Unreadable(
+                f"the event comes from HubSpot account {key.portal_id}, not {portal_id}"
+            )
+        if getattr(item, "duplicates", ()):
+            raise _Unreadable(f"the event repeats the key(s) {', '.join(item.duplicates)[:100]}")
+        return _event(item, key, payload)
+    except _Unreadable as e:
+        return RejectedEvent(
+            key=key,
+            reason=str(e),
+            subscription_type=_safe_text(item.get("subscriptionType"), 64) or "",
+            deal_id=_safe_id(item.get("objectId")),
+            payload=payload,
+        )
+
+
+def _key(item: dict) -> EventKey:
+    """The event's unique key: portal, subscription, event id and the moment it occurred."""
+    occurred = item.get("occurredAt")
+    if isinstance(occurred, bool) or not isinstance(occurred, int | str):
+        raise _Unreadable("occurredAt must be epoch milliseconds")
+    moment = parse_time(occurred) if str(occurred).isdigit() else None
+    if moment is None:
+        raise _Unreadable("occurredAt must be epoch milliseconds between 1970 and 2100")
+    return EventKey(
+        portal_id=_id(item, "portalId"),
+        subscription_id=_id(item, "subscriptionId"),
+        event_id=_id(item, "eventId"),
+        occurred_at=moment,
+    )
+
+
+def _event(item: dict, key: EventKey, payload: dict) -> DealEvent:
+    """The event's meaning, by subscription type."""
+    subscription = item.get("subscriptionType")
+    kind = SUBSCRIPTIONS.get(subscription) if isinstance(subscription, str) else None
+    if kind is None:
+        raise _Unreadable(
+            f"unsupported subscriptionType {_safe_text(subscription, 64)!r}; "
+            f"handled: {', '.join(SUBSCRIPTIONS)}"
+        )
+    deal_id = _id(item, "objectId")
+    common = {"key": key, "kind": kind, "subscription_type": subscription, "payload": payload}
+    if kind == CHANGED:
+        name = item.get("propertyName")
+        if not isinstance(name, str) or not name:
+            raise _Unreadable("a propertyChange event needs propertyName")
+        spec = PROPERTIES.get(name)
+        if spec is None:
+            return DealEvent(deal_id=deal_id, field=None, value=None, **common)
+        field_name, read = spec
+        return DealEvent(
+            deal_id=deal_id, field=field_name, value=read(item.get("propertyValue")), **common
+        )
+    if kind == MERGED:
+        primary = _id(item, "primaryObjectId") if "primaryObjectId" in item else deal_id
+        winner = _id(item, "newObjectId") if item.get("newObjectId") is not None else primary
+        merged = item.get("mergedObjectIds")
+        if not isinstance(merged, list) or len(merged) > 100:
+            raise _Unreadable("a merge event needs mergedObjectIds, a list of at most 100 ids")
+        ids = [_as_id(value, "mergedObjectIds") for value in merged]
+        losers = tuple(dict.fromkeys(i for i in [*ids, primary] if i != winner))
+        return DealEvent(deal_id=winner, merged_ids=losers, primary_id=primary, **common)
+    return DealEvent(deal_id=deal_id, **common)
+
+
+# -- property values ----------------------------------------------------------------------
+
+
+def _stage(value) -> str:
+    text = _value_text(value, 64)
+    if not text:
+        raise _Unreadable("a dealstage change needs the stage id in propertyValue")
+    return text
+
+
+def _pipeline(value) -> str:
+    text = _value_text(value, 64)
+    if not text:
+        raise _Unreadable("a pipeline change needs the pipeline id in propertyValue")
+    return text
+
+
+def _amount(value) -> float | None:
+    text = _value_text(value, 64)
+    if text is None:
+        return None
+    amount = _float(text)
+    if amount is None or not math.isfinite(amount) or amount < 0:
+        raise _Unreadable("amount must be a finite number of at least 0")
+    return amount
+
+
+def _closed_at(value) -> datetime | None:
+    text = _value_text(value, 64)
+    if text is None:
+        return None
+    moment = parse_time(text)
+    if moment is None:
+        raise _Unreadable("closedate must be a timestamp between 1970 and 2100")
+    return moment
+
+
+def _name(value) -> str:
+    return _clip(_value_text(value, 100_000), 500) or ""
+
+
+def _owner(value) -> str | None:
+    return _value_text(value, 64)
+
+
+PROPERTIES.update(
+    {
+        "dealstage": ("stage", _stage),
+        "pipeline": ("pipeline_id", _pipeline),
+        "amount": ("amount", _amount),
+        "closedate": ("closed_at", _closed_at),
+        "dealname": ("name", _name),
+        "hubspot_owner_id": ("owner_id", _owner),
+    }
+)
+
+
+def _value_text(value, limit: int) -> str | None:
+    """A property value as trimmed text (None when empty); numbers are read as their text."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | type(None)):
+        raise _Unreadable("propertyValue must be text")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Unreadable("propertyValue must be a finite number or text")
+    text = _text(value)
+    if text is None:
+        return None
+    _check_text(text, "propertyValue")
+    if len(text) > limit:
+        raise _Unreadable(f"propertyValue is longer than {limit} characters")
+    return text
+
+
+# -- ids and text -------------------------------------------------------------------------
+
+
+def _id(item: dict, name: str) -> str:
+    if name not in item or item[name] is None:
+        raise _Unreadable(f"{name} is missing")
+    return _as_id(item[name], name)
+
+
+def _as_id(value, name: str) -> str:
+    """A HubSpot numeric id (a JSON number or digits) as text."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _Unreadable(f"{name} must be a numeric id")
+    text = str(value) if isinstance(value, int) else value.strip()
+    if not _ID.match(text):
+        raise _Unreadable(f"{name} must be a numeric id of at most 32 digits")
+    return text
+
+
+def _check_text(text: str, name: str) -> None:
+    if "\x00" in text:
+        raise _Unreadable(f"{name} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Unreadable(f"{name} contains a lone surrogate (not valid Unicode)") from None
+
+
+def _safe_text(value, limit: int) -> str | None:
+    """Text fit to store and log: NULs and lone surrogates replaced, cut to `limit`."""
+    if value is None:
+        return None
+    text = (
+        value if isinstance(value, str) else str(value) if isinstance(value, int | float) else None
+    )
+    if text is None:
+        return None
+    text = text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return text[:limit]
+
+
+def _safe_id(value) -> str | None:
+    try:
+        return _as_id(value, "objectId")
+    except _Unreadable:
+        return None
+
+
+def stored_payload(item: dict) -> dict:
+    """The event as kept in the inbox: top-level scalars (and lists of them), cleaned and bounded."""
+    out: dict = {}
+    for name, value in list(item.items())[:50]:
+        key = _safe_text(name, 64)
+        if isinstance(value, list):
+            out[key] = [_scalar(v) for v in value[:100]]
+        else:
+            out[key] = _scalar(value)
+    return out
+
+
+def _scalar(value):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        # NOTE: JSON columns and their readers handle 64-bit integers; a longer one is kept as text.
+        return value if -(2**63) <= value < 2**63 else _safe_text(value, 100)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return _safe_text(value, 2000)
+    return "<nested>"
+
+
+def _rejected(
+    item, reason: str, key: EventKey | None, payload: dict | None = None
+) -> RejectedEvent:
+    """A rejected event whose own key cannot be read: keyed by a digest of its content.
+
+    The same malformed event delivered twice gets the same key, so it is stored once.
+    """
+    payload = (
+        payload
+        if payload is not None
+        else {"value": _scalar(item) if not isinstance(item, list) else "<list>"}
+    )
+    digest = hashlib.sha256(
+        json.dumps(payload, sort_keys=True, ensure_ascii=True, default=str).encode()
+    ).hexdigest()
+    key = key or EventKey(
+        portal_id="", subscription_id="", event_id=f"sha256:{digest[:56]}", occurred_at=_NO_TIME
+    )
+    subscription = item.get("subscriptionType") if isinstance(item, dict) else None
+    deal_id = _safe_id(item.get("objectId")) if isinstance(item, dict) else None
+    return RejectedEvent(
+        key=key,
+        reason=reason,
+        subscription_type=_safe_text(subscription, 64) or "",
+        deal_id=deal_id,
+        payload=payload,
+    )
