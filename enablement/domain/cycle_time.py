@@ -1,4 +1,4 @@
-"""How long deals sit in each stage: counts and Kaplan-Meier quantiles, open deals censored."""
+"""How long deals sit in each stage: counts, Kaplan-Meier quantiles and competing-risk incidence."""
 
 from __future__ import annotations
 
@@ -22,7 +22,14 @@ METHOD = (
     "left to a lost stage; open = still there at as_of; other exits (backward, unmapped) are counted "
     "in 'other'. median/p25/p75 days: Kaplan-Meier (lifelines) time until 50%/25%/75% of episodes "
     "have advanced, every non-advance treated as censored at its end (open ones at as_of); null when "
-    "too few advanced to reach that share. Won-deal cycle: days from creation to the first won stage, "
+    "too few advanced to reach that share. Because lost episodes are censored too, these are the days "
+    "to advance had no deal been lost, not the days by which half have actually advanced. Competing "
+    "risks beside them: Aalen-Johansen cumulative incidence of advancing and of being lost (lost is a "
+    "competing outcome; open, backward and unmapped exits are censored): advanced_at_median = share of "
+    "episodes that had actually advanced by the Kaplan-Meier median; advanced_30d/lost_30d and "
+    "advanced_90d/lost_90d = shares advanced / lost within 30 and 90 days; cif_median_days = days "
+    "until half of the episodes have actually advanced (null when lost deals keep it below half). "
+    "Won-deal cycle: days from creation to the first won stage, "
     "by month of creation, with the cohort's still-open deals shown (recent cohorts only contain the "
     "deals that won fast)."
 )
@@ -44,7 +51,61 @@ def km_quantiles(durations: np.ndarray, events: np.ndarray) -> dict:
     return out
 
 
+def cumulative_incidence(
+    durations: np.ndarray, advanced: np.ndarray, lost: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Aalen-Johansen cumulative incidence of advancing and of losing at each distinct exit time.
+
+    Returns (times, cif_advanced, cif_lost); episodes neither advanced nor lost are censored.
+    """
+    import numpy as np
+
+    times, inv = np.unique(durations, return_inverse=True)
+    n = len(times)
+    d_adv = np.bincount(inv, advanced.astype(float), n)
+    d_lost = np.bincount(inv, lost.astype(float), n)
+    at_risk = np.cumsum(np.bincount(inv, minlength=n)[::-1])[::-1].astype(float)
+    hazard_all = (d_adv + d_lost) / at_risk
+    # Overall survival just before each time (everyone at risk at the start).
+    surv_before = np.concatenate(([1.0], np.cumprod(1 - hazard_all)[:-1]))
+    cif_adv = np.cumsum(surv_before * d_adv / at_risk)
+    cif_lost = np.cumsum(surv_before * d_lost / at_risk)
+    return times, cif_adv, cif_lost
+
+
+def competing_risks(durations: np.ndarray, outcome: np.ndarray, km_median: float | None) -> dict:
+    """Shares advanced and lost by 30 and 90 days, advanced by the KM median, and the AJ median."""
+    import numpy as np
+
+    out = {
+        "advanced_at_median": None,
+        "advanced_30d": None,
+        "lost_30d": None,
+        "advanced_90d": None,
+        "lost_90d": None,
+        "cif_median_days": None,
+    }
+    if len(durations) == 0:
+        return out
+    times, adv, lost = cumulative_incidence(durations, outcome == "advanced", outcome == "lost")
+
+    def at(t: float, curve: np.ndarray) -> float:
+        """The step curve's value at day t."""
+        i = np.searchsorted(times, t, side="right") - 1
+        return round(float(curve[i]), 4) if i >= 0 else 0.0
+
+    for days in (30, 90):
+        out[f"advanced_{days}d"] = at(days, adv)
+        out[f"lost_{days}d"] = at(days, lost)
+    if km_median is not None:
+        out["advanced_at_median"] = at(km_median, adv)
+    hit = np.flatnonzero(adv >= 0.5 - 1e-12)
+    out["cif_median_days"] = round(float(times[hit[0]]), 2) if len(hit) else None
+    return out
+
+
 def _summarise(group: pd.DataFrame) -> dict:
+    """Counts by outcome, Kaplan-Meier quantiles and competing-risk incidence of one stage."""
     outcome = group["outcome"]
     row = {
         "entered": int(len(group)),
@@ -53,11 +114,9 @@ def _summarise(group: pd.DataFrame) -> dict:
         "open": int((outcome == "open").sum()),
         "other": int((~outcome.isin(["advanced", "lost", "open"])).sum()),
     }
-    row.update(
-        km_quantiles(
-            group["duration_days"].to_numpy(dtype=float), group["advanced"].to_numpy(dtype=bool)
-        )
-    )
+    durations = group["duration_days"].to_numpy(dtype=float)
+    row.update(km_quantiles(durations, group["advanced"].to_numpy(dtype=bool)))
+    row.update(competing_risks(durations, outcome.to_numpy(dtype=object), row["median_days"]))
     return row
 
 

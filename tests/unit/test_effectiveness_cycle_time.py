@@ -93,3 +93,57 @@ def test_the_report_counts_advanced_lost_and_open_and_won_cycles_by_creation_mon
     assert months["2026-01"]["won"] == 1 and months["2026-01"]["median_days"] == 30
     assert months["2026-02"]["won"] == 0 and months["2026-02"]["open"] == 2
     assert months["2026-02"]["median_days"] is None
+
+
+def test_cumulative_incidence_matches_lifelines_aalen_johansen():
+    import warnings
+
+    from lifelines import AalenJohansenFitter
+
+    from enablement.domain.cycle_time import cumulative_incidence
+
+    rng = np.random.default_rng(4)
+    n = 400
+    # NOTE: no tied times: lifelines breaks ties by random jitter, which moves its curve.
+    durations = rng.exponential(30, n) + 0.1
+    outcome = rng.choice(np.array(["advanced", "lost", "open", "backward"], dtype=object), n)
+    times, adv, lost = cumulative_incidence(durations, outcome == "advanced", outcome == "lost")
+    codes = np.select([outcome == "advanced", outcome == "lost"], [1, 2], 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for code, ours in ((1, adv), (2, lost)):
+            fitter = AalenJohansenFitter(calculate_variance=False, seed=0)
+            fitter.fit(durations, codes, event_of_interest=code)
+            theirs = fitter.cumulative_density_.iloc[:, 0]
+            for t in (5.0, 20.0, 60.0):
+                value = float(theirs[theirs.index <= t].iloc[-1])
+                assert ours[np.searchsorted(times, t, side="right") - 1] == pytest.approx(
+                    value, abs=1e-9
+                )
+    # Incidence of advancing plus losing never exceeds 1, and advancing alone stays below KM's 1 - S.
+    assert (adv + lost <= 1 + 1e-12).all()
+
+
+def test_the_km_median_is_labelled_and_the_competing_risk_view_sits_beside_it():
+    # Ten episodes: three advance (days 5, 6, 7), five are lost early (days 1-3), two stay open.
+    history = frame(
+        [(f"a{i}", "lead", 0) for i in range(3)]
+        + [(f"a{i}", "demo", 5 + i) for i in range(3)]
+        + [(f"l{i}", "lead", 0) for i in range(5)]
+        + [(f"l{i}", "lost", 1 + i % 3) for i in range(5)]
+        + [(f"o{i}", "lead", 0) for i in range(2)]
+    )
+    deals = pd.DataFrame({"deal_id": sorted(set(history["deal_id"])), "created_at": T0})
+    episodes, crm = build_episodes(history, STAGES, AS_OF)
+    report = compute_cycle_time(
+        episodes, crm, STAGES, deals, history, AS_OF.isoformat(), float(to_days(AS_OF)[0])
+    )
+    awareness = report["buying_stages"][0]
+    # Kaplan-Meier treats the lost deals as if they might still advance: median day 7.
+    assert awareness["median_days"] == pytest.approx(7.0)
+    # Only 3 of 10 had actually advanced by then; 5 of 10 were lost within 30 days.
+    assert awareness["advanced_at_median"] == pytest.approx(0.3)
+    assert awareness["lost_30d"] == pytest.approx(0.5)
+    assert awareness["advanced_30d"] == pytest.approx(0.3)
+    assert awareness["cif_median_days"] is None  # half never actually advance
+    assert "had no deal been lost" in report["method"] and "Aalen-Johansen" in report["method"]
