@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from enablement import TEMPLATES
+from enablement.domain.timestamps import format_for_people
 from enablement.errors import InvalidInput
 
 FORMATS = ("table", "json", "csv", "html")
@@ -46,6 +47,13 @@ TABLES = {
             "median_days_unexposed",
             "verdict",
             "reason",
+            "smd_log_amount",
+            "smd_industry_max",
+            "smd_owner_max",
+            "imbalanced",
+            "ph_p_value",
+            "e_value",
+            "e_value_ci",
         ],
     ),
 }
@@ -63,6 +71,12 @@ CYCLE_COLUMNS = [
     "median_days",
     "p25_days",
     "p75_days",
+    "advanced_at_median",
+    "advanced_30d",
+    "lost_30d",
+    "advanced_90d",
+    "lost_90d",
+    "cif_median_days",
     "won",
 ]
 
@@ -84,10 +98,45 @@ def _cycle_rows(report: dict) -> list[dict]:
     return [{c: r.get(c) for c in CYCLE_COLUMNS} for r in rows]
 
 
+def _effect_row(item: dict) -> dict:
+    """One effectiveness item with its diagnostics flattened into columns (empty when not fitted)."""
+    diag = item.get("diagnostics") or {}
+    balance = diag.get("balance") or {}
+    flat = {
+        **item,
+        **{k: balance.get(k) for k in ("smd_log_amount", "smd_industry_max", "smd_owner_max")},
+        "imbalanced": balance.get("imbalanced"),
+        "ph_p_value": (diag.get("proportional_hazards") or {}).get("p_value"),
+        "e_value": diag.get("e_value"),
+        "e_value_ci": diag.get("e_value_ci"),
+    }
+    return {c: flat.get(c) for c in TABLES["effectiveness"][1]}
+
+
+def _impact_row(row: dict) -> dict:
+    """A recommender-impact row as an effectiveness row: no asset, the recommended group as exposed."""
+    holdout = f"{row['holdout_episodes']} holdout episodes ({row['holdout_advances']} advanced)"
+    return _effect_row(
+        {
+            **row,
+            "asset_id": "",
+            "title": "Recommender impact: recommended group vs holdout",
+            "exposed_episodes": row["recommended_episodes"],
+            "exposed_advances": row["recommended_advances"],
+            "q_value": row.get("p_value"),
+            "reason": f"{row['reason']}; {holdout}" if row.get("reason") else holdout,
+        }
+    )
+
+
 def table_rows(kind: str, report: dict) -> tuple[list[str], list[dict]]:
     """The report's main table: column names and rows."""
     if kind == "cycle-time":
         return CYCLE_COLUMNS, _cycle_rows(report)
+    if kind == "effectiveness":
+        rows = [_effect_row(item) for item in report["items"]]
+        impact = [_impact_row(row) for row in report.get("recommender_impact", [])]
+        return TABLES[kind][1], rows + impact
     field, columns = TABLES[kind]
     return columns, [{c: item.get(c) for c in columns} for item in report[field]]
 
@@ -104,7 +153,9 @@ def render(kind: str, report: dict, fmt: str) -> str:
     if fmt == "csv":
         return render_csv(columns, rows)
     if fmt == "table":
-        return text_table(columns, rows) + f"\nas of {report['as_of']}\n"
+        if kind == "coverage":
+            return coverage_table(report)
+        return text_table(columns, rows) + f"\nas of {format_for_people(report['as_of'])}\n"
     raise InvalidInput(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
@@ -140,6 +191,67 @@ def text_table(columns: list[str], rows: list[dict]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+# The coverage page's sections below its matrices, as (title, report list, columns), so the
+# text table shows everything the HTML page does.
+COVERAGE_SECTIONS = (
+    ("Gaps", "gaps", ["stage", "dimension", "value", "open_deals", "stale_assets"]),
+    (
+        "CRM stages without a reliable mapping",
+        "unmapped_stages",
+        ["pipeline_id", "stage_id", "label", "problem", "buying_stage", "confidence", "open_deals"],
+    ),
+    (
+        "Product pitches, not point of view",
+        "product_pitch_assets",
+        ["asset_id", "title", "author", "pitch_score"],
+    ),
+    ("Assets with no buying stage", "untagged_assets", ["asset_id", "title", "author", "missing"]),
+    ("Shared but never opened", "never_opened_assets", ["asset_id", "title", "author", "shares"]),
+    ("Live but never shared", "never_shared_assets", ["asset_id", "title", "author"]),
+)
+
+
+def coverage_table(report: dict) -> str:
+    """The coverage report as text: every cell (the CSV's table), then each section of the HTML page."""
+    columns, rows = table_rows("coverage", report)
+    parts = [
+        text_table(columns, rows),
+        "",
+        "By buying stage",
+        text_table(
+            ["stage", "live_assets", "stale_assets", "shares_90d", "open_deals", "status"],
+            report["stages"],
+        ),
+    ]
+    for title, key, section_columns in COVERAGE_SECTIONS:
+        items = report.get(key, [])
+        parts += ["", f"{title} ({len(items)})"]
+        if items:
+            rows = [{c: _cell_text(item.get(c)) for c in section_columns} for item in items]
+            parts.append(text_table(section_columns, rows))
+    stages = [s["stage"] for s in report["stages"]]
+    authors = report.get("authors", [])
+    parts += ["", f"Voices: named authors per stage ({len(authors)})"]
+    if authors:
+        rows = [
+            {"author": a["author"], **a["stages"], "live_assets": a["live_assets"]} for a in authors
+        ]
+        parts.append(text_table(["author", *stages, "live_assets"], rows))
+    parts += [
+        "",
+        f"as of {format_for_people(report['as_of'])} "
+        f"(thin: open deals and fewer than {report['min_assets']} live assets)",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _cell_text(value):
+    """A list as '; '-joined text for a table cell; anything else unchanged."""
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return value
+
+
 def render_coverage_html(report: dict) -> str:
     """One self-contained HTML file (inline CSS, no external URL) with stage x persona/industry heatmaps."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -161,5 +273,7 @@ def render_coverage_html(report: dict) -> str:
         )
     stages = [s["stage"] for s in report["stages"]]
     return env.get_template("report_coverage.html").render(
-        report=report, matrices=matrices, stages=stages
+        report={**report, "as_of": format_for_people(report["as_of"])},
+        matrices=matrices,
+        stages=stages,
     )

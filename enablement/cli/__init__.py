@@ -19,6 +19,8 @@ class EnablementGroup(click.Group):
 
     def invoke(self, ctx_):
         """Run the command; EnablementError prints to stderr and exits 1 (traceback with --debug)."""
+        # NOTE: click empties ctx.args before the group's callback runs; remember --help here.
+        ctx_.meta["enablement.help"] = "--help" in ctx_.args
         try:
             return super().invoke(ctx_)
         except EnablementError as e:
@@ -36,7 +38,8 @@ class EnablementGroup(click.Group):
 def cli(context: click.Context, debug: bool) -> None:
     """Thought-leadership enablement for B2B sales."""
     context.ensure_object(dict)["debug"] = debug
-    if not has_app_context():
+    # NOTE: `enablement tokens --help` answers without settings: a bad one must not hide the help.
+    if not has_app_context() and not context.meta.get("enablement.help"):
         # NOTE: the console script builds the app here, not in main(), so that `--help`
         # (answered by click before this runs) needs no app, database or settings.
         from enablement import create_app
@@ -83,9 +86,9 @@ class ProgressBar:
 
 
 # NOTE: imported after the group and helpers above exist, because the command modules use them.
-from enablement.cli import admin, assets, demo, files, reports, stage_map, sync  # noqa: E402
+from enablement.cli import admin, assets, demo, files, recommend, reports, stage_map, sync  # noqa: E402
 
-for _module in (admin, files, stage_map, demo, reports, sync, assets):
+for _module in (admin, files, stage_map, demo, reports, sync, assets, recommend):
     _module.register(cli)
 
 

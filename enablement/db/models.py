@@ -226,6 +226,10 @@ class Share(Base):
         Index("ix_shares_asset", "asset_id", "shared_at"),
         Index("ix_shares_deal", "deal_id", "shared_at"),
         Index("ix_shares_writeback", "writeback_state"),
+        # "Recommended, then shared" joins shares to the impression they came from.
+        Index("ix_shares_impression", "impression_id"),
+        # A rep's own shares (GET /api/v1/shares?mine=true), newest first.
+        Index("ix_shares_shared_by", "shared_by", "shared_at"),
         # Cache fingerprints read the newest share (enablement.db.versioning).
         Index("ix_shares_created", "created_at"),
     )
@@ -299,12 +303,20 @@ class SyncState(Base):
 
 
 class WebhookEvent(Base):
-    """A CRM webhook event stored durably before it is applied."""
+    """A CRM webhook event stored durably before it is applied (the webhook inbox).
+
+    status: `pending` (stored, not applied yet), `applied`, `ignored` (nothing to change: a
+    property the product does not track, or older than what is known), `rejected` (could
+    not be read; `error` says why). One row per event key, however often it is delivered.
+    """
 
     __tablename__ = "webhook_events"
     __table_args__ = (
         UniqueConstraint("portal_id", "subscription_id", "event_id", "occurred_at"),
         Index("ix_webhook_events_pending", "applied_at"),
+        Index("ix_webhook_events_status", "status"),
+        # The newest applied change of a deal's field (late events must not overwrite it).
+        Index("ix_webhook_events_field", "object_id", "property_name", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -314,6 +326,11 @@ class WebhookEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column()
     subscription_type: Mapped[str] = mapped_column(String(64))
     object_id: Mapped[str | None] = mapped_column(String(64))
+    # The deal field this event orders against (enablement.domain.deal_events.ordering_field).
+    property_name: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # Deliveries of this same event after the first (HubSpot retries, concurrent workers).
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[dict] = mapped_column(default=dict)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     applied_at: Mapped[datetime | None] = mapped_column()
@@ -330,3 +347,44 @@ class ReportCache(Base):
     version: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecommendationImpression(Base):
+    """One recommendation answer shown for a deal (or withheld for the holdout), and who asked."""
+
+    __tablename__ = "recommendation_impressions"
+    __table_args__ = (
+        Index("ix_recommendation_impressions_deal", "deal_id", "created_at"),
+        Index("ix_recommendation_impressions_created", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id"))
+    buying_stage: Mapped[str | None] = mapped_column(String(16))
+    holdout: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where it was shown: api, cli, hubspot_card.
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    requested_by: Mapped[str | None] = mapped_column(String(255))
+    token_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    items: Mapped[list[RecommendationItem]] = relationship(
+        back_populates="impression", order_by="RecommendationItem.rank"
+    )
+
+
+class RecommendationItem(Base):
+    """An asset listed in an impression, at its rank with its score."""
+
+    __tablename__ = "recommendation_items"
+    __table_args__ = (Index("ix_recommendation_items_asset", "asset_id"),)
+
+    impression_id: Mapped[str] = mapped_column(
+        ForeignKey("recommendation_impressions.id", ondelete="CASCADE"), primary_key=True
+    )
+    asset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    exploration: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    impression: Mapped[RecommendationImpression] = relationship(back_populates="items")

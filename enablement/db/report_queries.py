@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from enablement.db.models import Asset, CrmStage, Deal, LinkView, Share, StageChange
+from enablement.db.models import (
+    Asset,
+    CrmStage,
+    Deal,
+    LinkView,
+    RecommendationImpression,
+    Share,
+    StageChange,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,6 +136,23 @@ def shares(session: Session) -> pd.DataFrame:
         .where(_live_deals())
     ).all()
     return pd.DataFrame(rows, columns=["share_id", "deal_id", "asset_id", "shared_at", "shared_by"])
+
+
+@reads(RecommendationImpression, Deal)
+def impressions(session: Session) -> pd.DataFrame:
+    """Recommendation answers for live deals: deal_id, shown_at, holdout."""
+    import pandas as pd
+
+    rows = session.execute(
+        select(
+            RecommendationImpression.deal_id,
+            RecommendationImpression.created_at,
+            RecommendationImpression.holdout,
+        )
+        .join(Deal, Deal.id == RecommendationImpression.deal_id)
+        .where(_live_deals())
+    ).all()
+    return pd.DataFrame(rows, columns=["deal_id", "shown_at", "holdout"])
 
 
 @reads(Share, Deal, LinkView)

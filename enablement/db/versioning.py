@@ -16,6 +16,8 @@ to a table a cache does not read leaves that cache alone. Per table, the fingerp
   the only updates set the link token hash (in the inserting transaction) and the CRM
   write-back state, neither read by any cache, so write-back does not throw caches away.
   created_at is a column default; a delete plus an insert adds a newer one. Indexed on it.
+- recommendation_impressions: (row count, newest created_at): rows are only inserted (one per
+  recommendation answer), never updated. Indexed on created_at.
 - crm_stages: a digest of every row and column. The stage map is small (hundreds of rows) and
   has no write timestamp, so its content is the cheapest fingerprint that sees every change.
 
@@ -34,7 +36,15 @@ from collections.abc import Iterable
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
-from enablement.db.models import Asset, CrmStage, Deal, LinkView, Share, StageChange
+from enablement.db.models import (
+    Asset,
+    CrmStage,
+    Deal,
+    LinkView,
+    RecommendationImpression,
+    Share,
+    StageChange,
+)
 
 # table name -> the column whose maximum, with the row count, fingerprints it (see above).
 _NEWEST = {
@@ -43,6 +53,7 @@ _NEWEST = {
     StageChange.__tablename__: StageChange.id,
     LinkView.__tablename__: LinkView.id,
     Share.__tablename__: Share.created_at,
+    RecommendationImpression.__tablename__: RecommendationImpression.created_at,
 }
 # Small tables fingerprinted by their whole content.
 _DIGESTED = {CrmStage.__tablename__: CrmStage.__table__}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process, utils
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
@@ -73,6 +73,7 @@ class _Candidates:
     owners: list[str | None]
     stages: list[str | None]
     buying: list[str | None]
+    closed: list[bool]
 
 
 # NOTE: one candidate list per engine, rebuilt when a table it reads (deals, the stage map)
@@ -89,30 +90,115 @@ def _candidates(session: Session) -> _Candidates:
     cached = _CANDIDATES.get(engine)
     if cached is not None and cached.version == version:
         return cached
-    ids, texts, owners, stages, buying = [], [], [], [], []
+    ids, texts, owners, stages, buying, closed = [], [], [], [], [], []
     rows = session.connection().execute(
         _stage_join(
             select(Deal.id, Deal.name, Deal.company, Deal.owner_id, Deal.current_stage_id)
-            .add_columns(CrmStage.buying_stage)
+            .add_columns(CrmStage.buying_stage, CrmStage.is_closed, Deal.closed_at)
             .where(Deal.deleted_at.is_(None))
         )
     )
-    for deal_id, name, company, owner, stage, buying_stage in rows:
+    for deal_id, name, company, owner, stage, buying_stage, is_closed, closed_at in rows:
         ids.append(deal_id)
         texts.append(utils.default_process(search_text(name, company)))
         owners.append(owner)
         stages.append(stage)
         buying.append(buying_stage)
-    cached = _Candidates(version, ids, texts, owners, stages, buying)
+        closed.append(is_deal_closed(is_closed, closed_at))
+    cached = _Candidates(version, ids, texts, owners, stages, buying, closed)
     _CANDIDATES[engine] = cached
     return cached
 
 
+def is_deal_closed(stage_is_closed: bool | None, closed_at) -> bool:
+    """A deal is closed when its current CRM stage is a closed one or it has a close date."""
+    return bool(stage_is_closed) or closed_at is not None
+
+
+def _open_condition():
+    """SQL form of `not is_deal_closed`: the current stage is not closed and no close date."""
+    return and_(
+        or_(CrmStage.is_closed.is_(None), CrmStage.is_closed.is_(False)), Deal.closed_at.is_(None)
+    )
+
+
+def is_plausible_id(value: str) -> bool:
+    """False for ids no row can have (too long, NUL or other control characters, lone surrogates).
+
+    Checked before querying: PostgreSQL refuses NUL in a string and a lone surrogate cannot be
+    encoded, which would otherwise turn a bad URL into a server error instead of a 404.
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+def visible_deal(session: Session, deal_id: str, owner_scope: str | None) -> Deal:
+    """The deal (not deleted) as the caller may see it; NotFound when missing or another owner's.
+
+    The one sales-scope rule: a caller scoped to an owner (a sales token bound to a CRM owner)
+    sees that owner's deals only, and another owner's deal looks exactly like a missing one.
+    """
+    deal = session.get(Deal, deal_id) if is_plausible_id(deal_id) else None
+    return check_visible(deal, deal_id, owner_scope)
+
+
+def check_visible(deal: Deal | None, deal_id: str, owner_scope: str | None) -> Deal:
+    """The sales-scope rule on a loaded deal (see visible_deal): the deal, or NotFound."""
+    if (
+        deal is None
+        or deal.deleted_at is not None
+        or (owner_scope is not None and deal.owner_id != owner_scope)
+    ):
+        raise NotFound(f"no deal {deal_id!r}")
+    return deal
+
+
+def visible_deal_with_stage(session: Session, deal_id: str, owner_scope: str | None):
+    """visible_deal with its current CRM stage, in one query: a row with the deal's columns and
+    stage_label, stage_buying_stage, stage_is_closed (None when the stage is unknown)."""
+    row = (
+        session.execute(_DEAL_WITH_STAGE, {"deal_id": deal_id}).first()
+        if is_plausible_id(deal_id)
+        else None
+    )
+    return check_visible(row, deal_id, owner_scope)
+
+
 def _stage_join(stmt):
+    """Join a deal query to its current CRM stage (outer: unmapped or unknown stages stay)."""
     return stmt.outerjoin(
         CrmStage,
         and_(CrmStage.pipeline_id == Deal.pipeline_id, CrmStage.id == Deal.current_stage_id),
     )
+
+
+# NOTE: asked on every recommendation: one Core statement built once (compiled once, cached).
+_DEAL_WITH_STAGE = _stage_join(
+    select(
+        *(
+            Deal.__table__.c[name]
+            for name in (
+                "id",
+                "name",
+                "owner_id",
+                "current_stage_id",
+                "deleted_at",
+                "closed_at",
+                "industry",
+                "personas",
+                "topics",
+            )
+        ),
+        CrmStage.__table__.c.label.label("stage_label"),
+        CrmStage.__table__.c.buying_stage.label("stage_buying_stage"),
+        CrmStage.__table__.c.is_closed.label("stage_is_closed"),
+    )
+).where(Deal.__table__.c.id == bindparam("deal_id"))
 
 
 def search_deals(
@@ -122,17 +208,25 @@ def search_deals(
     stage: str | None = None,
     page: int = 1,
     per_page: int = 50,
+    open: bool | None = None,
+    owner_scope: str | None = None,
 ) -> dict:
     """A page of live (not deleted) deals, best fuzzy match first when q is given, else newest first.
 
-    `stage` is a buying stage (awareness, interest, evaluation, closing) or a CRM stage id.
+    `stage` is a buying stage (awareness, interest, evaluation, closing) or a CRM stage id;
+    `open=True` keeps deals not closed (False: closed ones); `owner_scope` (a scoped sales
+    caller) limits the list to that owner's deals whatever `owner_id` asks.
     """
     q = (q or "").strip()
+    if owner_scope is not None:
+        if owner_id is not None and owner_id != owner_scope:
+            return {"items": [], "page": page, "per_page": per_page, "total": 0}
+        owner_id = owner_scope
     offset = (page - 1) * per_page
     scores: dict[str, float] = {}
     with sessions() as session:
         if q:
-            ranked = _fuzzy(_candidates(session), q, owner_id, stage)
+            ranked = _fuzzy(_candidates(session), q, owner_id, stage, open)
             total = len(ranked)
             scores = dict(ranked[offset : offset + per_page])
             ids = list(scores)
@@ -144,6 +238,8 @@ def search_deals(
                 filters.append(CrmStage.buying_stage == stage)
             elif stage:
                 filters.append(Deal.current_stage_id == stage)
+            if open is not None:
+                filters.append(_open_condition() if open else ~_open_condition())
             total = session.scalar(
                 _stage_join(select(func.count()).select_from(Deal)).where(*filters)
             )
@@ -162,16 +258,18 @@ def search_deals(
     return {"items": items, "page": page, "per_page": per_page, "total": total}
 
 
-def _fuzzy(c: _Candidates, q: str, owner_id: str | None, stage: str | None):
+def _fuzzy(c: _Candidates, q: str, owner_id: str | None, stage: str | None, open: bool | None):
     """Rank the candidates that pass the filters."""
     # NOTE: typo-tolerant matching cannot be prefiltered with LIKE, so every candidate is scored.
-    if not owner_id and not stage:
+    if not owner_id and not stage and open is None:
         return rank_by_text(q, c.ids, c.texts)
     column = c.buying if stage in BUYING_STAGES else c.stages
     keep = [
         i
         for i in range(len(c.ids))
-        if (not owner_id or c.owners[i] == owner_id) and (not stage or column[i] == stage)
+        if (not owner_id or c.owners[i] == owner_id)
+        and (not stage or column[i] == stage)
+        and (open is None or c.closed[i] != open)
     ]
     return rank_by_text(q, [c.ids[i] for i in keep], [c.texts[i] for i in keep])
 
@@ -206,11 +304,17 @@ def _summary(deal: Deal, stage_label: str | None, buying_stage: str | None) -> d
     }
 
 
-def get_deal(sessions: sessionmaker[Session], settings: Settings, deal_id: str) -> dict:
+def get_deal(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    deal_id: str,
+    owner_scope: str | None = None,
+) -> dict:
     """A deal with its current CRM and buying stage, full stage history and shares (with views)."""
     with sessions() as session:
-        deal = session.get(Deal, deal_id)
-        if deal is None:
+        deal = session.get(Deal, deal_id) if is_plausible_id(deal_id) else None
+        # NOTE: deleted deals stay readable here (deleted_at is shown), but never across owners.
+        if deal is None or (owner_scope is not None and deal.owner_id != owner_scope):
             raise NotFound(f"no deal {deal_id!r}")
         history = session.execute(
             select(StageChange.pipeline_id, StageChange.stage_id, StageChange.entered_at)

@@ -16,7 +16,7 @@ from enablement.db.types import utcnow
 from enablement.db.versioning import table_versions, version_text
 from enablement.domain import coverage as coverage_domain
 from enablement.domain.cycle_time import compute_cycle_time
-from enablement.domain.effectiveness import compute_effectiveness
+from enablement.domain.effectiveness import compute_effectiveness, recommender_impact
 from enablement.domain.episodes import build_episodes, to_days
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 from enablement.errors import InvalidInput
@@ -33,6 +33,9 @@ LOADS = {
     "cycle-time": _COMMON,
     "effectiveness": {**_COMMON, "shares": q.shares, "titles": q.asset_titles},
     "coverage": {**_COMMON, "shares": q.shares_with_views, "assets": q.assets},
+    # Part of the effectiveness report, cached on its own: every recommendation answer adds an
+    # impression, which must not throw away the per-asset effects (the expensive part).
+    "recommender-impact": {**_COMMON, "impressions": q.impressions},
 }
 
 
@@ -42,9 +45,17 @@ def tables_read(kind: str) -> tuple:
 
 
 def get_report(
-    sessions: sessionmaker[Session], settings: Settings, kind: str, as_of: datetime | None = None
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    kind: str,
+    as_of: datetime | None = None,
+    on_compute=None,
 ) -> dict:
-    """The report of this kind at as_of (default now), from the cache while its tables are unchanged."""
+    """The report of this kind at as_of (default now), from the cache while its tables are unchanged.
+
+    on_compute(), when given, is called on a cache miss before the (possibly slow) computation.
+    The effectiveness report carries the recommender's own impact beside the per-asset effects.
+    """
     if kind not in KINDS:
         raise InvalidInput(f"unknown report {kind!r}; choose one of {', '.join(KINDS)}")
     if as_of is not None:
@@ -52,6 +63,21 @@ def get_report(
             as_of = parse_timestamp(as_of)
         except InvalidTimestamp as e:
             raise InvalidInput(f"as_of: {e}") from None
+    report = _cached(sessions, settings, kind, as_of, on_compute)
+    if kind == "effectiveness":
+        impact = _cached(sessions, settings, "recommender-impact", as_of, on_compute)
+        report = {**report, "recommender_impact": impact["rows"]}
+    return report
+
+
+def _cached(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    kind: str,
+    as_of: datetime | None,
+    on_compute,
+) -> dict:
+    """One cached part (a LOADS kind) at as_of, computed and stored on a miss."""
     now = utcnow()
     key = f"{kind}:{as_of.isoformat()}" if as_of is not None else f"{kind}:latest"
     if kind == "coverage":
@@ -68,6 +94,8 @@ def get_report(
             and (as_of is not None or now - cached.created_at <= LATEST_MAX_AGE)
         ):
             return cached.payload
+        if on_compute is not None:
+            on_compute()
         data = {name: query(session) for name, query in LOADS[kind].items()}
     report = _compute(kind, data, settings, as_of or now)
     _store(sessions, key, version, report)
@@ -82,6 +110,8 @@ def _compute(kind: str, data: dict, settings: Settings, as_of: datetime) -> dict
         return compute_effectiveness(
             episodes, data["deals"], data["shares"], data["titles"], as_of_iso
         )
+    if kind == "recommender-impact":
+        return {"rows": recommender_impact(episodes, data["deals"], data["impressions"])}
     if kind == "cycle-time":
         return compute_cycle_time(
             episodes,

@@ -6,12 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
-from enablement.db.models import Asset, Deal, LinkView, Share
+from enablement.db.models import (
+    Asset,
+    LinkView,
+    RecommendationImpression,
+    RecommendationItem,
+    Share,
+)
 from enablement.db.types import utcnow
 from enablement.domain.assets import is_live
 from enablement.domain.links import (
@@ -22,7 +28,8 @@ from enablement.domain.links import (
     looks_like_token,
     token_hash,
 )
-from enablement.errors import Conflict, Forbidden, NotFound
+from enablement.errors import Conflict, Forbidden, InvalidInput, NotFound
+from enablement.services.deals import visible_deal
 
 MAX_USER_AGENT = 512
 # Where a share came from; shares from these are logged as notes on the CRM deal when
@@ -40,6 +47,7 @@ class NewShare:
     shared_at: datetime
     shared_by: str | None = None
     channel: str | None = None
+    impression_id: str | None = None  # the recommendation it was shared from, if any
 
 
 def store_shares(
@@ -55,9 +63,7 @@ def store_shares(
     if not shares:
         return []
     writeback = (
-        "pending"
-        if settings.hubspot_writeback == "notes" and source in WRITEBACK_SOURCES
-        else None
+        "pending" if settings.hubspot_writeback == "notes" and source in WRITEBACK_SOURCES else None
     )
     ids = session.scalars(
         insert(Share).returning(Share.id, sort_by_parameter_order=True),
@@ -69,6 +75,7 @@ def store_shares(
                 "shared_by": s.shared_by,
                 "channel": s.channel,
                 "source": source,
+                "impression_id": s.impression_id,
                 "writeback_state": writeback,
             }
             for s in shares
@@ -78,7 +85,10 @@ def store_shares(
     session.execute(
         update(Share),
         [
-            {"id": share_id, "link_token_hash": token_hash(link_token(settings.secret_key, share_id))}
+            {
+                "id": share_id,
+                "link_token_hash": token_hash(link_token(settings.secret_key, share_id)),
+            }
             for share_id in ids
         ],
     )
@@ -96,7 +106,11 @@ def _find(session: Session, deal_id: str, asset_id: str, shared_at: datetime) ->
 def _answer(settings: Settings, share_id: int, shared_at: datetime) -> dict:
     """What share creation answers: {id, link, shared_at}."""
     token = link_token(settings.secret_key, share_id)
-    return {"id": share_id, "link": link_url(settings.public_base_url, token), "shared_at": shared_at}
+    return {
+        "id": share_id,
+        "link": link_url(settings.public_base_url, token),
+        "shared_at": shared_at,
+    }
 
 
 def create_share(
@@ -109,33 +123,42 @@ def create_share(
     channel: str | None = None,
     shared_at: datetime | None = None,
     may_backfill: bool = False,
+    owner_scope: str | None = None,
+    impression_id: str | None = None,
 ) -> tuple[dict, bool]:
     """Share a live asset to a deal; returns ({id, link, shared_at}, created).
 
     A share already stored at the same (deal, asset, shared_at) is returned unchanged, also
     when two workers race to create it. Only callers allowed to backfill may give shared_at.
+    `owner_scope` limits a scoped sales caller to its owner's deals; `impression_id` names the
+    recommendation the share came from, which must be one shown for this deal listing this asset.
     """
     if shared_at is not None and not may_backfill:
         raise Forbidden("only an admin may give shared_at (a backfilled share)")
     when = (shared_at or utcnow()).astimezone(UTC)
     with sessions.begin() as session:
-        deal = session.get(Deal, deal_id)
-        if deal is None or deal.deleted_at is not None:
-            raise NotFound(f"no deal {deal_id!r}")
+        visible_deal(session, deal_id, owner_scope)
         asset = session.get(Asset, asset_id)
         if asset is None:
             raise NotFound(f"no asset {asset_id!r}")
         if not is_live(asset.status, asset.review_by, utcnow().date()):
-            state = "stale (past its review-by date)" if asset.status == "approved" else asset.status
+            state = (
+                "stale (past its review-by date)" if asset.status == "approved" else asset.status
+            )
             raise Conflict(
                 f"asset {asset_id!r} is not live ({state}); only approved assets not past "
                 "their review-by date can be shared",
-                {"status": asset.status, "review_by": asset.review_by and asset.review_by.isoformat()},
+                {
+                    "status": asset.status,
+                    "review_by": asset.review_by and asset.review_by.isoformat(),
+                },
             )
+        if impression_id is not None:
+            _check_impression(session, impression_id, deal_id, asset_id)
         existing = _find(session, deal_id, asset_id, when)
         if existing is not None:
             return _answer(settings, existing.id, existing.shared_at), False
-        new = NewShare(deal_id, asset_id, when, shared_by, channel)
+        new = NewShare(deal_id, asset_id, when, shared_by, channel, impression_id)
         try:
             with session.begin_nested():
                 (share_id,) = store_shares(
@@ -148,6 +171,71 @@ def create_share(
                 raise
             return _answer(settings, existing.id, existing.shared_at), False
         return _answer(settings, share_id, when), True
+
+
+def _check_impression(session: Session, impression_id: str, deal_id: str, asset_id: str) -> None:
+    """InvalidInput unless the impression was shown for this deal and listed this asset."""
+    listed = session.execute(
+        select(RecommendationItem.asset_id)
+        .join(
+            RecommendationImpression,
+            RecommendationImpression.id == RecommendationItem.impression_id,
+        )
+        .where(
+            RecommendationItem.impression_id == impression_id,
+            RecommendationItem.asset_id == asset_id,
+            RecommendationImpression.deal_id == deal_id,
+        )
+    ).first()
+    if listed is None:
+        raise InvalidInput(
+            "impression_id must name a recommendation shown for this deal that listed this asset",
+            {"impression_id": ["not a recommendation of this asset for this deal"]},
+        )
+
+
+def list_shares(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    shared_by: str,
+    page: int = 1,
+    per_page: int = 50,
+) -> dict:
+    """A page of the shares made by one person (newest first), with buyer views and links."""
+    views = (
+        select(LinkView.share_id, func.count().label("n")).group_by(LinkView.share_id).subquery()
+    )
+    with sessions() as session:
+        total = session.scalar(
+            select(func.count()).select_from(Share).where(Share.shared_by == shared_by)
+        )
+        rows = session.execute(
+            select(Share, Asset.title, func.coalesce(views.c.n, 0))
+            .join(Asset, Asset.id == Share.asset_id)
+            .outerjoin(views, views.c.share_id == Share.id)
+            .where(Share.shared_by == shared_by)
+            .order_by(Share.shared_at.desc(), Share.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        ).all()
+        items = [
+            {
+                "id": share.id,
+                "deal_id": share.deal_id,
+                "asset_id": share.asset_id,
+                "asset_title": title,
+                "shared_at": share.shared_at,
+                "shared_by": share.shared_by,
+                "channel": share.channel,
+                "impression_id": share.impression_id,
+                "views": count,
+                "link": link_url(
+                    settings.public_base_url, link_token(settings.secret_key, share.id)
+                ),
+            }
+            for share, title, count in rows
+        ]
+    return {"items": items, "page": page, "per_page": per_page, "total": total}
 
 
 def follow_link(

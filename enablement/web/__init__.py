@@ -7,6 +7,24 @@ from flask import Blueprint
 
 def blueprints() -> list[Blueprint]:
     """The blueprint of every feature module, in registration order."""
-    from enablement.web import assets, deals, health, links, openapi, reports, stage_map, tokens
+    from enablement.web import (
+        assets,
+        deals,
+        health,
+        hubspot_card,
+        links,
+        openapi,
+        recommendations,
+        reports,
+        stage_map,
+        tokens,
+        webhooks,
+    )
 
-    return [m.bp for m in (health, openapi, tokens, assets, deals, stage_map, links, reports)]
+    return [
+        m.bp
+        for m in (
+            health, openapi, tokens, assets, deals, stage_map, links, reports, recommendations,
+            hubspot_card, webhooks,
+        )
+    ]

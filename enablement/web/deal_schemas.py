@@ -11,7 +11,11 @@ class DealQuery(PageQuery):
     """Search and filters of the deal list."""
 
     q = fields.String(validate=validate.Length(max=200))
-    owner_id = fields.String(validate=validate.Length(min=1, max=64))
+    owner_id = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "a CRM owner id, or `me` for the owner of a sales token"},
+    )
+    open = fields.Boolean(metadata={"description": "true: deals not closed; false: closed deals"})
     stage = fields.String(
         validate=validate.Length(min=1, max=64),
         metadata={"description": "a buying stage or a CRM stage id"},
@@ -95,6 +99,13 @@ class ShareBody(StrictSchema):
         ),
     )
     shared_at = Timestamp(allow_none=True)
+    impression_id = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(
+            r"^[0-9a-f]{32}$", error="an impression_id from a recommendation answer"
+        ),
+        metadata={"description": "the recommendation answer the asset was shared from"},
+    )
 
 
 class ShareCreatedSchema(Schema):
@@ -103,3 +114,78 @@ class ShareCreatedSchema(Schema):
     id = fields.Integer()
     link = fields.String()
     shared_at = fields.AwareDateTime()
+
+
+class ShareListQuery(PageQuery):
+    """Filters of the share list: `mine=true` (required for now) lists the caller's own shares."""
+
+    mine = fields.Boolean(
+        required=True, validate=validate.Equal(True, error="only mine=true is supported")
+    )
+
+
+class ShareListItemSchema(DealShareSchema):
+    """A share in the caller's list, with its deal and the recommendation it came from."""
+
+    deal_id = fields.String()
+    impression_id = fields.String(allow_none=True)
+
+
+class RecommendationQuery(StrictSchema):
+    """How many items to recommend."""
+
+    limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
+
+
+class RecommendedAssetSchema(Schema):
+    """The asset of a recommendation item."""
+
+    id = fields.String()
+    title = fields.String()
+    url = fields.String()
+    kind = fields.String()
+    author = fields.String()
+
+
+class ComponentsSchema(Schema):
+    """The parts of a score, each 0..1."""
+
+    stage = fields.Float()
+    context = fields.Float()
+    evidence = fields.Float()
+    engagement = fields.Float()
+    freshness = fields.Float()
+    novelty = fields.Float()
+    voice = fields.Float()
+
+
+class RecommendationItemSchema(Schema):
+    """One recommended asset with its score, components and reasons."""
+
+    rank = fields.Integer()
+    asset = fields.Nested(RecommendedAssetSchema)
+    score = fields.Float()
+    components = fields.Nested(ComponentsSchema)
+    reasons = fields.List(fields.String())
+    exploration = fields.Boolean()
+
+
+class RecommendedDealSchema(Schema):
+    """The deal the recommendations are for."""
+
+    id = fields.String()
+    name = fields.String()
+    owner_id = fields.String(allow_none=True)
+    crm_stage = fields.Nested(StageRefSchema)
+    buying_stage = fields.String(allow_none=True)
+
+
+class RecommendationsSchema(Schema):
+    """Recommendations for a deal; no items for the holdout, closed deals and unmapped stages."""
+
+    deal = fields.Nested(RecommendedDealSchema)
+    holdout = fields.Boolean()
+    closed = fields.Boolean()
+    message = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(RecommendationItemSchema))
+    impression_id = fields.String()

@@ -5,9 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request
 
 from enablement.context import ctx
-from enablement.services.shares import create_share, follow_link
-from enablement.web.deal_schemas import ShareBody, ShareCreatedSchema
-from enablement.web.endpoint import endpoint
+from enablement.services.shares import create_share, follow_link, list_shares
+from enablement.web.deal_schemas import (
+    ShareBody,
+    ShareCreatedSchema,
+    ShareListItemSchema,
+    ShareListQuery,
+)
+from enablement.web.endpoint import endpoint, owner_scope
+from enablement.web.schemas import paged
 
 bp = Blueprint("links", __name__)
 
@@ -20,7 +26,7 @@ bp = Blueprint("links", __name__)
     body=ShareBody,
     response=ShareCreatedSchema,
     status=201,
-    errors=(404, 409),
+    errors=(404, 409, 422),
 )
 def post_share(principal, body, deal_id):
     """Create (or return the existing) share."""
@@ -34,8 +40,31 @@ def post_share(principal, body, deal_id):
         channel=body.get("channel"),
         shared_at=body.get("shared_at"),
         may_backfill=principal.has_role("admin"),
+        owner_scope=owner_scope(principal),
+        impression_id=body.get("impression_id"),
     )
     return share, 201 if created else 200
+
+
+@bp.get("/api/v1/shares")
+@endpoint(
+    summary="The caller's own shares (`mine=true`), newest first, with buyer views and links",
+    tag="shares",
+    role="sales",
+    query=ShareListQuery,
+    response=paged(ShareListItemSchema),
+    errors=(422,),
+)
+def get_shares(principal, query):
+    """A page of the shares this token made (shared_by is its owner id, else its name)."""
+    container = ctx()
+    return list_shares(
+        container.sessions,
+        container.settings,
+        principal.owner_id or principal.name,
+        page=query["page"],
+        per_page=query["per_page"],
+    )
 
 
 @bp.get("/l/<token>")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, pre_load, validate
 
 from enablement.context import ctx
+from enablement.domain.report_filters import VERDICTS, EffectFilter, filter_effectiveness
+from enablement.domain.stages import BUYING_STAGES
 from enablement.render import render, render_api_json
 from enablement.services.reports import get_report
 from enablement.web.endpoint import endpoint
@@ -17,8 +19,70 @@ bp = Blueprint("reports", __name__)
 class ReportQuery(StrictSchema):
     """format and as_of of every report."""
 
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
-    as_of = Timestamp(load_default=None)
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={"description": "json (default) or csv (the main table, one row per item)"},
+    )
+    as_of = Timestamp(
+        load_default=None,
+        metadata={
+            "description": "report as of this moment (ISO 8601 with a zone); "
+            "later data are ignored. Default: now"
+        },
+    )
+
+    @pre_load
+    def _lower(self, data, **_):
+        # NOTE: filters are case-insensitive, like tags and the stage map (`stage=Closing`).
+        return {
+            k: (
+                v.strip().lower()
+                if k in ("verdict", "stage", "format") and isinstance(v, str)
+                else v
+            )
+            for k, v in data.items()
+        }
+
+
+class CoverageQuery(ReportQuery):
+    """The coverage report can also be the self-contained HTML page."""
+
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "csv", "html"]),
+        metadata={
+            "description": "json (default), csv (the cells), or html: the same self-contained "
+            "page as `enablement report coverage --format html`"
+        },
+    )
+
+
+class EffectivenessQuery(ReportQuery):
+    """Filters of the effectiveness report (case-insensitive)."""
+
+    verdict = fields.String(
+        load_default=None,
+        validate=validate.OneOf(VERDICTS),
+        metadata={"description": "only rows with this verdict: " + ", ".join(VERDICTS)},
+    )
+    stage = fields.String(
+        load_default=None,
+        validate=validate.OneOf(BUYING_STAGES),
+        metadata={"description": "only rows of this buying stage"},
+    )
+    asset = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "only rows of this asset id"},
+    )
+    include_insufficient = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "also list insufficient_data rows (by default they are only "
+            "counted, in hidden_insufficient_data)"
+        },
+    )
 
 
 class EffectSchema(Schema):
@@ -40,6 +104,34 @@ class EffectSchema(Schema):
         validate=validate.OneOf(["shortens", "lengthens", "no_evidence", "insufficient_data"])
     )
     reason = fields.String(allow_none=True)
+    diagnostics = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "where a model was fitted: balance (standardised differences), "
+            "proportional_hazards (test of the effect against log days in stage), e_value, "
+            "e_value_ci, hazard_ratio_fixed_adjustment"
+        },
+    )
+
+
+class RecommenderImpactSchema(Schema):
+    """The recommender's own effect in one buying stage: recommended group versus holdout."""
+
+    buying_stage = fields.String()
+    recommended_episodes = fields.Integer()
+    recommended_advances = fields.Integer()
+    holdout_episodes = fields.Integer()
+    holdout_advances = fields.Integer()
+    hazard_ratio = fields.Float(allow_none=True)
+    ci_low = fields.Float(allow_none=True)
+    ci_high = fields.Float(allow_none=True)
+    p_value = fields.Float(allow_none=True)
+    verdict = fields.String(
+        validate=validate.OneOf(["shortens", "lengthens", "no_evidence", "insufficient_data"])
+    )
+    reason = fields.String(allow_none=True)
+    diagnostics = fields.Dict(allow_none=True)
+    method = fields.String()
 
 
 class EffectivenessReportSchema(Schema):
@@ -48,6 +140,19 @@ class EffectivenessReportSchema(Schema):
     as_of = fields.String()
     method = fields.String()
     items = fields.List(fields.Nested(EffectSchema))
+    recommender_impact = fields.List(
+        fields.Nested(RecommenderImpactSchema),
+        metadata={
+            "description": "one row per buying stage: does asking for recommendations (versus "
+            "the RECOMMENDATION_HOLDOUT group) shorten the stage?"
+        },
+    )
+    hidden_insufficient_data = fields.Integer(
+        metadata={
+            "description": "insufficient_data rows left out of items "
+            "(include_insufficient=true lists them)"
+        }
+    )
 
 
 class CoverageCellSchema(Schema):
@@ -94,6 +199,12 @@ class StageTimeSchema(Schema):
     median_days = fields.Float(allow_none=True)
     p25_days = fields.Float(allow_none=True)
     p75_days = fields.Float(allow_none=True)
+    advanced_at_median = fields.Float(allow_none=True)
+    advanced_30d = fields.Float(allow_none=True)
+    lost_30d = fields.Float(allow_none=True)
+    advanced_90d = fields.Float(allow_none=True)
+    lost_90d = fields.Float(allow_none=True)
+    cif_median_days = fields.Float(allow_none=True)
 
 
 class CycleTimeReportSchema(Schema):
@@ -107,9 +218,26 @@ class CycleTimeReportSchema(Schema):
 
 
 def _answer(kind: str, query: dict) -> Response:
-    """Compute (or read the cached) report and answer it as JSON or CSV."""
+    """Compute (or read the cached) report and answer it as JSON, CSV or (coverage) HTML."""
     container = ctx()
     report = get_report(container.sessions, container.settings, kind, query["as_of"])
+    if kind == "effectiveness":
+        report = filter_effectiveness(
+            report,
+            EffectFilter(
+                query["verdict"], query["stage"], query["asset"], query["include_insufficient"]
+            ),
+        )
+    if query["format"] == "html":
+        # NOTE: the page is self-contained (inline CSS, no script), so the strictest policy fits.
+        return Response(
+            render(kind, report, "html"),
+            mimetype="text/html",
+            headers={
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                "Cache-Control": "private, no-store",
+            },
+        )
     if query["format"] == "csv":
         return Response(
             render(kind, report, "csv"),
@@ -126,7 +254,7 @@ def _answer(kind: str, query: dict) -> Response:
     summary="Coverage: buying stage x persona/industry/topic, gaps, unmapped stages, pitches",
     tag="reports",
     role="marketing",
-    query=ReportQuery,
+    query=CoverageQuery,
     response=CoverageReportSchema,
 )
 def coverage_report(principal, query):
@@ -152,7 +280,7 @@ def cycle_time_report(principal, query):
     summary="Effectiveness: hazard ratio of advancing per (asset, stage), time-varying exposure",
     tag="reports",
     role="marketing",
-    query=ReportQuery,
+    query=EffectivenessQuery,
     response=EffectivenessReportSchema,
 )
 def effectiveness_report(principal, query):

@@ -18,6 +18,7 @@ from enablement.services.stage_map import set_stage_mapping
 from enablement.services.tokens import create_token
 from tests.asset_data import asset_record
 from tests.crm_data import T0, insert_deals, insert_pipeline, sample_deal
+from tests.db.report_inputs import mark_reports
 
 AS_OF = T0 + timedelta(days=30)
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0"
@@ -49,7 +50,7 @@ def warm(world: World) -> None:
         get_report(world.sessions, world.settings, kind, AS_OF)
     deal_search.search_deals(world.sessions, q="acme")
     with world.sessions.begin() as session:
-        session.execute(update(ReportCache).values(payload={"as_of": "marker"}))
+        session.execute(mark_reports(update(ReportCache)))
 
 
 def recomputed(world: World) -> set[str]:
@@ -176,7 +177,7 @@ def test_a_recomputed_report_is_cached_again_under_the_new_fingerprint(world):
     share_an_asset(world)
     assert recomputed(world) == READS_ASSETS_AND_SHARES
     with world.sessions.begin() as session:
-        session.execute(update(ReportCache).values(payload={"as_of": "marker"}))
+        session.execute(mark_reports(update(ReportCache)))
     assert recomputed(world) == set()
 
 

@@ -10,6 +10,7 @@ from enablement.db.types import utcnow
 from enablement.render import render
 from enablement.services.assets import rescore_assets
 from enablement.services.reports import effect_for, get_report
+from tests.db.report_inputs import mark_reports
 from tests.simulator import insert as insert_simulated
 from tests.simulator import simulate
 
@@ -28,6 +29,7 @@ EFFECT_KEYS = {
     "median_days_unexposed",
     "verdict",
     "reason",
+    "diagnostics",
 }
 
 
@@ -40,18 +42,39 @@ def data(sessions):
 
 def test_the_effectiveness_report_has_the_documented_shape(sessions, settings, data):
     report = get_report(sessions, settings, "effectiveness", data.as_of)
-    assert set(report) == {"as_of", "method", "items"}
+    assert set(report) == {"as_of", "method", "items", "recommender_impact"}
+    assert [r["buying_stage"] for r in report["recommender_impact"]] == [
+        "awareness",
+        "interest",
+        "evaluation",
+        "closing",
+    ]
+    # Nobody asked for recommendations in this data: each row says why it has no estimate.
+    assert all(
+        r["verdict"] == "insufficient_data" and r["reason"] for r in report["recommender_impact"]
+    )
     assert report["items"]
     assert all(set(item) == EFFECT_KEYS for item in report["items"])
     assert report["as_of"] == data.as_of.isoformat()
     titles = {it["asset_id"]: it["title"] for it in report["items"]}
     assert titles["a-short"] == "Piece a-short"
+    for item in report["items"]:
+        # Diagnostics exactly where a model was fitted.
+        assert (item["diagnostics"] is None) == (item["verdict"] == "insufficient_data")
+        if item["diagnostics"]:
+            assert {"balance", "proportional_hazards", "e_value", "e_value_ci"} <= set(
+                item["diagnostics"]
+            )
 
 
 def test_a_report_is_read_from_the_cache_until_the_data_change(sessions, settings, data):
     get_report(sessions, settings, "effectiveness", data.as_of)
     with sessions.begin() as session:
-        session.execute(update(ReportCache).values(payload={"as_of": "marker", "items": []}))
+        session.execute(
+            update(ReportCache)
+            .where(ReportCache.key.like("effectiveness:%"))
+            .values(payload={"as_of": "marker", "items": []})
+        )
     assert get_report(sessions, settings, "effectiveness", data.as_of)["as_of"] == "marker"
     with sessions.begin() as session:
         # A Core update: the deal's updated_at still moves (onupdate), so the cache sees it.
@@ -190,7 +213,7 @@ def test_a_buyer_view_refreshes_coverage_but_keeps_the_other_reports_cached(
     for kind in ("coverage", "effectiveness", "cycle-time"):
         get_report(sessions, settings, kind, data.as_of)
     with sessions.begin() as session:
-        session.execute(update(ReportCache).values(payload={"as_of": "marker"}))
+        session.execute(mark_reports(update(ReportCache)))
         share_id = session.scalars(select(Share.id).limit(1)).one()
         session.add(LinkView(share_id=share_id, viewed_at=utcnow()))
     assert get_report(sessions, settings, "effectiveness", data.as_of)["as_of"] == "marker"

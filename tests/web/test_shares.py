@@ -29,7 +29,7 @@ def shares(sessions):
 def test_sales_shares_a_live_asset_and_gets_a_trackable_link(
     client, sessions, token_for, settings, data
 ):
-    headers = {"Authorization": f"Bearer {token_for('sales', 'Rita Rep', owner_id='o7')}"}
+    headers = {"Authorization": f"Bearer {token_for('sales', 'Rita Rep', owner_id='o1')}"}
     response = client.post(URL, json={"asset_id": "a1", "channel": "email"}, headers=headers)
     assert response.status_code == 201
     body = response.get_json()
@@ -39,7 +39,7 @@ def test_sales_shares_a_live_asset_and_gets_a_trackable_link(
     assert body["link"] == f"http://testserver/l/{token}"
     assert stored.link_token_hash == token_hash(token)
     assert token not in (stored.link_token_hash or "")
-    assert (stored.shared_by, stored.channel, stored.source) == ("o7", "email", "api")
+    assert (stored.shared_by, stored.channel, stored.source) == ("o1", "email", "api")
     assert stored.writeback_state is None
 
 
