@@ -9,7 +9,7 @@ PIP := $(BIN)/pip --disable-pip-version-check -q
 # links and the served address follow it.
 RUN_ENV := $(if $(PORT),PORT=$(PORT))
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench load lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# gunicorn on PostgreSQL under a bounded mixed load; FAULT=db-restart restarts its own PostgreSQL mid-run.
+load: $(TEST_STAMP)
+	$(BIN)/python benchmarks/load.py $(if $(FAULT),--fault $(FAULT)) $(LOAD_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check enablement integrations tests benchmarks wsgi.py
