@@ -96,7 +96,10 @@ def test_foreign_requests_reported_by_hubspot_make_the_client_wait(servers):
     for _ in range(6):
         crm.fetch_pipelines()
     assert fake.rejected == {} and crm.stats.by_status == {}
-    assert crm.limiter.foreign == 8  # learnt from the first answer's Remaining: 1
+    # Learnt from the first answer's Remaining. On a slow machine one of our own requests can
+    # leave our window before HubSpot's and be counted as foreign too: an overestimate only
+    # makes the client wait longer, which is the safe side.
+    assert 8 <= crm.limiter.foreign <= 9
     ours = [r[0] for r in fake.requests("/crm/v3/pipelines")]
     assert ours[2] - ours[0] >= 0.9  # the third waited for the foreign ones to leave the window
     assert most_in_a_window([*fake.foreign, *ours], 1.0) <= 10
