@@ -252,8 +252,31 @@ def _cell_text(value):
     return value
 
 
+def coverage_context(report: dict) -> dict:
+    """What the coverage template draws: the report, a matrix per dimension and the stage order."""
+    from enablement.charts import heat_level
+
+    matrices = []
+    for dim, title in (("persona", "Persona"), ("industry", "Industry"), ("topic", "Topic")):
+        cells = [c for c in report["cells"] if c["dimension"] == dim]
+        values = sorted({c["value"] for c in cells})
+        peak = max([c["live_assets"] for c in cells] + [1])
+        grid = {
+            (c["value"], c["stage"]): {**c, "level": heat_level(c["live_assets"], peak)}
+            for c in cells
+        }
+        matrices.append(
+            {"dimension": dim, "title": title, "values": values, "grid": grid, "peak": peak}
+        )
+    return {
+        "report": {**report, "as_of": format_for_people(report["as_of"])},
+        "matrices": matrices,
+        "stages": [s["stage"] for s in report["stages"]],
+    }
+
+
 def render_coverage_html(report: dict) -> str:
-    """One self-contained HTML file (inline CSS, no external URL) with stage x persona/industry heatmaps."""
+    """One self-contained HTML file (inline CSS, no external URL): the live page's own template."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(
@@ -262,18 +285,6 @@ def render_coverage_html(report: dict) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    matrices = []
-    for dim, title in (("persona", "Persona"), ("industry", "Industry"), ("topic", "Topic")):
-        cells = [c for c in report["cells"] if c["dimension"] == dim]
-        values = sorted({c["value"] for c in cells})
-        grid = {(c["value"], c["stage"]): c for c in cells}
-        peak = max([c["live_assets"] for c in cells] + [1])
-        matrices.append(
-            {"dimension": dim, "title": title, "values": values, "grid": grid, "peak": peak}
-        )
-    stages = [s["stage"] for s in report["stages"]]
     return env.get_template("report_coverage.html").render(
-        report={**report, "as_of": format_for_people(report["as_of"])},
-        matrices=matrices,
-        stages=stages,
+        layout="report_standalone.html", **coverage_context(report)
     )

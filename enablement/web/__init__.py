@@ -14,6 +14,7 @@ def blueprints() -> list[Blueprint]:
         hubspot_card,
         links,
         openapi,
+        pages,
         recommendations,
         reports,
         stage_map,
@@ -24,7 +25,17 @@ def blueprints() -> list[Blueprint]:
     return [
         m.bp
         for m in (
-            health, openapi, tokens, assets, deals, stage_map, links, reports, recommendations,
-            hubspot_card, webhooks,
+            health,
+            openapi,
+            tokens,
+            assets,
+            deals,
+            stage_map,
+            links,
+            reports,
+            recommendations,
+            hubspot_card,
+            webhooks,
+            pages,
         )
     ]

@@ -1,0 +1,208 @@
+"""Asset library pages: filters, create and edit forms with field errors, file import, retire."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+
+from enablement.context import ctx
+from enablement.db.assets import STATUS_FILTERS
+from enablement.domain.assets import KINDS, STATUSES
+from enablement.domain.stages import BUYING_STAGES
+from enablement.errors import BadRequest, Conflict, EnablementError, InvalidInput
+from enablement.files.formats import detect_format
+from enablement.services import asset_imports
+from enablement.services import assets as asset_service
+from enablement.web.asset_schemas import AssetQuery
+from enablement.web.endpoint import load
+from enablement.web.pages import bp, page
+from enablement.web.pages.sales import filled
+
+PER_PAGE = 30
+TEXT_FIELDS = ("title", "url", "kind", "author", "summary", "series", "review_by", "status")
+TAG_FIELDS = ("topics", "industries", "personas")
+
+
+def choices() -> dict:
+    """The fixed choices the forms offer."""
+    return {
+        "kinds": KINDS,
+        "statuses": STATUSES,
+        "stages": BUYING_STAGES,
+        "status_filters": STATUS_FILTERS,
+    }
+
+
+@bp.get("/assets")
+@page("sales")
+def assets(principal):
+    """A page of assets with filters; stale and product-pitch assets are marked."""
+    query = load(AssetQuery(), {"per_page": PER_PAGE, **filled(request.args)}, "query")
+    answer = asset_service.list_assets(ctx().sessions, **query)
+    pages = max(1, -(-answer["total"] // answer["per_page"]))
+    return render_template(
+        "pages/assets.html", answer=answer, query=query, pages=pages, **choices()
+    )
+
+
+def record_from_form(form, *, for_update: bool) -> dict:
+    """The asset record a form describes: text as given, tags split on commas, empties left out.
+
+    For an update an emptied optional field is sent as null (or no tags), so it is cleared.
+    """
+    record: dict = {}
+    for name in TEXT_FIELDS:
+        value = (form.get(name) or "").strip()
+        if value:
+            record[name] = value
+        elif for_update and name in ("summary", "series", "review_by"):
+            record[name] = None
+    for name in TAG_FIELDS:
+        values = [t.strip() for t in (form.get(name) or "").split(",") if t.strip()]
+        if values or for_update:
+            record[name] = values
+    stages = [s for s in form.getlist("stages") if s]
+    if stages or for_update:
+        record["stages"] = stages
+    order = (form.get("series_order") or "").strip()
+    if order:
+        record["series_order"] = int(order) if order.isdigit() and len(order) < 10 else order
+    elif for_update:
+        record["series_order"] = None
+    return record
+
+
+def field_errors(error: EnablementError) -> dict[str, list[str]]:
+    """Errors by form field from a service error (the rest under '_form')."""
+    body = (error.details or {}).get("body")
+    if isinstance(body, dict):
+        return {str(k): [str(m) for m in v] for k, v in body.items()}
+    return {"_form": [error.message]}
+
+
+def form_values(record: dict) -> dict:
+    """What the form shows again: tags joined with commas."""
+    shown = dict(record)
+    for name in TAG_FIELDS:
+        if isinstance(shown.get(name), list):
+            shown[name] = ", ".join(shown[name])
+    return shown
+
+
+@bp.get("/assets/new")
+@page("marketing")
+def new_asset(principal):
+    """The empty create form."""
+    return render_template(
+        "pages/asset_form.html", asset=None, values={"status": "approved"}, errors={}, **choices()
+    )
+
+
+@bp.post("/assets/new")
+@page("marketing")
+def create_asset(principal):
+    """Create through the same validation as the API; errors are shown beside the fields."""
+    record = record_from_form(request.form, for_update=False)
+    try:
+        created = asset_service.create_asset(ctx(), record)
+    except (InvalidInput, Conflict) as e:
+        html = render_template(
+            "pages/asset_form.html",
+            asset=None,
+            values=form_values(record),
+            errors=field_errors(e),
+            **choices(),
+        )
+        return html, e.status
+    flash(f"Created “{created['title']}”.", "notice")
+    for warning in created.get("warnings", []):
+        flash(f"Possible duplicate: {warning.get('message') or warning}", "notice")
+    return redirect(url_for("pages.assets", q=created["title"][:200]))
+
+
+@bp.get("/assets/<asset_id>/edit")
+@page("marketing")
+def edit_asset(principal, asset_id):
+    """The edit form, filled with the asset."""
+    asset = asset_service.get_asset(ctx().sessions, asset_id)
+    values = form_values({k: v for k, v in asset.items() if v is not None})
+    return render_template(
+        "pages/asset_form.html", asset=asset, values=values, errors={}, **choices()
+    )
+
+
+@bp.post("/assets/<asset_id>/edit")
+@page("marketing")
+def update_asset(principal, asset_id):
+    """Save the changes through the service; errors beside the fields."""
+    asset = asset_service.get_asset(ctx().sessions, asset_id)
+    record = record_from_form(request.form, for_update=True)
+    try:
+        asset_service.update_asset(ctx(), asset_id, record)
+    except InvalidInput as e:
+        html = render_template(
+            "pages/asset_form.html",
+            asset=asset,
+            values=form_values(record),
+            errors=field_errors(e),
+            **choices(),
+        )
+        return html, e.status
+    flash(f"Saved “{record.get('title', asset['title'])}”.", "notice")
+    return redirect(url_for("pages.edit_asset", asset_id=asset_id))
+
+
+@bp.post("/assets/<asset_id>/retire")
+@page("marketing")
+def retire_asset(principal, asset_id):
+    """Retire (never delete): shares and views stay."""
+    retired = asset_service.retire_asset(ctx().sessions, asset_id)
+    flash(f"Retired “{retired['title']}”.", "notice")
+    return redirect(url_for("pages.assets"))
+
+
+@bp.get("/assets/import")
+@page("marketing")
+def import_form(principal):
+    """The upload form."""
+    return render_template("pages/asset_import.html", result=None, error=None)
+
+
+@bp.post("/assets/import")
+@page("marketing")
+def import_file(principal):
+    """Import a JSON Lines or CSV file; every bad line is listed and nothing is imported
+    unless 'skip invalid lines' is ticked."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadRequest("choose a file to import")
+    skip_invalid = request.form.get("skip_invalid") == "on"
+    fmt = detect_format(upload.filename, upload.mimetype)
+    try:
+        result = asset_imports.import_assets(ctx(), upload.stream, fmt, skip_invalid).as_dict()
+    except InvalidInput as e:
+        return render_template("pages/asset_import.html", result=None, error=e), e.status
+    status = 422 if result["errors"] and not skip_invalid else 200
+    return render_template(
+        "pages/asset_import.html", result=result, error=None, skip_invalid=skip_invalid
+    ), status
+
+
+@bp.post("/assets/fetch-metadata")
+@page("marketing")
+def fetch_metadata(principal):
+    """'Paste a URL': fill title, summary and author from the page, then show the create form."""
+    from enablement.errors import ExternalServiceError
+    from enablement.services.page_metadata import fetch_page_metadata
+
+    url = (request.form.get("url") or "").strip()[:4096]
+    values: dict = {"status": "approved", "url": url}
+    errors: dict = {}
+    try:
+        found = fetch_page_metadata(url)
+    except (InvalidInput, ExternalServiceError) as e:
+        errors["fetch"] = [e.message]
+    else:
+        values.update({k: v for k, v in found.items() if v})
+    return render_template(
+        "pages/asset_form.html", asset=None, values=values, errors=errors, **choices()
+    )
