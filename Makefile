@@ -9,7 +9,7 @@ PIP := $(BIN)/pip --disable-pip-version-check -q
 # links and the served address follow it.
 RUN_ENV := $(if $(PORT),PORT=$(PORT))
 
-.PHONY: run test bench load lint clean
+.PHONY: run test bench load fuzz lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(TEST_STAMP)
 # gunicorn on PostgreSQL under a bounded mixed load; FAULT=db-restart restarts its own PostgreSQL mid-run.
 load: $(TEST_STAMP)
 	$(BIN)/python benchmarks/load.py $(if $(FAULT),--fault $(FAULT)) $(LOAD_ARGS)
+
+# Longer fuzzing than `make test`: schemathesis over the API with every role's token, hypothesis over files and links.
+fuzz: $(TEST_STAMP)
+	FUZZ_EXAMPLES=$(or $(EXAMPLES),100) $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_fuzz_api.py tests/unit/test_fuzz_files.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check enablement integrations tests benchmarks wsgi.py

@@ -308,6 +308,7 @@ def report(
 
     print(f"\nran {wall:.1f} s, {made} requests\n")
     summary.print_routes(figures, ratios)
+    summary.print_report_states(journal.report_states)
     print()
     print_cpu(use, made)
     summary.print_errors(windowed, outage)

@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     register_config(app, settings)
     container = register_database(app, settings)
     register_crm(app, container)
+    register_request_guard(app)
     register_blueprints(app)
     register_errors(app)
     register_security_headers(app)
@@ -49,6 +50,10 @@ def register_config(app: Flask, settings: Settings) -> None:
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         TESTING=settings.testing,
         JSON_SORT_KEYS=False,
+        # The pages' session cookie holds a token id: never readable by scripts, never cross-site.
+        SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
     )
 
 
@@ -70,12 +75,25 @@ def register_crm(app: Flask, container: Container) -> None:
         container.crm = HubSpotCrm.from_settings(container.settings)
 
 
+def register_request_guard(app: Flask) -> None:
+    """Size limit whatever the framing, storable text and id ranges, before any view runs."""
+    from enablement.web.request_guard import register_request_guard as register
+
+    register(app)
+
+
 def register_blueprints(app: Flask) -> None:
     """Every route of the service."""
     from enablement.web import blueprints
 
+    # NOTE: werkzeug answers a path with doubled slashes (/l//evil.com) with a redirect to the
+    # merged path, built from the request's Host header: an open redirect for anyone who can
+    # send a forged Host. Such paths are simply not found; no redirect is built from Host.
+    app.url_map.merge_slashes = False
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
+    leaning = [r.rule for r in app.url_map.iter_rules() if r.rule.endswith("/") and r.rule != "/"]
+    assert not leaning, f"routes ending in a slash would redirect from Host: {leaning}"
 
 
 def register_errors(app: Flask) -> None:
@@ -95,7 +113,7 @@ def register_security_headers(app: Flask) -> None:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if response.mimetype == "text/html":
             response.headers.setdefault(
-                "Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'"
+                "Content-Security-Policy", "default-src 'self'; object-src 'none'; base-uri 'none'"
             )
         return response
 

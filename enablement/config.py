@@ -26,6 +26,17 @@ def parse_rate_limit(text: str) -> tuple[int, float]:
     return int(match.group(1)), float(match.group(2))
 
 
+REPORT_QUEUES = ("thread", "inline")
+
+
+def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
+    """One of the allowed words (case-insensitive) or a clear error naming the variable."""
+    value = text.strip().lower()
+    if value not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}, got {text[:40]!r}")
+    return value
+
+
 def _split(text: str | None) -> tuple[str, ...]:
     """Split a comma-separated setting into trimmed non-empty parts."""
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
@@ -193,6 +204,9 @@ class Settings:
     product_terms: tuple[str, ...] = ()
     coverage_min_assets: int = 2
     max_body_bytes: int = 5 * 1024 * 1024
+    # Where API report requests compute: "thread" (a background thread, answers 202 or the last
+    # report meanwhile) or "inline" (in the request). Unset: inline when testing, else thread.
+    report_queue: str = ""
     check_schema: bool = True
     testing: bool = False
     extra: dict = field(default_factory=dict)
@@ -246,6 +260,9 @@ class Settings:
             coverage_min_assets=_integer(
                 "COVERAGE_MIN_ASSETS", env.get("COVERAGE_MIN_ASSETS") or "2", 0, 1000
             ),
+            report_queue=_choice(
+                "REPORT_QUEUE", env.get("REPORT_QUEUE") or "thread", REPORT_QUEUES
+            ),
         )
         return settings.with_overrides(**overrides)
 
@@ -260,6 +277,9 @@ class Settings:
             settings = replace(settings, database_url=f"sqlite:///{db_file}")
         if not settings.secret_key:
             settings = replace(settings, secret_key=_load_secret_key(settings.instance_path))
+        if not settings.report_queue:
+            # NOTE: like Celery's "always eager": a test sees the report in the first answer.
+            settings = replace(settings, report_queue="inline" if settings.testing else "thread")
         return settings
 
     @property

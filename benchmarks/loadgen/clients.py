@@ -98,6 +98,8 @@ class Journal:
     shares: list[ShareAttempt] = field(default_factory=list)
     clicks: list[Click] = field(default_factory=list)
     links: list[tuple[int, str]] = field(default_factory=list)  # (share id, link) to click
+    # What each answered report request got: its X-Report-State (fresh, stale, computing).
+    report_states: list[str] = field(default_factory=list)
 
     def now(self) -> float:
         """Seconds since the journal began."""
@@ -236,7 +238,10 @@ class Client:
         as_of = self.rng.choice(self.work.as_of_values)
         params = {"as_of": as_of} if as_of else {}
         path = f"/api/v1/reports/{kind}"
-        self._get(path, path, self.work.tokens.marketing, params=params)
+        response = self._get(path, path, self.work.tokens.marketing, params=params)
+        if response is not None:
+            state = response.headers.get("X-Report-State") or f"no state ({response.status_code})"
+            self.journal.report_states.append(state)
 
     def healthz(self) -> None:
         """GET /healthz: the yardstick every read route is compared with."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from loadgen.checks import Durability
@@ -129,6 +129,15 @@ def print_routes(figures: list[RouteFigures], ratios: dict[str, float | None]) -
             f"{f.ok:>7}{f.redirects:>6}{f.client_errors:>6}{f.server_errors:>6}{f.unavailable:>6}"
             f"{f.no_answer:>6}  {mark}"
         )
+
+
+def print_report_states(states: list[str]) -> None:
+    """How report requests were answered: the report (fresh or stale) or 202 (computing)."""
+    if not states:
+        return
+    counts = Counter(states)
+    parts = ", ".join(f"{state} {counts[state]}" for state in sorted(counts))
+    print(f"Report answers (X-Report-State; 'computing' is a 202 to ask again): {parts}")
 
 
 def print_durability(d: Durability) -> None:

@@ -22,7 +22,10 @@ class EnablementGroup(click.Group):
         # NOTE: click empties ctx.args before the group's callback runs; remember --help here.
         ctx_.meta["enablement.help"] = "--help" in ctx_.args
         try:
-            return super().invoke(ctx_)
+            try:
+                return super().invoke(ctx_)
+            except db.OUTAGE_ERRORS as e:
+                raise db.outage(e) from e  # the same one line as the API's 503, exit 1
         except EnablementError as e:
             if (ctx_.obj or {}).get("debug"):
                 traceback.print_exc()

@@ -107,7 +107,7 @@ def tokens_list(show_all: bool) -> None:
             "role": t.role,
             "name": t.name,
             "owner_id": t.owner_id or "",
-            "prefix": f"{t.prefix}…",
+            "prefix": f"{tokens.shown_prefix(t.prefix)}…",
             "state": "revoked" if t.revoked_at else "active",
             "created": format_for_people(t.created_at),
             "last_used": format_for_people(t.last_used_at) or "never",

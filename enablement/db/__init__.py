@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from enablement.errors import SchemaOutdated
+from enablement.errors import SchemaOutdated, Unavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -17,6 +18,29 @@ if TYPE_CHECKING:
 # migrate: it costs a quarter second that `enablement --help` and every request never need.
 # Shipped in the wheel as package data next to this module (pyproject.toml).
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+# What a database that cannot be reached (stopped, restarting, dropped, out of connections,
+# a SQLite file that cannot be opened or stays locked) raises through SQLAlchemy. psycopg's own
+# connection errors (psycopg.OperationalError) always reach us wrapped as OperationalError.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.DisconnectionError,
+    sa_exc.InterfaceError,  # "connection already closed" on a connection the server dropped
+    sa_exc.TimeoutError,  # no pooled connection free within pool_timeout
+)
+# Seconds a client is told to wait (Retry-After) before trying again during an outage.
+RETRY_AFTER_SECONDS = 5
+# A PostgreSQL server that does not answer is given up on after this long (connect), and a
+# request waits at most this long for a pooled connection: a 503 soon beats a worker held.
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 10
+
+
+def outage(error: Exception) -> Unavailable:
+    """The product error for a database that cannot be reached; names no host or password."""
+    # NOTE: str(error) may carry the server's address or the SQL; only the kind is shown.
+    kind = type(getattr(error, "orig", None) or error).__name__
+    return Unavailable(f"the database is unavailable ({kind}); try again shortly")
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -47,7 +71,11 @@ def make_engine(url: str, **kwargs) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # NOTE: pool_pre_ping tests each pooled connection when it is checked out, so the first
+    # requests after a PostgreSQL restart reconnect instead of failing on a dead socket.
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

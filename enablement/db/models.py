@@ -388,3 +388,33 @@ class RecommendationItem(Base):
     exploration: Mapped[bool] = mapped_column(Boolean, default=False)
 
     impression: Mapped[RecommendationImpression] = relationship(back_populates="items")
+
+
+class IdempotencyKey(Base):
+    """A write's first answer, kept per (token, Idempotency-Key) so a repeat replays it (24 h)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)
+
+    # NOTE: the primary key is what makes two concurrent repeats race-safe: the second insert
+    # waits for the first transaction and then fails, and replays the committed answer.
+    token_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 of the route and the request body: the same key with another body is refused.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReportJob(Base):
+    """A report being computed, by whom, and when it last said it is still at it."""
+
+    __tablename__ = "report_jobs"
+
+    # The report_cache key of the report (its kind and parameters): one computation per key.
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Renewed while the computation runs; a job silent for longer than its lease is taken over.
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)

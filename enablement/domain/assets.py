@@ -7,7 +7,9 @@ files (JSON Lines, CSV), so an asset the API accepts is one a file can carry and
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -156,7 +158,64 @@ def check_url(value) -> str:
         raise _Invalid("Must be an http or https URL.")
     if not host:
         raise _Invalid("Must have a host.")
+    if parts.username is not None or parts.password is not None:
+        raise _Invalid("Must not contain a user name or password.")
+    reason = internal_host(host)
+    if reason:
+        raise _Invalid(f"Must point to a public address, not {reason}.")
     return url
+
+
+# Names that always mean this machine, the local network or a cloud metadata service.
+_INTERNAL_NAMES = frozenset(
+    {"localhost", "localhost.localdomain", "ip6-localhost", "metadata", "instance-data"}
+)
+_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
+_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")
+_SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+
+
+def internal_host(host: str) -> str | None:
+    """Why a URL host is internal (loopback, private, link-local, metadata), or None when public.
+
+    Literal addresses (also the short and numeric forms browsers accept: 127.1, 2130706433,
+    0x7f000001) and the obvious names only: no DNS lookup happens at validation time, so a
+    public name that resolves to a private address is not caught here.
+    """
+    name = host.lower().rstrip(".")
+    if name in _INTERNAL_NAMES or name.endswith(_INTERNAL_SUFFIXES):
+        return f"the internal host {name!r}"
+    address = _literal_address(name)
+    if address is None:
+        return None
+    if getattr(address, "ipv4_mapped", None):
+        address = address.ipv4_mapped
+    if (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+        or address.is_multicast
+        or address in _SHARED_ADDRESS_SPACE
+    ):
+        return f"the internal address {address}"
+    return None
+
+
+def _literal_address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address a host literally is, in any notation a browser reads, or None for a name."""
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    if not _NUMERIC_HOST.fullmatch(name) or not any(c.isdigit() for c in name):
+        return None
+    try:
+        # inet_aton reads the legacy forms (127.1, 0x7f.0.0.1, 2130706433) as browsers do.
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
 
 
 def _url(value) -> str:

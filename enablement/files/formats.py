@@ -9,11 +9,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+from enablement.domain.storable import refuse_json_constant, value_problem
 from enablement.errors import BadRequest, InvalidInput, PayloadTooLarge
+from enablement.render import csv_cell
 
 FORMATS = ("jsonl", "csv")
 MAX_FILE_BYTES = 100 * 1024 * 1024
 MAX_LINE_BYTES = 1024 * 1024
+READ_CHUNK = 1024 * 1024
+# The first characters render.csv_cell escapes with a quote (spreadsheet formula injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 LIST_SEPARATOR = ";"
 # Separators other spreadsheets and CRMs export with; a header split by one of them is the
 # sign of a wrong delimiter, not of one long unknown column.
@@ -85,11 +90,17 @@ def read_records(
     if not text.strip():
         raise InvalidInput("the file is empty: there is nothing to import", {"line": 0})
     if fmt == "jsonl":
-        yield from _read_jsonl(text)
+        records = _read_jsonl(text)
     else:
-        yield from _read_csv(
+        records = _read_csv(
             text, set(list_fields), None if columns is None else list(columns), list(required)
         )
+    for number, record in records:
+        problem = None if isinstance(record, FileError) else value_problem(record)
+        if problem is not None:
+            path, reason = problem
+            record = FileError(number, {path: [reason]})
+        yield number, record
 
 
 def check_header(header: list[str], columns: list[str] | None, required: list[str]) -> None:
@@ -129,7 +140,19 @@ def _names(names: list[str]) -> str:
 
 
 def _decode(stream: IO[bytes], max_bytes: int) -> str:
-    data = stream.read(max_bytes + 1)
+    """The whole stream as text; 413 past max_bytes, 400 when not UTF-8.
+
+    Reads until the stream ends: one read() of a network stream may return only part of the
+    body, and a prefix taken for the whole file would import a truncated file.
+    """
+    parts, size = [], 0
+    while size <= max_bytes:
+        chunk = stream.read(min(READ_CHUNK, max_bytes + 1 - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    data = b"".join(parts)
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the file is larger than {max_bytes // (1024 * 1024)} MB")
     try:
@@ -146,7 +169,10 @@ def _read_jsonl(text: str) -> Iterator[tuple[int, object]]:
             yield number, FileError(number, "line longer than 1 MB")
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=refuse_json_constant)
+        except RecursionError:
+            yield number, FileError(number, "not valid JSON: nested too deeply")
+            continue
         except ValueError as e:
             yield number, FileError(number, f"not valid JSON: {e}")
             continue
@@ -176,6 +202,7 @@ def _read_csv(
             for key, value in row.items():
                 if key is None or value is None or value == "":
                     continue
+                value = _uncell(value)
                 if key in list_fields:
                     record[key] = [p.strip() for p in value.split(LIST_SEPARATOR) if p.strip()]
                 else:
@@ -183,6 +210,13 @@ def _read_csv(
             yield number, record
     except csv.Error as e:
         yield reader.line_num, FileError(reader.line_num, f"not valid CSV: {e}")
+
+
+def _uncell(value: str) -> str:
+    """Undo render.csv_cell's escape ('=...), so an exported file imports back unchanged."""
+    if value[:1] == "'" and value[1:2] in FORMULA_STARTS:
+        return value[1:]
+    return value
 
 
 def write_records(
@@ -212,7 +246,7 @@ def write_records(
                 value = LIST_SEPARATOR.join(str(v) for v in value)
             elif isinstance(value, (dict, list)):
                 value = json.dumps(value, ensure_ascii=False)
-            row[key] = "" if value is None else value
+            row[key] = csv_cell(value)
         writer.writerow(row)
         count += 1
     return count

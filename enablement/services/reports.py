@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from enablement.domain.effectiveness import compute_effectiveness, recommender_i
 from enablement.domain.episodes import build_episodes, to_days
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 from enablement.errors import InvalidInput
+from enablement.services.report_jobs import ReportRunner
 
 KINDS = ("coverage", "cycle-time", "effectiveness")
 # A report for "now" (no as_of given) is reused while its tables are unchanged, up to this age.
@@ -53,21 +55,102 @@ def get_report(
 ) -> dict:
     """The report of this kind at as_of (default now), from the cache while its tables are unchanged.
 
+    Computes inline on a cache miss (the CLI, and the background jobs of request_report).
     on_compute(), when given, is called on a cache miss before the (possibly slow) computation.
     The effectiveness report carries the recommender's own impact beside the per-asset effects.
     """
-    if kind not in KINDS:
-        raise InvalidInput(f"unknown report {kind!r}; choose one of {', '.join(KINDS)}")
-    if as_of is not None:
-        try:
-            as_of = parse_timestamp(as_of)
-        except InvalidTimestamp as e:
-            raise InvalidInput(f"as_of: {e}") from None
+    as_of = _checked(kind, as_of)
     report = _cached(sessions, settings, kind, as_of, on_compute)
     if kind == "effectiveness":
         impact = _cached(sessions, settings, "recommender-impact", as_of, on_compute)
         report = {**report, "recommender_impact": impact["rows"]}
     return report
+
+
+@dataclass(frozen=True)
+class ReportAnswer:
+    """What a report request gets without waiting: the report (fresh or stale), or none yet.
+
+    state is "fresh" (computed on the data as they are), "stale" (the last computed one, a
+    newer one being computed) or "computing" (none yet: ask again in retry_after seconds).
+    version and computed_at say which data the report was computed on, and when.
+    """
+
+    state: str
+    report: dict | None = None
+    version: str | None = None
+    computed_at: datetime | None = None
+    retry_after: int = 2
+
+
+def request_report(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    runner: ReportRunner | None,
+    kind: str,
+    as_of: datetime | None = None,
+) -> ReportAnswer:
+    """The report as far as it is computed, starting its computation on `runner` when needed.
+
+    Never computes in the caller's thread unless runner is None (then it is get_report). However
+    many callers (threads or processes) ask for the same report, it is computed once.
+    """
+    as_of = _checked(kind, as_of)
+    if runner is None:
+        return ReportAnswer("fresh", get_report(sessions, settings, kind, as_of))
+    parts = [kind, "recommender-impact"] if kind == "effectiveness" else [kind]
+    looks = [_look(sessions, settings, part, as_of) for part in parts]
+    if not all(fresh for _, fresh in looks):
+        runner.submit(
+            report_key(settings, kind, as_of),
+            lambda: get_report(sessions, settings, kind, as_of),
+        )
+    rows = [row for row, _ in looks]
+    if any(row is None for row in rows):
+        return ReportAnswer("computing")
+    report = rows[0].payload
+    if kind == "effectiveness":
+        report = {**report, "recommender_impact": rows[1].payload["rows"]}
+    state = "fresh" if all(fresh for _, fresh in looks) else "stale"
+    return ReportAnswer(state, report, rows[0].version, rows[0].created_at)
+
+
+def _checked(kind: str, as_of) -> datetime | None:
+    """InvalidInput for an unknown kind or an as_of outside the product's timestamp rule."""
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown report {kind!r}; choose one of {', '.join(KINDS)}")
+    if as_of is None:
+        return None
+    try:
+        return parse_timestamp(as_of)
+    except InvalidTimestamp as e:
+        raise InvalidInput(f"as_of: {e}") from None
+
+
+def report_key(settings: Settings, kind: str, as_of: datetime | None) -> str:
+    """The report_cache key of one part (a LOADS kind) at as_of (None: "now")."""
+    key = f"{kind}:{as_of.isoformat()}" if as_of is not None else f"{kind}:latest"
+    if kind == "coverage":
+        # The thin/ok threshold is a setting, so it is part of what the cached answer depends on.
+        key += f":min{settings.coverage_min_assets}"
+    return key
+
+
+def _look(
+    sessions: sessionmaker[Session], settings: Settings, kind: str, as_of: datetime | None
+) -> tuple[ReportCache | None, bool]:
+    """The cached part (or None) and whether it is current; reads two small things, computes nothing."""
+    with sessions.begin() as session:
+        version = version_text(table_versions(session, tables_read(kind)))
+        cached = session.get(ReportCache, report_key(settings, kind, as_of))
+        return cached, cached is not None and _current(cached, version, as_of, utcnow())
+
+
+def _current(cached: ReportCache, version: str, as_of: datetime | None, now: datetime) -> bool:
+    """True when a cached part was computed on the data as they are (and, for "now", recently)."""
+    return cached.version == version and (
+        as_of is not None or now - cached.created_at <= LATEST_MAX_AGE
+    )
 
 
 def _cached(
@@ -79,20 +162,13 @@ def _cached(
 ) -> dict:
     """One cached part (a LOADS kind) at as_of, computed and stored on a miss."""
     now = utcnow()
-    key = f"{kind}:{as_of.isoformat()}" if as_of is not None else f"{kind}:latest"
-    if kind == "coverage":
-        # The thin/ok threshold is a setting, so it is part of what the cached answer depends on.
-        key += f":min{settings.coverage_min_assets}"
+    key = report_key(settings, kind, as_of)
     with sessions.begin() as session:
         # NOTE: fingerprint first: data committed between it and the loads below only makes
         # the stored report look older than it is, so it is recomputed sooner, never served stale.
         version = version_text(table_versions(session, tables_read(kind)))
         cached = session.get(ReportCache, key)
-        if (
-            cached is not None
-            and cached.version == version
-            and (as_of is not None or now - cached.created_at <= LATEST_MAX_AGE)
-        ):
+        if cached is not None and _current(cached, version, as_of, now):
             return cached.payload
         if on_compute is not None:
             on_compute()

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
+from enablement.db import OUTAGE_ERRORS
+from enablement.db.crm import lock_deals
 from enablement.db.models import (
     Asset,
+    IdempotencyKey,
     LinkView,
     RecommendationImpression,
     RecommendationItem,
@@ -30,12 +36,47 @@ from enablement.domain.links import (
 )
 from enablement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from enablement.services.deals import visible_deal
+from enablement.services.link_spool import (
+    LinkTarget,
+    link_memory,
+    replay_spool,
+    spool_path,
+    spool_view,
+)
 
 MAX_USER_AGENT = 512
 # Where a share came from; shares from these are logged as notes on the CRM deal when
 # write-back is on (demo shares belong to no real CRM deal).
 SOURCES: tuple[str, ...] = ("api", "backfill", "import", "demo")
 WRITEBACK_SOURCES: frozenset[str] = frozenset({"api", "backfill", "import"})
+# A repeat of the same asset to the same deal by the same person within this window is the
+# same share (a double-click, a retried request, two tabs): answered 200 with the first one.
+REPEAT_WINDOW = timedelta(minutes=10)
+# How long an Idempotency-Key's first answer is kept and replayed (Stripe's convention).
+IDEMPOTENCY_TTL = timedelta(hours=24)
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key as given by one token, with the fingerprint of the request it came with."""
+
+    token_id: int
+    key: str
+    request_hash: str
+
+
+def idempotency_for(token_id: int, key: str | None, route: str, body) -> Idempotency | None:
+    """The Idempotency of a request, or None without a key; InvalidInput for an unusable key."""
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not (key.isascii() and key.isprintable()):
+        raise InvalidInput(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+            {"Idempotency-Key": ["not 1 to 255 printable ASCII characters"]},
+        )
+    canonical = json.dumps([route, body], sort_keys=True, separators=(",", ":"), default=str)
+    return Idempotency(token_id, key, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -125,11 +166,15 @@ def create_share(
     may_backfill: bool = False,
     owner_scope: str | None = None,
     impression_id: str | None = None,
+    idempotency: Idempotency | None = None,
 ) -> tuple[dict, bool]:
     """Share a live asset to a deal; returns ({id, link, shared_at}, created).
 
-    A share already stored at the same (deal, asset, shared_at) is returned unchanged, also
-    when two workers race to create it. Only callers allowed to backfill may give shared_at.
+    The same share is answered (created False) instead of a new one: a share already stored at
+    the same (deal, asset, shared_at), also when two workers race to create it; and, for shares
+    made now, one of the same asset to the same deal by the same person within REPEAT_WINDOW.
+    With `idempotency`, a repeat of the key by the same token answers the first answer again
+    (InvalidInput when the request differs). Only callers allowed to backfill may give shared_at.
     `owner_scope` limits a scoped sales caller to its owner's deals; `impression_id` names the
     recommendation the share came from, which must be one shown for this deal listing this asset.
     """
@@ -137,40 +182,146 @@ def create_share(
         raise Forbidden("only an admin may give shared_at (a backfilled share)")
     when = (shared_at or utcnow()).astimezone(UTC)
     with sessions.begin() as session:
-        visible_deal(session, deal_id, owner_scope)
-        asset = session.get(Asset, asset_id)
-        if asset is None:
-            raise NotFound(f"no asset {asset_id!r}")
-        if not is_live(asset.status, asset.review_by, utcnow().date()):
-            state = (
-                "stale (past its review-by date)" if asset.status == "approved" else asset.status
-            )
-            raise Conflict(
-                f"asset {asset_id!r} is not live ({state}); only approved assets not past "
-                "their review-by date can be shared",
-                {
-                    "status": asset.status,
-                    "review_by": asset.review_by and asset.review_by.isoformat(),
-                },
-            )
-        if impression_id is not None:
-            _check_impression(session, impression_id, deal_id, asset_id)
-        existing = _find(session, deal_id, asset_id, when)
-        if existing is not None:
-            return _answer(settings, existing.id, existing.shared_at), False
-        new = NewShare(deal_id, asset_id, when, shared_by, channel, impression_id)
-        try:
-            with session.begin_nested():
-                (share_id,) = store_shares(
-                    session, settings, [new], "backfill" if shared_at is not None else "api"
+        if idempotency is not None:
+            replay = _claim_key(session, idempotency)
+            if replay is not None:
+                return replay
+        answer, created = _create_share(
+            session,
+            settings,
+            NewShare(deal_id, asset_id, when, shared_by, channel, impression_id),
+            shared_at is not None,
+            owner_scope,
+        )
+        if idempotency is not None:
+            session.execute(
+                update(IdempotencyKey)
+                .where(
+                    IdempotencyKey.token_id == idempotency.token_id,
+                    IdempotencyKey.key == idempotency.key,
                 )
-        except IntegrityError:
-            # Another worker stored the same share between our read and our insert.
-            existing = _find(session, deal_id, asset_id, when)
-            if existing is None:
-                raise
-            return _answer(settings, existing.id, existing.shared_at), False
-        return _answer(settings, share_id, when), True
+                .values(
+                    status=201 if created else 200,
+                    response={**answer, "shared_at": answer["shared_at"].isoformat()},
+                )
+            )
+    # NOTE: only now, committed, is the new link remembered (a rolled-back id may be reused).
+    for remember in session.info.get("links_to_remember", []):
+        remember()
+    return answer, created
+
+
+def _create_share(
+    session: Session,
+    settings: Settings,
+    new: NewShare,
+    backfill: bool,
+    owner_scope: str | None,
+) -> tuple[dict, bool]:
+    """The body of create_share inside its transaction."""
+    deal_id, asset_id = new.deal_id, new.asset_id
+    if not backfill:
+        # NOTE: the deal's row lock serialises shares to one deal (PostgreSQL; SQLite's BEGIN
+        # IMMEDIATE already does), so the repeat-window check below cannot race an insert; the
+        # share's time is taken under the lock, so a later share never carries an earlier time.
+        lock_deals(session, [deal_id])
+        new = replace(new, shared_at=utcnow().astimezone(UTC))
+    when = new.shared_at
+    visible_deal(session, deal_id, owner_scope)
+    asset = session.get(Asset, asset_id)
+    if asset is None:
+        raise NotFound(f"no asset {asset_id!r}")
+    if not is_live(asset.status, asset.review_by, utcnow().date()):
+        state = "stale (past its review-by date)" if asset.status == "approved" else asset.status
+        raise Conflict(
+            f"asset {asset_id!r} is not live ({state}); only approved assets not past "
+            "their review-by date can be shared",
+            {
+                "status": asset.status,
+                "review_by": asset.review_by and asset.review_by.isoformat(),
+            },
+        )
+    if new.impression_id is not None:
+        _check_impression(session, new.impression_id, deal_id, asset_id)
+    existing = _find(session, deal_id, asset_id, when)
+    if existing is None and not backfill:
+        existing = _recent_repeat(session, new)
+    if existing is not None:
+        return _answer(settings, existing.id, existing.shared_at), False
+    try:
+        with session.begin_nested():
+            (share_id,) = store_shares(session, settings, [new], "backfill" if backfill else "api")
+    except IntegrityError:
+        # Another worker stored the same share between our read and our insert.
+        existing = _find(session, deal_id, asset_id, when)
+        if existing is None:
+            raise
+        return _answer(settings, existing.id, existing.shared_at), False
+    if is_redirectable(asset.url):
+        # NOTE: remembered once committed, so this host can send the buyer on during an outage.
+        token = link_token(settings.secret_key, share_id)
+        target = LinkTarget(share_id, asset.url)
+        session.info.setdefault("links_to_remember", []).append(
+            lambda: link_memory(settings.instance_path).remember(token_hash(token), target)
+        )
+    return _answer(settings, share_id, when), True
+
+
+def _recent_repeat(session: Session, new: NewShare) -> Share | None:
+    """The newest share of this asset to this deal by this person within REPEAT_WINDOW, if any."""
+    return session.scalars(
+        select(Share)
+        .where(
+            Share.deal_id == new.deal_id,
+            Share.asset_id == new.asset_id,
+            Share.shared_by == new.shared_by
+            if new.shared_by is not None
+            else Share.shared_by.is_(None),
+            Share.shared_at >= new.shared_at - REPEAT_WINDOW,
+            Share.shared_at <= new.shared_at,
+        )
+        .order_by(Share.shared_at.desc(), Share.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _claim_key(session: Session, idem: Idempotency) -> tuple[dict, bool] | None:
+    """Claim an Idempotency-Key for this request; the first answer when it was used before.
+
+    The key's row is inserted first in the share's own transaction: a concurrent repeat waits
+    on the primary key until this one commits (then replays it) or rolls back (then proceeds).
+    """
+    session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_TTL)
+    )
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(IdempotencyKey).values(
+                    token_id=idem.token_id,
+                    key=idem.key,
+                    request_hash=idem.request_hash,
+                    status=0,
+                    response={},
+                    created_at=utcnow(),
+                )
+            )
+        return None
+    except IntegrityError:
+        pass
+    row = session.execute(
+        select(IdempotencyKey).where(
+            IdempotencyKey.token_id == idem.token_id, IdempotencyKey.key == idem.key
+        )
+    ).scalar_one()
+    if row.request_hash != idem.request_hash:
+        raise InvalidInput(
+            "this Idempotency-Key was already used with another request; use a new key",
+            {"Idempotency-Key": ["used before with a different request"]},
+        )
+    answer = dict(row.response)
+    answer["shared_at"] = datetime.fromisoformat(answer["shared_at"])
+    return answer, row.status == 201
 
 
 def _check_impression(session: Session, impression_id: str, deal_id: str, asset_id: str) -> None:
@@ -239,30 +390,49 @@ def list_shares(
 
 
 def follow_link(
-    sessions: sessionmaker[Session], token: str, user_agent: str | None, count: bool = True
+    sessions: sessionmaker[Session],
+    token: str,
+    user_agent: str | None,
+    count: bool = True,
+    instance_path: Path | None = None,
 ) -> str:
     """The asset URL behind a link token; records a view for a human visitor when count is True.
 
     Unknown or malformed tokens, and assets without an absolute http(s) URL, are NotFound.
+    With `instance_path`, while the database is unavailable a link this host has resolved or
+    created before still redirects to its stored asset URL and its view goes to the spool
+    file, replayed by the first click after the database is back; another link re-raises the
+    outage (503).
     """
     if not looks_like_token(token):
         raise NotFound("no such link")
     digest = token_hash(token)
     record = count and is_human_visitor(user_agent)
-    with sessions.begin() as session:
-        row = session.execute(
-            select(Share.id, Asset.url)
-            .join(Asset, Asset.id == Share.asset_id)
-            .where(Share.link_token_hash == digest)
-        ).first()
-        if row is None or not is_redirectable(row.url):
-            raise NotFound("no such link")
+    agent = (user_agent or "")[:MAX_USER_AGENT]
+    try:
+        with sessions.begin() as session:
+            row = session.execute(
+                select(Share.id, Asset.url)
+                .join(Asset, Asset.id == Share.asset_id)
+                .where(Share.link_token_hash == digest)
+            ).first()
+            if row is None or not is_redirectable(row.url):
+                raise NotFound("no such link")
+            if record:
+                session.add(LinkView(share_id=row.id, viewed_at=utcnow(), user_agent=agent))
+    except OUTAGE_ERRORS:
+        target = link_memory(instance_path).recall(digest) if instance_path else None
+        if target is None:
+            raise
         if record:
-            session.add(
-                LinkView(
-                    share_id=row.id,
-                    viewed_at=utcnow(),
-                    user_agent=(user_agent or "")[:MAX_USER_AGENT],
-                )
-            )
-        return row.url
+            spool_view(spool_path(instance_path), target.share_id, utcnow(), agent)
+        return target.url
+    if instance_path is not None:
+        link_memory(instance_path).remember(digest, LinkTarget(row.id, row.url))
+        spool = spool_path(instance_path)
+        if spool.exists():
+            try:
+                replay_spool(sessions, spool)
+            except OUTAGE_ERRORS:
+                pass  # NOTE: the views went back to the spool; the next click tries again
+    return row.url

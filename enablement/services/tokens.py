@@ -18,6 +18,8 @@ from enablement.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 ROLES: tuple[str, ...] = ("sales", "marketing", "admin")
 TOKEN_PREFIX = "enb_"  # noqa: S105 - a marker, not a secret
 LAST_USED_GRANULARITY = timedelta(minutes=5)
+# "enb_" and 4 random characters: enough to tell one's tokens apart, far too little to guess.
+SHOWN_PREFIX = 8
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,20 @@ def create_token(
         raise InvalidInput("a token needs a name of 1 to 255 characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(
-        name=name, role=role, owner_id=owner_id, token_hash=hash_token(token), prefix=token[:12]
+        name=name,
+        role=role,
+        owner_id=owner_id,
+        token_hash=hash_token(token),
+        prefix=shown_prefix(token),
     )
     with sessions.begin() as session:
         session.add(record)
     return token, record
+
+
+def shown_prefix(token_or_prefix: str | None) -> str | None:
+    """The part of a token that lists may show (older records stored a longer prefix)."""
+    return None if token_or_prefix is None else token_or_prefix[:SHOWN_PREFIX]
 
 
 def authenticate(sessions: sessionmaker[Session], header: str | None) -> Principal:

@@ -9,10 +9,24 @@ from enablement.domain.assets import ASSET_FIELDS, KINDS, MAX_SERIES, MAX_TAG, A
 from enablement.domain.stages import BUYING_STAGES
 from enablement.web.schemas import PageQuery, StrictSchema, Timestamp
 
+# The OpenAPI form of domain.assets.check_url (the rule itself, with address checks, lives there).
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+([/?#]\S*)?$"
+
 
 def _input_field(spec: AssetField, required: bool) -> fields.Field:
     """The API input field of one asset record field (ASSET_FIELDS is the source of truth)."""
     must = required and spec.required
+    if spec.type == "url":
+        return fields.String(
+            required=must,
+            validate=validate.Length(1, spec.limit),
+            metadata={
+                "format": "uri",
+                "pattern": URL_PATTERN,
+                "description": "an absolute http(s) URL to a public host: no user or password, "
+                "no localhost, private, link-local or metadata address",
+            },
+        )
     if spec.type in ("id", "text", "url") and (spec.required or spec.type == "id"):
         return fields.String(required=must, validate=validate.Length(1, spec.limit))
     if spec.type in ("text", "long_text"):

@@ -10,6 +10,7 @@ from flask import Response, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from enablement.context import ctx
+from enablement.domain.storable import refuse_json_constant, value_problem
 from enablement.errors import BadRequest, InvalidInput, UnsupportedMediaType
 from enablement.services.tokens import Principal, authenticate, require_role
 
@@ -79,16 +80,33 @@ def endpoint(
 
 
 def read_json():
-    """The request body as JSON; 415 for another content type, 400 for malformed JSON."""
+    """The request body as JSON; 415 for another content type, 400 malformed, 422 unstorable.
+
+    The one JSON reader of the API: NaN/Infinity literals and nesting past the parser's
+    recursion are malformed; NUL bytes, lone surrogates, out-of-range numbers and nesting
+    past MAX_DEPTH are refused with their path (enablement.domain.storable).
+    """
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(
             f"send the body as application/json, not {request.mimetype or 'nothing'}"
         )
     raw = request.get_data(cache=True)
     try:
-        return json.loads(raw)
+        data = json.loads(raw, parse_constant=refuse_json_constant)
+    except RecursionError:
+        raise BadRequest("the body is not valid JSON", {"reason": "nested too deeply"}) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest("the body is not valid JSON", {"reason": str(e)[:200]}) from None
+    check_storable(data, "body")
+    return data
+
+
+def check_storable(data, where: str) -> None:
+    """422 naming the field when parsed input holds what the database cannot store."""
+    problem = value_problem(data)
+    if problem is not None:
+        path, reason = problem
+        raise InvalidInput(f"invalid {where}: {path} {reason}", {where: {path: [reason]}})
 
 
 def load(schema: Schema, data, where: str):

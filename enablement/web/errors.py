@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from enablement.db import OUTAGE_ERRORS, RETRY_AFTER_SECONDS, outage
 from enablement.errors import EnablementError
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,18 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
     return jsonify(body), status
 
 
+def outage_response(error: Exception):
+    """503 with Retry-After for a database that cannot be reached (the documented answer)."""
+    unavailable = outage(error)
+    log.warning("%s on %s %s", unavailable.message, request.method, request.path)
+    response, status = error_response(
+        unavailable.status, unavailable.code, unavailable.message, unavailable.details
+    )
+    response = make_response(response, status)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install handlers for product errors, HTTP errors and the unexpected."""
 
@@ -38,12 +51,21 @@ def register_error_handlers(app: Flask) -> None:
     def _product_error(e: EnablementError):
         return error_response(e.status, e.code, e.message, e.details)
 
+    for kind in OUTAGE_ERRORS:
+        # NOTE: a stopped, restarting or dropped database is an outage (503, try again), not a
+        # bug (500); sessions roll back on the way out, so nothing half-written remains.
+        app.register_error_handler(kind, outage_response)
+
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
         code = (e.name or "error").lower().replace(" ", "_")
         if e.code == 413:
             code = "payload_too_large"
-        return error_response(e.code or 500, code, e.description or e.name)
+        answer = error_response(e.code or 500, code, e.description or e.name)
+        if getattr(e, "valid_methods", None):
+            # RFC 9110: a 405 says which methods the resource does allow.
+            return (*answer, {"Allow": ", ".join(sorted(e.valid_methods))})
+        return answer
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):

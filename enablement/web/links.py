@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, redirect, request
 
 from enablement.context import ctx
-from enablement.services.shares import create_share, follow_link, list_shares
+from enablement.services.shares import create_share, follow_link, idempotency_for, list_shares
 from enablement.web.deal_schemas import (
     ShareBody,
     ShareCreatedSchema,
@@ -29,8 +31,16 @@ bp = Blueprint("links", __name__)
     errors=(404, 409, 422),
 )
 def post_share(principal, body, deal_id):
-    """Create (or return the existing) share."""
+    """Create (or return the existing) share; an Idempotency-Key replays the first answer."""
     container = ctx()
+    idempotency = idempotency_for(
+        principal.token_id,
+        request.headers.get("Idempotency-Key"),
+        f"POST /api/v1/deals/{deal_id}/shares",
+        # NOTE: the body as sent (already parsed by the endpoint, so valid JSON), not as loaded:
+        # two bodies that load alike but differ are still different requests.
+        json.loads(request.get_data(cache=True)),
+    )
     share, created = create_share(
         container.sessions,
         container.settings,
@@ -42,6 +52,7 @@ def post_share(principal, body, deal_id):
         may_backfill=principal.has_role("admin"),
         owner_scope=owner_scope(principal),
         impression_id=body.get("impression_id"),
+        idempotency=idempotency,
     )
     return share, 201 if created else 200
 
@@ -70,11 +81,13 @@ def get_shares(principal, query):
 @bp.get("/l/<token>")
 def open_link(token: str):
     """302 to the shared asset's own URL; a view is recorded for humans on GET (not HEAD)."""
+    container = ctx()
     url = follow_link(
-        ctx().sessions,
+        container.sessions,
         token,
         request.headers.get("User-Agent"),
         count=request.method == "GET",
+        instance_path=container.settings.instance_path,
     )
     response = redirect(url, code=302)
     response.headers["Cache-Control"] = "no-store"

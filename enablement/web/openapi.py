@@ -9,6 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify
 
 from enablement.web.field_docs import fill_descriptions
+from enablement.web.request_guard import MAX_ROW_ID, RowId
 from enablement.web.schemas import ErrorSchema
 
 bp = Blueprint("openapi", __name__)
@@ -61,7 +62,7 @@ def _operation(doc, rule) -> dict:
     """One OpenAPI operation from an EndpointDoc."""
     op: dict = {"summary": doc.summary, "tags": [doc.tag], "responses": {}}
     params = [
-        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        {"in": "path", "name": name, "required": True, "schema": _path_schema(rule, name)}
         for name in rule.arguments
     ]
     if doc.query is not None:
@@ -76,6 +77,7 @@ def _operation(doc, rule) -> dict:
     ok = {"description": "OK"}
     if doc.response is not None:
         ok["content"] = {"application/json": {"schema": doc.response}}
+        ok["content"].update(_other_formats(doc.query))
     op["responses"][str(doc.status)] = ok
     statuses = set(doc.errors)
     if doc.role is not None:
@@ -96,6 +98,37 @@ def _operation(doc, rule) -> dict:
             "content": {"application/json": {"schema": "Error"}},
         }
     return op
+
+
+def _path_schema(rule, name: str) -> dict:
+    """A path parameter's schema: integers with the range the route's converter accepts."""
+    converter = rule._converters.get(name)
+    if isinstance(converter, RowId):
+        return {"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}
+    return {"type": "string", "minLength": 1}
+
+
+# The media type each `format` query value answers with (besides JSON).
+_FORMAT_MEDIA = {
+    "csv": ("text/csv", "Comma-separated values; formula-looking cells are prefixed with '"),
+    "html": ("text/html", "A self-contained HTML page"),
+}
+
+
+def _other_formats(query) -> dict:
+    """Response content for the non-JSON values of a `format` query parameter (CSV, HTML)."""
+    field = query().fields.get("format") if query is not None else None
+    choices = next((getattr(v, "choices", None) for v in _validators(field)), None) or ()
+    return {
+        _FORMAT_MEDIA[c][0]: {"schema": {"type": "string", "description": _FORMAT_MEDIA[c][1]}}
+        for c in choices
+        if c in _FORMAT_MEDIA
+    }
+
+
+def _validators(field) -> list:
+    """A marshmallow field's validators (none for no field)."""
+    return list(getattr(field, "validators", ()) or ())
 
 
 @bp.get(f"{API_PREFIX}/openapi.json")

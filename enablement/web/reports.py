@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+import hashlib
+
+from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import Schema, fields, pre_load, validate
 
 from enablement.context import ctx
 from enablement.domain.report_filters import VERDICTS, EffectFilter, filter_effectiveness
 from enablement.domain.stages import BUYING_STAGES
 from enablement.render import render, render_api_json
-from enablement.services.reports import get_report
+from enablement.services.report_jobs import ReportRunner
+from enablement.services.reports import ReportAnswer, request_report
 from enablement.web.endpoint import endpoint
 from enablement.web.schemas import StrictSchema, Timestamp
 
@@ -217,10 +220,28 @@ class CycleTimeReportSchema(Schema):
     won_cycle_by_month = fields.List(fields.Dict())
 
 
-def _answer(kind: str, query: dict) -> Response:
-    """Compute (or read the cached) report and answer it as JSON, CSV or (coverage) HTML."""
+def report_runner() -> ReportRunner | None:
+    """This app's background report runner, or None when reports compute inline (REPORT_QUEUE)."""
     container = ctx()
-    report = get_report(container.sessions, container.settings, kind, query["as_of"])
+    if container.settings.report_queue == "inline":
+        return None
+    runner = current_app.extensions.get("enablement.report_runner")
+    if runner is None:
+        runner = current_app.extensions.setdefault(
+            "enablement.report_runner", ReportRunner(container.sessions)
+        )
+    return runner
+
+
+def _answer(kind: str, query: dict) -> Response:
+    """The report as JSON, CSV or (coverage) HTML: fresh, the last one marked stale, or 202."""
+    container = ctx()
+    answer = request_report(
+        container.sessions, container.settings, report_runner(), kind, query["as_of"]
+    )
+    if answer.report is None:
+        return _computing(kind, query, answer)
+    report = answer.report
     if kind == "effectiveness":
         report = filter_effectiveness(
             report,
@@ -230,7 +251,7 @@ def _answer(kind: str, query: dict) -> Response:
         )
     if query["format"] == "html":
         # NOTE: the page is self-contained (inline CSS, no script), so the strictest policy fits.
-        return Response(
+        response = Response(
             render(kind, report, "html"),
             mimetype="text/html",
             headers={
@@ -238,15 +259,55 @@ def _answer(kind: str, query: dict) -> Response:
                 "Cache-Control": "private, no-store",
             },
         )
-    if query["format"] == "csv":
-        return Response(
+    elif query["format"] == "csv":
+        response = Response(
             render(kind, report, "csv"),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'},
         )
-    # NOTE: the payload is already plain JSON data; dumping thousands of items through
-    # marshmallow again would only cost time. The schemas document the shape.
-    return Response(render_api_json(report), mimetype="application/json")
+    else:
+        # NOTE: the payload is already plain JSON data; dumping thousands of items through
+        # marshmallow again would only cost time. The schemas document the shape.
+        response = Response(render_api_json(report), mimetype="application/json")
+    return _marked(response, answer)
+
+
+def _marked(response: Response, answer: ReportAnswer) -> Response:
+    """Say whether the report is current, which data version it was computed on, and when."""
+    response.headers["X-Report-State"] = answer.state
+    if answer.version is not None:
+        digest = hashlib.sha256(answer.version.encode("utf-8")).hexdigest()[:16]
+        response.headers["X-Report-Version"] = digest
+    if answer.computed_at is not None:
+        response.headers["X-Report-Computed-At"] = answer.computed_at.isoformat()
+    if answer.state == "stale":
+        # A newer report is being computed: ask again after this long to get it.
+        response.headers["Retry-After"] = str(answer.retry_after)
+    return response
+
+
+def _computing(kind: str, query: dict, answer: ReportAnswer) -> Response:
+    """202: the report is being computed; ask the same URL again after Retry-After seconds."""
+    headers = {
+        "Location": request.full_path.rstrip("?"),
+        "Retry-After": str(answer.retry_after),
+        "X-Report-State": "computing",
+        "Cache-Control": "no-store",
+    }
+    if query["format"] == "html":
+        # NOTE: a browser asking for the page simply reloads it until the report is there.
+        page = (
+            '<!doctype html><meta charset="utf-8">'
+            f'<meta http-equiv="refresh" content="{answer.retry_after}">'
+            f"<title>Computing the {kind} report</title>"
+            f"<p>The {kind} report is being computed; this page reloads by itself.</p>"
+        )
+        return Response(page, status=202, mimetype="text/html", headers=headers)
+    as_of = query["as_of"].isoformat() if query["as_of"] is not None else None
+    body = jsonify(status="computing", report=kind, as_of=as_of, retry_after=answer.retry_after)
+    body.status_code = 202
+    body.headers.update(headers)
+    return body
 
 
 @bp.get("/api/v1/reports/coverage")

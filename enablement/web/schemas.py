@@ -9,6 +9,11 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 
 MAX_PER_PAGE = 200
+# The OpenAPI form of the timestamp rule (domain.timestamps): years 1970-2100 and a zone.
+TIMESTAMP_PATTERN = (
+    r"^(19[7-9][0-9]|20[0-9][0-9]|2100)-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}"
+    r"(:[0-9]{2}(\.[0-9]+)?)?(Z|z|[+-][0-9]{2}:?[0-9]{2})$"
+)
 
 
 class StrictSchema(Schema):
@@ -22,7 +27,12 @@ class Timestamp(fields.AwareDateTime):
     """A timestamp read by the product's one rule (zone required, 1970-2100); written as ISO 8601."""
 
     def __init__(self, **kwargs):
-        super().__init__(format="iso", default_timezone=None, **kwargs)
+        metadata = {
+            "pattern": TIMESTAMP_PATTERN,
+            "description": "ISO 8601 with a zone (Z or +hh:mm), from 1970 to 2100",
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(format="iso", default_timezone=None, metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:

@@ -21,6 +21,13 @@ class MeSchema(Schema):
     owner_id = fields.String(allow_none=True)
 
 
+class TokenPrefix(fields.String):
+    """The recognisable start of a token, never more than services.tokens.SHOWN_PREFIX characters."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(tokens.shown_prefix(value), attr, obj, **kwargs)
+
+
 class TokenSchema(Schema):
     """A token record; never the token itself."""
 
@@ -28,7 +35,9 @@ class TokenSchema(Schema):
     name = fields.String()
     role = fields.String()
     owner_id = fields.String(allow_none=True)
-    prefix = fields.String()
+    prefix = TokenPrefix(
+        metadata={"description": "the first characters of the token, to recognise it"}
+    )
     created_at = fields.DateTime()
     last_used_at = fields.DateTime(allow_none=True)
     revoked_at = fields.DateTime(allow_none=True)

@@ -84,7 +84,8 @@ def test_bad_query_parameters_are_422(client, auth, deals, query):
 
 
 def test_hostile_search_strings_are_just_text(client, auth, deals):
-    for q in ["'; DROP TABLE deals;--", "%", "_", "<script>", "\u0000", "🙂" * 50]:
+    # A NUL byte is not text the database can store: 422 (tests/web/test_hostile_input.py).
+    for q in ["'; DROP TABLE deals;--", "%", "_", "<script>", "🙂" * 50]:
         response = client.get("/api/v1/deals", query_string={"q": q}, headers=auth("sales"))
         assert response.status_code == 200
     with client.application.extensions["enablement"].sessions() as session:

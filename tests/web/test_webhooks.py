@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -15,6 +14,7 @@ from enablement import create_app
 from enablement.db.models import Deal, StageChange, WebhookEvent
 from integrations.hubspot.signatures import sign_v3
 from tests.crm_data import T0, insert_deals, insert_pipeline, sample_deal
+from tests.http_client import chunked_request
 
 SECRET = "hubspot-client-secret"
 PATH = "/webhooks/hubspot"
@@ -408,22 +408,8 @@ def test_a_body_over_1_mb_is_a_413_by_content_length(hook, hook_sessions):
 
 
 def _chunked_post(port: int, body: bytes, headers: dict) -> int:
-    """POST with Transfer-Encoding: chunked (no Content-Length) over real HTTP; the status."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.putrequest("POST", PATH)
-    for name, value in {**headers, "Transfer-Encoding": "chunked"}.items():
-        conn.putheader(name, value)
-    conn.endheaders()
-    try:
-        for start in range(0, len(body), 64 * 1024):
-            piece = body[start : start + 64 * 1024]
-            conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-        conn.send(b"0\r\n\r\n")
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the server answered before reading everything, as it should
-    status = conn.getresponse().status
-    conn.close()
-    return status
+    """POST with Transfer-Encoding: chunked over real HTTP; the status."""
+    return chunked_request(port, "POST", PATH, body, headers, timeout=10)[0]
 
 
 def test_a_chunked_body_is_read_up_to_the_limit_only(hook_app, hook_sessions):

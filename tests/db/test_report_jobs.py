@@ -1,0 +1,241 @@
+"""Reports off the request workers: computed once however many ask, never starving other routes."""
+
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from enablement import create_app
+from enablement.db.models import ReportJob, Share
+from enablement.db.types import utcnow
+from enablement.services import reports as report_service
+from enablement.services.report_jobs import JOB_LEASE
+from tests.simulator import insert, simulate
+
+URL = "/api/v1/reports/effectiveness?as_of=2026-06-30T00:00:00Z"
+
+
+@pytest.fixture
+def data(sessions):
+    simulated = simulate(120, seed=7)
+    insert(sessions, simulated)
+    return simulated
+
+
+@pytest.fixture
+def threaded(settings):
+    """An app computing reports in its background thread (as served), like one gunicorn worker."""
+    made = []
+
+    def make():
+        app = create_app(settings, report_queue="thread")
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        runner = app.extensions.get("enablement.report_runner")
+        if runner is not None:
+            runner.wait(60)
+        app.extensions["enablement"].engine.dispose()
+
+
+class SlowEffects:
+    """compute_effectiveness held at a gate until the test opens it; counts its calls."""
+
+    def __init__(self, monkeypatch):
+        self.real = report_service.compute_effectiveness
+        self.started, self.gate, self.calls = threading.Event(), threading.Event(), 0
+        monkeypatch.setattr(report_service, "compute_effectiveness", self)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        self.started.set()
+        assert self.gate.wait(60), "the test never opened the gate"
+        return self.real(*args, **kwargs)
+
+
+def runner_of(app):
+    return app.extensions["enablement.report_runner"]
+
+
+def test_a_report_being_computed_answers_202_with_where_to_fetch_it(
+    threaded, auth, data, monkeypatch
+):
+    slow = SlowEffects(monkeypatch)
+    app = threaded()
+    client = app.test_client()
+    first = client.get(URL, headers=auth("marketing"))
+    assert first.status_code == 202
+    assert first.headers["Location"] == URL
+    assert int(first.headers["Retry-After"]) > 0
+    assert first.get_json()["status"] == "computing"
+    slow.gate.set()
+    runner_of(app).wait(60)
+    done = client.get(first.headers["Location"], headers=auth("marketing"))
+    assert done.status_code == 200
+    assert done.headers["X-Report-State"] == "fresh"
+    assert done.get_json()["as_of"].startswith("2026-06-30")
+    assert slow.calls == 1
+
+
+def test_concurrent_requests_for_the_same_report_compute_it_once(threaded, auth, data, monkeypatch):
+    slow = SlowEffects(monkeypatch)
+    app = threaded()
+    headers = auth("marketing")
+    barrier, statuses = threading.Barrier(10), []
+
+    def ask():
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(client.get(URL, headers=headers).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [202] * 10
+    slow.gate.set()
+    runner_of(app).wait(60)
+    assert app.test_client().get(URL, headers=headers).status_code == 200
+    assert slow.calls == 1
+
+
+def test_two_workers_asking_for_the_same_report_compute_it_once(
+    threaded, auth, data, monkeypatch, sessions
+):
+    slow = SlowEffects(monkeypatch)
+    one, two = threaded(), threaded()
+    headers = auth("marketing")
+    assert one.test_client().get(URL, headers=headers).status_code == 202
+    assert slow.started.wait(30)
+    with sessions() as session:
+        assert len(session.scalars(select(ReportJob)).all()) == 1
+    # The second worker sees the first one's job and starts none of its own.
+    assert two.test_client().get(URL, headers=headers).status_code == 202
+    assert "enablement.report_runner" not in two.extensions or not runner_of(two).pending()
+    slow.gate.set()
+    runner_of(one).wait(60)
+    assert two.test_client().get(URL, headers=headers).status_code == 200
+    assert slow.calls == 1
+    with sessions() as session:
+        assert session.scalars(select(ReportJob)).all() == []
+
+
+def test_other_routes_answer_while_a_slow_report_computes(threaded, auth, data, monkeypatch):
+    slow = SlowEffects(monkeypatch)
+    app = threaded()
+    client = app.test_client()
+    assert client.get(URL, headers=auth("marketing")).status_code == 202
+    assert slow.started.wait(30)
+    # The computation is held at the gate: everything below is answered while it runs.
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/api/v1/deals", headers=auth("sales")).status_code == 200
+    assert client.get(URL, headers=auth("marketing")).status_code == 202
+    assert not slow.gate.is_set() and slow.calls == 1
+    slow.gate.set()
+    runner_of(app).wait(60)
+
+
+def test_after_a_write_the_last_report_is_served_marked_stale_while_a_new_one_computes(
+    threaded, auth, data, monkeypatch, sessions
+):
+    app = threaded()
+    client = app.test_client()
+    headers = auth("marketing")
+    assert client.get(URL, headers=headers).status_code == 202
+    runner_of(app).wait(60)
+    fresh = client.get(URL, headers=headers)
+    assert fresh.status_code == 200 and fresh.headers["X-Report-State"] == "fresh"
+    with sessions.begin() as session:
+        share = session.scalars(select(Share)).first()
+        session.add(Share(deal_id=share.deal_id, asset_id=share.asset_id, shared_at=utcnow()))
+    slow = SlowEffects(monkeypatch)
+    stale = client.get(URL, headers=headers)
+    assert stale.status_code == 200
+    assert stale.headers["X-Report-State"] == "stale"
+    assert stale.headers["X-Report-Version"] == fresh.headers["X-Report-Version"]
+    assert stale.get_json() == fresh.get_json()
+    assert slow.started.wait(30)
+    slow.gate.set()
+    runner_of(app).wait(60)
+    again = client.get(URL, headers=headers)
+    assert again.headers["X-Report-State"] == "fresh"
+    assert again.headers["X-Report-Version"] != fresh.headers["X-Report-Version"]
+    assert slow.calls == 1
+
+
+@pytest.mark.parametrize("silent_for, computes", [(JOB_LEASE * 2, True), (JOB_LEASE / 10, False)])
+def test_a_job_whose_owner_went_silent_is_taken_over(
+    threaded, auth, data, monkeypatch, sessions, silent_for, computes
+):
+    slow = SlowEffects(monkeypatch)
+    slow.gate.set()
+    app = threaded()
+    key = report_service.report_key(
+        app.extensions["enablement"].settings,
+        "effectiveness",
+        report_service.parse_timestamp("2026-06-30T00:00:00Z"),
+    )
+    with sessions.begin() as session:
+        then = utcnow() - silent_for
+        session.add(ReportJob(key=key, owner="a-killed-worker", started_at=then, heartbeat_at=then))
+    assert app.test_client().get(URL, headers=auth("marketing")).status_code == 202
+    if "enablement.report_runner" in app.extensions:
+        runner_of(app).wait(60)
+    assert slow.calls == (1 if computes else 0)
+
+
+def test_a_job_this_process_failed_to_release_is_taken_again_at_once(
+    threaded, auth, data, monkeypatch, sessions
+):
+    slow = SlowEffects(monkeypatch)
+    slow.gate.set()
+    app = threaded()
+    client = app.test_client()
+    assert client.get(URL, headers=auth("marketing")).status_code == 202  # makes the runner
+    runner_of(app).wait(60)
+    calls = slow.calls
+    key = report_service.report_key(
+        app.extensions["enablement"].settings,
+        "effectiveness",
+        report_service.parse_timestamp("2026-07-31T00:00:00Z"),
+    )
+    with sessions.begin() as session:
+        now = utcnow()
+        session.add(
+            ReportJob(key=key, owner=runner_of(app).owner, started_at=now, heartbeat_at=now)
+        )
+    other = "/api/v1/reports/effectiveness?as_of=2026-07-31T00:00:00Z"
+    assert client.get(other, headers=auth("marketing")).status_code == 202
+    runner_of(app).wait(60)
+    assert slow.calls == calls + 1
+    assert client.get(other, headers=auth("marketing")).status_code == 200
+
+
+def test_a_html_page_being_computed_reloads_itself(threaded, auth, data, monkeypatch):
+    slow = SlowEffects(monkeypatch)
+    slow.gate.set()
+    app = threaded()
+    client = app.test_client()
+    page = client.get("/api/v1/reports/coverage?format=html", headers=auth("marketing"))
+    assert page.status_code == 202
+    assert 'http-equiv="refresh"' in page.get_data(as_text=True)
+    runner_of(app).wait(60)
+    page = client.get("/api/v1/reports/coverage?format=html", headers=auth("marketing"))
+    assert page.status_code == 200
+
+
+def test_the_cli_computes_inline_without_a_202(threaded, data):
+    from click.testing import CliRunner
+
+    from enablement.cli import cli
+
+    app = threaded()
+    with app.app_context():
+        result = CliRunner().invoke(
+            cli, ["report", "cycle-time", "--format", "json"], obj={}, catch_exceptions=False
+        )
+    assert result.exit_code == 0
+    assert '"crm_stages"' in result.stdout
