@@ -9,7 +9,8 @@ bulk-inserted with Core; the app is served by a threaded server in this process 
 over loopback HTTP, alternating one /healthz and one recommendations request (a new
 connection each, the same for both), so both see the same machine load. Prints p50/p95 of
 each, their ratio (target: recommendations p95 <= 3 x /healthz p95) and the database
-statements per recommendation.
+statements per recommendation; and the deal view (its shares' buyer views counted
+through the link_views index, not by aggregating every view) next to them.
 """
 
 from __future__ import annotations
@@ -269,8 +270,11 @@ def main() -> None:
     event.listen(container.engine, "before_cursor_execute", count)
     timed_get(port, f"/api/v1/deals/{open_ids[1]}/recommendations?limit=5", headers)
     event.remove(container.engine, "before_cursor_execute", count)
-    health, recs = [], []
+    health, recs, views = [], [], []
     for deal_id in rng.choices(open_ids, k=args.requests):
+        seconds, status = timed_get(port, f"/api/v1/deals/{deal_id}", headers)
+        assert status == 200, status
+        views.append(seconds)
         seconds, status = timed_get(port, "/healthz", {})
         assert status == 200
         health.append(seconds)
@@ -292,6 +296,11 @@ def main() -> None:
         f"p95 ratio recommendations / healthz: {ratio:.2f} (target <= 3): {'met' if ratio <= 3 else 'NOT met'}"
     )
     print(f"database statements per recommendation (BEGIN included): {statements}")
+    v50, v95 = percentile(views, 50) * 1000, percentile(views, 95) * 1000
+    print(
+        f"deal view (history, shares with buyer views) p50 {v50:7.2f} ms   p95 {v95:7.2f} ms"
+        f"   p95 / healthz p95: {v95 / h95:.2f}"
+    )
     container.engine.dispose()
     if drop:
         drop()

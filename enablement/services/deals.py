@@ -11,9 +11,8 @@ from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
-from enablement.db.models import Asset, CrmStage, Deal, LinkView, Pipeline, Share, StageChange
+from enablement.db.models import CrmStage, Deal, Pipeline, Share, StageChange
 from enablement.db.versioning import table_versions
-from enablement.domain.links import link_token, link_url
 from enablement.domain.stages import BUYING_STAGES
 from enablement.errors import NotFound
 
@@ -311,6 +310,9 @@ def get_deal(
     owner_scope: str | None = None,
 ) -> dict:
     """A deal with its current CRM and buying stage, full stage history and shares (with views)."""
+    # NOTE: imported here: the share rules import this module (the sales-scope rule lives here).
+    from enablement.services.shares import shares_with_views
+
     with sessions() as session:
         deal = session.get(Deal, deal_id) if is_plausible_id(deal_id) else None
         # NOTE: deleted deals stay readable here (deleted_at is shown), but never across owners.
@@ -327,18 +329,9 @@ def get_deal(
             for s in session.scalars(select(CrmStage).where(CrmStage.pipeline_id.in_(pipelines)))
         }
         pipeline = session.get(Pipeline, deal.pipeline_id)
-        views = (
-            select(LinkView.share_id, func.count().label("n"))
-            .group_by(LinkView.share_id)
-            .subquery()
+        shares = shares_with_views(
+            session, settings, Share.deal_id == deal_id, (Share.shared_at, Share.id)
         )
-        shares = session.execute(
-            select(Share, Asset.title, func.coalesce(views.c.n, 0))
-            .join(Asset, Asset.id == Share.asset_id)
-            .outerjoin(views, views.c.share_id == Share.id)
-            .where(Share.deal_id == deal_id)
-            .order_by(Share.shared_at, Share.id)
-        ).all()
         current = stages.get((deal.pipeline_id, deal.current_stage_id))
         result = _summary(
             deal, current.label if current else None, current.buying_stage if current else None
@@ -358,20 +351,6 @@ def get_deal(
                 }
                 for p, s, t in history
             ],
-            shares=[
-                {
-                    "id": share.id,
-                    "asset_id": share.asset_id,
-                    "asset_title": title,
-                    "shared_at": share.shared_at,
-                    "shared_by": share.shared_by,
-                    "channel": share.channel,
-                    "views": count,
-                    "link": link_url(
-                        settings.public_base_url, link_token(settings.secret_key, share.id)
-                    ),
-                }
-                for share, title, count in shares
-            ],
+            shares=shares,
         )
         return result
