@@ -88,24 +88,15 @@ class EffectivenessQuery(ReportQuery):
     )
 
 
-class EffectSchema(Schema):
-    """One (asset, buying stage) effect; null numbers carry a reason."""
+class _EstimateSchema(Schema):
+    """What every estimated effect carries: the hazard ratio, its interval, verdict and reason."""
 
-    asset_id = fields.String()
-    title = fields.String()
     buying_stage = fields.String()
-    exposed_episodes = fields.Integer()
-    exposed_advances = fields.Integer()
     hazard_ratio = fields.Float(allow_none=True)
     ci_low = fields.Float(allow_none=True)
     ci_high = fields.Float(allow_none=True)
     p_value = fields.Float(allow_none=True)
-    q_value = fields.Float(allow_none=True)
-    median_days_exposed = fields.Float(allow_none=True)
-    median_days_unexposed = fields.Float(allow_none=True)
-    verdict = fields.String(
-        validate=validate.OneOf(["shortens", "lengthens", "no_evidence", "insufficient_data"])
-    )
+    verdict = fields.String(validate=validate.OneOf(VERDICTS))
     reason = fields.String(allow_none=True)
     diagnostics = fields.Dict(
         allow_none=True,
@@ -117,23 +108,25 @@ class EffectSchema(Schema):
     )
 
 
-class RecommenderImpactSchema(Schema):
+class EffectSchema(_EstimateSchema):
+    """One (asset, buying stage) effect; null numbers carry a reason."""
+
+    asset_id = fields.String()
+    title = fields.String()
+    exposed_episodes = fields.Integer()
+    exposed_advances = fields.Integer()
+    q_value = fields.Float(allow_none=True)
+    median_days_exposed = fields.Float(allow_none=True)
+    median_days_unexposed = fields.Float(allow_none=True)
+
+
+class RecommenderImpactSchema(_EstimateSchema):
     """The recommender's own effect in one buying stage: recommended group versus holdout."""
 
-    buying_stage = fields.String()
     recommended_episodes = fields.Integer()
     recommended_advances = fields.Integer()
     holdout_episodes = fields.Integer()
     holdout_advances = fields.Integer()
-    hazard_ratio = fields.Float(allow_none=True)
-    ci_low = fields.Float(allow_none=True)
-    ci_high = fields.Float(allow_none=True)
-    p_value = fields.Float(allow_none=True)
-    verdict = fields.String(
-        validate=validate.OneOf(["shortens", "lengthens", "no_evidence", "insufficient_data"])
-    )
-    reason = fields.String(allow_none=True)
-    diagnostics = fields.Dict(allow_none=True)
     method = fields.String()
 
 
