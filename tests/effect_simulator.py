@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from enablement.domain.episodes import DAY_NS
+from tests.simulator import advance_time
 
 AS_OF = datetime(2026, 6, 30, tzinfo=UTC)
 TIERS = (4.0, 1.5, 0.6)  # hazard multiplier of small, middle and large deals
@@ -67,18 +68,6 @@ class World:
     truth: dict
 
 
-def _advance_time(target: float, rate: float, shares: list[tuple[float, float]]) -> float:
-    """Time at which the cumulative hazard reaches `target` when each share multiplies the rate."""
-    t, mult, cum = 0.0, 1.0, 0.0
-    for at, hr in sorted(shares):
-        seg = (at - t) * rate * mult
-        if cum + seg >= target:
-            return t + (target - cum) / (rate * mult)
-        cum += seg
-        t, mult = at, mult * hr
-    return t + (target - cum) / (rate * mult)
-
-
 def simulate(n_deals: int = 4000, seed: int = 1) -> World:
     """Simulate one stage's deals, their exits and the shares they received."""
     rng = np.random.default_rng(seed)
@@ -114,7 +103,7 @@ def simulate(n_deals: int = 4000, seed: int = 1) -> World:
             per_day = null_rate[k] if i % 2 else 0.015
             for at in np.cumsum(rng.exponential(1 / per_day, size=2)):
                 planned.append((piece, float(at), 1.0))
-        advance = _advance_time(targets[k], rate[k], [(at, hr) for _, at, hr in planned])
+        advance = advance_time(targets[k], rate[k], [(at, hr) for _, at, hr in planned])
         end = min(advance, lost_after[k], as_of - entered[k])
         hist.append((k, "eval", entered[k]))
         if end < as_of - entered[k]:

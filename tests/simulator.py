@@ -75,9 +75,9 @@ class SimData:
     truth: dict = field(default_factory=dict)
 
 
-def _advance_time(rng, rate: float, shares: list[tuple[float, float]]) -> float:
-    """Time to advance under a piecewise-constant hazard that jumps by each share's HR."""
-    target = rng.exponential(1.0)
+def advance_time(target: float, rate: float, shares: list[tuple[float, float]]) -> float:
+    """Time at which the cumulative hazard reaches `target` when each share multiplies the rate
+    by its HR (a piecewise-constant hazard; target ~ Exp(1) gives the time to advance)."""
     t, mult, cum = 0.0, 1.0, 0.0
     for at, hr in sorted(shares):
         seg = (at - t) * rate * mult
@@ -155,7 +155,9 @@ def simulate(n_deals: int = 3000, seed: int = 7, as_of: datetime = AS_OF) -> Sim
                     planned.append(("a-small", float(rng.uniform(0, 1)), 1.0))
                 if rng.random() < 0.7:
                     planned.append(("a-rescue", 30.0 + float(rng.uniform(0, 3)), 1.0))
-            adv = _advance_time(rng, BASE_RATE * factor, [(at, hr) for _, at, hr in planned])
+            adv = advance_time(
+                rng.exponential(1.0), BASE_RATE * factor, [(at, hr) for _, at, hr in planned]
+            )
             lost = rng.exponential(1 / LOSS_RATE)
             end = min(adv, lost, now - t)
             seen = set()

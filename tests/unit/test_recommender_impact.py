@@ -15,8 +15,8 @@ from tests.effect_simulator import (
     STAGE_MAP,
     TIER_CUTS,
     TIERS,
-    _advance_time,
 )
+from tests.simulator import advance_time
 
 
 def recommender_world(effect: float, holdout: float, n_deals: int = 3000, seed: int = 3):
@@ -45,7 +45,7 @@ def recommender_world(effect: float, holdout: float, n_deals: int = 3000, seed: 
     for k in range(n_deals):
         asked = float(rng.uniform(0, 30))
         hr = 1.0 if held[k] else effect
-        advance = _advance_time(rng.exponential(1.0), rate[k], [(asked, hr)])
+        advance = advance_time(rng.exponential(1.0), rate[k], [(asked, hr)])
         lost = rng.exponential(1 / LOSS_RATE)
         end = min(advance, lost, as_of - entered[k])
         hist.append((ids[k], "eval", entered[k]))
