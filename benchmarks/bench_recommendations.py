@@ -21,22 +21,25 @@ import logging
 import os
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
-import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, insert, text
 from werkzeug.serving import make_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from enablement import create_app, db
 from enablement.config import Settings
 from enablement.db.assets import insert_assets
 from enablement.db.models import CrmStage, Deal, LinkView, Owner, Pipeline, Share
 from enablement.services.tokens import create_token
+from tests.databases import throwaway_postgres
 
 STAGES = [
     ("s_aw", "Prospecting", "awareness", False, False),
@@ -200,22 +203,6 @@ def timed_get(port: int, path: str, headers: dict) -> tuple[float, int]:
     return time.perf_counter() - start, response.status
 
 
-def postgres_database() -> tuple[str, callable]:
-    """A throwaway PostgreSQL database next to TEST_DATABASE_URL, and how to drop it."""
-    base = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    name = f"bench_rec_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(base).set(database=name).render_as_string(hide_password=False), drop
-
-
 def main() -> None:
     """Load, serve, measure side by side, print."""
     parser = argparse.ArgumentParser()
@@ -227,11 +214,14 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    drop = None
+    cleanup = ExitStack()
     if args.database_url:
         url = args.database_url
     elif args.postgres:
-        url, drop = postgres_database()
+        base = os.environ.get(
+            "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        )
+        url = cleanup.enter_context(throwaway_postgres(base, "bench_rec", migrate=False))
     else:
         url = f"sqlite:///{tmp / 'bench.db'}"
     settings = Settings(instance_path=tmp, database_url=url, secret_key="bench").with_overrides()  # noqa: S106
@@ -302,8 +292,7 @@ def main() -> None:
         f"   p95 / healthz p95: {v95 / h95:.2f}"
     )
     container.engine.dispose()
-    if drop:
-        drop()
+    cleanup.close()
 
 
 if __name__ == "__main__":

@@ -22,21 +22,19 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from enablement import create_app, db  # noqa: E402
 from enablement.config import Settings  # noqa: E402
 from enablement.db.crm import upsert_deals, upsert_pipelines  # noqa: E402
 from enablement.domain.crm import DealRecord, PipelineRecord, StageEntry, StageRecord  # noqa: E402
 from integrations.hubspot.signatures import sign_v3  # noqa: E402
+from tests.databases import throwaway_postgres  # noqa: E402
 
 SECRET = "bench-secret"  # noqa: S105 (a benchmark's own throwaway signing key)
 PATH = "/webhooks/hubspot"
@@ -170,25 +168,6 @@ def run(label: str, url: str, instance: Path, batches: int, deals: int) -> dict:
     }
 
 
-def throwaway_postgres(base: str) -> tuple[str, callable]:
-    """A new migrated database next to `base`; returns (url, drop)."""
-    name = f"enablement_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    engine.dispose()
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url, drop
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run on SQLite, then PostgreSQL when one is named; print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -204,11 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
         rows.append(run("sqlite", f"sqlite:///{path}", Path(tmp), args.batches, args.deals))
         if args.database_url and args.database_url.startswith("postgresql"):
-            url, drop = throwaway_postgres(args.database_url)
-            try:
+            with throwaway_postgres(args.database_url, "enablement_bench") as url:
                 rows.append(run("postgresql", url, Path(tmp), args.batches, args.deals))
-            finally:
-                drop()
         else:
             print("postgresql: skipped (give --database-url or set TEST_DATABASE_URL)")
     print(

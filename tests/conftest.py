@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import uuid
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from enablement import create_app, db
 from enablement.config import Settings
 from enablement.db.models import Base
+from tests.databases import throwaway_postgres
 
 ENGINES = ["sqlite", "postgresql"]
 
@@ -41,18 +40,8 @@ def postgres_url() -> str | None:
     if not base:
         yield None
         return
-    name = f"enablement_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_postgres(base) as url:
+        yield url
 
 
 _TABLES = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)

@@ -1,19 +1,20 @@
 """A database outage: 503 with Retry-After (API), one line and exit 1 (CLI), links still open."""
 
 import shutil
-import uuid
+from contextlib import ExitStack
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from enablement import create_app, db
+from enablement import create_app
 from enablement.config import Settings
 from enablement.db.models import LinkView, Share
 from enablement.domain.links import link_token, token_hash
 from enablement.services.link_spool import MEMORY_NAME, SPOOL_NAME, link_memory
 from tests.conftest import Cli
 from tests.crm_data import insert_asset, insert_deals, insert_pipeline, sample_deal
+from tests.databases import throwaway_postgres
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Safari/605.1.15"
 
@@ -64,28 +65,19 @@ class PostgresOutage:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def world(request, tmp_path, sqlite_template, postgres_url):
     """An app on a database we may break: (app, outage)."""
+    cleanup = ExitStack()
     if request.param == "sqlite":
         path = tmp_path / "outage.db"
         shutil.copyfile(sqlite_template, path)
-        url, outage, cleanup = f"sqlite:///{path}", SqliteOutage(f"sqlite:///{path}"), None
+        url, outage = f"sqlite:///{path}", SqliteOutage(f"sqlite:///{path}")
     else:
         if postgres_url is None:
             pytest.skip("TEST_DATABASE_URL is not set (.ci/run sets it)")
+        url = cleanup.enter_context(throwaway_postgres(postgres_url, "enablement_outage"))
         admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-        name = f"enablement_outage_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-        engine = db.make_engine(url)
-        db.upgrade(engine)
-        engine.dispose()
-        outage = PostgresOutage(admin, name)
-
-        def cleanup():
-            outage.end(None)
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        cleanup.callback(admin.dispose)
+        outage = PostgresOutage(admin, make_url(url).database)
+        cleanup.callback(outage.end, None)
 
     settings = Settings(
         instance_path=tmp_path / "instance",
@@ -101,8 +93,7 @@ def world(request, tmp_path, sqlite_template, postgres_url):
     insert_asset(sessions, "a1", url="https://example.com/essay")
     yield app, outage
     app.extensions["enablement"].engine.dispose()
-    if cleanup:
-        cleanup()
+    cleanup.close()
 
 
 def views(app) -> int:
