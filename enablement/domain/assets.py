@@ -186,21 +186,30 @@ def internal_host(host: str) -> str | None:
     if name in _INTERNAL_NAMES or name.endswith(_INTERNAL_SUFFIXES):
         return f"the internal host {name!r}"
     address = _literal_address(name)
-    if address is None:
+    if address is None or not is_internal_address(address):
         return None
+    return f"the internal address {getattr(address, 'ipv4_mapped', None) or address}"
+
+
+def is_internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for an address the service must never reach for a user: loopback, private,
+    link-local, unspecified, reserved, multicast, shared (100.64/10), or anything not global.
+
+    The one classification of addresses: asset URLs (literal hosts) and page fetches (every
+    address a name resolves to) both ask it.
+    """
     if getattr(address, "ipv4_mapped", None):
         address = address.ipv4_mapped
-    if (
-        address.is_private
+    return (
+        not address.is_global
+        or address.is_private
         or address.is_loopback
         or address.is_link_local
         or address.is_unspecified
         or address.is_reserved
         or address.is_multicast
         or address in _SHARED_ADDRESS_SPACE
-    ):
-        return f"the internal address {address}"
-    return None
+    )
 
 
 def _literal_address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from enablement.domain.assets import is_internal_address
 from enablement.domain.page_metadata import read_metadata
 from enablement.errors import ExternalServiceError, InvalidInput
 
@@ -43,13 +44,8 @@ def resolve_host(host: str, port: int) -> list[str]:
 
 
 def is_public(address: str) -> bool:
-    """True for a globally routable unicast address (never private, loopback, link-local...)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (
-        ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local or ip.is_private
-    )
+    """True for a globally routable unicast address (the asset rule's classification, negated)."""
+    return not is_internal_address(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
 def checked_target(url: str, resolve=resolve_host) -> tuple[str, str, str]:
