@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -567,6 +569,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         self._serve("POST")
+
+
+@contextmanager
+def served_standard_portal(prepare: Callable[[FakeHubSpot], None] | None = None):
+    """The standard portal (plus whatever `prepare` adds) served on loopback while in the block."""
+    server = FakeHubSpot()
+    standard_portal(server)
+    if prepare is not None:
+        prepare(server)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def standard_portal(fake: FakeHubSpot) -> None:

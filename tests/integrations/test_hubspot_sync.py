@@ -13,7 +13,12 @@ from enablement.errors import ExternalServiceError
 from enablement.services.sync import CURSOR_KEY, FULL_KEY, sync_crm
 from integrations.hubspot.client import HubSpotAuthError, HubSpotCrm
 from integrations.hubspot.ratelimit import RetryPolicy
-from tests.integrations.fake_hubspot import TOKEN, FakeHubSpot, generate_deals, standard_portal
+from tests.integrations.fake_hubspot import (
+    TOKEN,
+    FakeHubSpot,
+    generate_deals,
+    served_standard_portal,
+)
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -31,11 +36,8 @@ class Sleeps:
 @pytest.fixture
 def fake():
     """A fake HubSpot portal with two pipelines and four owners, served on loopback."""
-    server = FakeHubSpot()
-    standard_portal(server)
-    server.start()
-    yield server
-    server.stop()
+    with served_standard_portal() as server:
+        yield server
 
 
 @pytest.fixture

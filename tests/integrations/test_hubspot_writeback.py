@@ -11,20 +11,20 @@ from enablement.services.sync import sync_crm
 from enablement.services.writeback import note_marker
 from integrations.hubspot.client import HubSpotCrm
 from integrations.hubspot.ratelimit import RetryPolicy
-from tests.integrations.fake_hubspot import TOKEN, FakeHubSpot, standard_portal
+from tests.integrations.fake_hubspot import TOKEN, FakeHubSpot, served_standard_portal
 
 SHARED_AT = datetime(2024, 5, 2, 15, 30, tzinfo=UTC)
+
+
+def _one_deal(server: FakeHubSpot) -> None:
+    server.add_deal(42, [("appointmentscheduled", datetime(2024, 5, 1, tzinfo=UTC))])
 
 
 @pytest.fixture
 def fake():
     """A fake portal with one deal."""
-    server = FakeHubSpot()
-    standard_portal(server)
-    server.add_deal(42, [("appointmentscheduled", datetime(2024, 5, 1, tzinfo=UTC))])
-    server.start()
-    yield server
-    server.stop()
+    with served_standard_portal(_one_deal) as server:
+        yield server
 
 
 @pytest.fixture

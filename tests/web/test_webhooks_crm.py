@@ -11,7 +11,7 @@ from sqlalchemy import select
 from enablement import create_app
 from enablement.db.models import Deal, WebhookEvent
 from tests.crm_data import insert_pipeline, sample_pipeline
-from tests.integrations.fake_hubspot import TOKEN, FakeHubSpot, standard_portal
+from tests.integrations.fake_hubspot import TOKEN, served_standard_portal
 from tests.web.test_webhooks import SECRET, history, ms, post, stored_events
 
 T1 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
@@ -20,11 +20,8 @@ T1 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 @pytest.fixture
 def fake():
     """A fake HubSpot portal (two pipelines, owners) on loopback."""
-    server = FakeHubSpot()
-    standard_portal(server)
-    server.start()
-    yield server
-    server.stop()
+    with served_standard_portal() as server:
+        yield server
 
 
 @pytest.fixture
