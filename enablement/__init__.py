@@ -93,7 +93,8 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
     leaning = [r.rule for r in app.url_map.iter_rules() if r.rule.endswith("/") and r.rule != "/"]
-    assert not leaning, f"routes ending in a slash would redirect from Host: {leaning}"
+    if leaning:
+        raise RuntimeError(f"routes ending in a slash would redirect from Host: {leaning}")
 
 
 def register_errors(app: Flask) -> None:

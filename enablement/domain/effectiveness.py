@@ -920,6 +920,7 @@ def recommender_impact(
         effect = exposure_effect(
             followed[here].reset_index(drop=True), exposed_from, min_exposed, min_advances
         )
-        effect.pop("exposed_episodes"), effect.pop("exposed_advances")
-        rows.append({**row, **effect, "method": IMPACT_METHOD})
+        # The recommended group is the exposed one: its counts are already in the row.
+        estimate = {k: v for k, v in effect.items() if not k.startswith("exposed_")}
+        rows.append({**row, **estimate, "method": IMPACT_METHOD})
     return rows
