@@ -7,16 +7,17 @@ produces the same rows. Callers own the transaction; nothing here commits.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from enablement.db.models import CrmStage, Deal, Owner, Pipeline, StageChange
 from enablement.db.types import utcnow
-from enablement.domain.crm import UNSET, DealRecord, OwnerRecord, PipelineRecord, ordered_history
+from enablement.domain.crm import UNSET, DealRecord, OwnerRecord, PipelineRecord, StageEntry
+from enablement.domain.deal_history import DealState, latest_entry, synced_history
 from enablement.domain.stages import suggest_buying_stage
 from enablement.errors import InvalidInput
 
@@ -34,6 +35,8 @@ _DEAL_FIELDS = (
     "closed_at",
     "source_modified_at",
 )
+# Deals a statement names at once (well below SQLite's bound-value limit).
+_CHUNK = 500
 
 
 @dataclass
@@ -197,8 +200,8 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
             select(Deal).where(Deal.id.in_(sorted(ids))).order_by(Deal.id).with_for_update()
         )
     }
-    stored: dict[str, dict[tuple, int]] = defaultdict(dict)
-    from_events: dict[str, set[tuple]] = defaultdict(set)
+    stored: dict[str, dict[StageEntry, int]] = defaultdict(dict)
+    from_events: dict[str, set[StageEntry]] = defaultdict(set)
     rows = session.execute(
         select(
             StageChange.id,
@@ -210,23 +213,17 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
         ).where(StageChange.deal_id.in_(ids))
     )
     for row_id, deal_id, pipeline_id, stage_id, entered_at, entry_source in rows:
-        stored[deal_id][(pipeline_id, stage_id, entered_at)] = row_id
+        entry = StageEntry(entered_at, stage_id, pipeline_id)
+        stored[deal_id][entry] = row_id
         if entry_source == WEBHOOK_SOURCE:
-            from_events[deal_id].add((pipeline_id, stage_id, entered_at))
+            from_events[deal_id].add(entry)
     now = utcnow()
     to_insert: list[dict] = []
     to_delete: list[int] = []
     for record in records:
-        history = ordered_history(record.stage_history)
-        wanted = {(e.pipeline_id or record.pipeline_id, e.stage_id, e.entered_at) for e in history}
-        current = history[-1].stage_id if history else None
-        read_at = record.source_modified_at
-        newer = [k for k in from_events.get(record.id, ()) if read_at and k[2] > read_at]
-        if newer:
-            wanted.update(newer)
-            latest = max(newer, key=lambda k: k[2])
-            if not history or latest[2] > history[-1].entered_at:
-                current = latest[1]
+        wanted = synced_history(record, from_events.get(record.id, ()))
+        latest = latest_entry(wanted)
+        current = latest.stage_id if latest else None
         values = {name: getattr(record, name) for name in _DEAL_FIELDS}
         values.update(
             current_stage_id=current,
@@ -250,12 +247,12 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
         to_insert += [
             {
                 "deal_id": record.id,
-                "pipeline_id": p,
-                "stage_id": s,
-                "entered_at": t,
+                "pipeline_id": e.pipeline_id,
+                "stage_id": e.stage_id,
+                "entered_at": e.entered_at,
                 "source": source,
             }
-            for p, s, t in added
+            for e in added
         ]
         to_delete += [have[key] for key in removed]
         counts.stage_changes_added += len(added)
@@ -274,17 +271,6 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
     if to_insert:
         session.execute(insert(StageChange), to_insert)
     return counts
-
-
-def mark_deals_deleted(session: Session, ids: Iterable[str]) -> int:
-    """Mark deals deleted (archived in the CRM), keeping their history; returns how many changed."""
-    now, changed = utcnow(), 0
-    for deal in session.scalars(
-        select(Deal).where(Deal.id.in_(list(ids)), Deal.deleted_at.is_(None))
-    ):
-        deal.deleted_at = now
-        changed += 1
-    return changed
 
 
 def lock_deals(session: Session, ids: Iterable[str]) -> dict[str, Deal]:
@@ -311,7 +297,7 @@ def _insert_ignoring_duplicates(session: Session, table, rows: list[dict], keys:
     return session.execute(statement, rows)
 
 
-# Deal columns an event may change (saved together by save_changed_deals).
+# Deal columns an event may change (DealState's fields, saved together by save_deal_states).
 _EVENT_COLUMNS = (
     "name",
     "pipeline_id",
@@ -325,21 +311,62 @@ _EVENT_COLUMNS = (
 )
 
 
-def save_changed_deals(session: Session, deals: Iterable[Deal]) -> int:
-    """Write the changed ones of these (locked) deals in one statement; returns how many.
+def deal_states(
+    session: Session, deals: Iterable[Deal], changed_at: Mapping[tuple[str, str], datetime]
+) -> dict[str, DealState]:
+    """These (locked) deals as plain records with their stored histories; changed_at: {(deal, field): when}."""
+    deals = list(deals)
+    histories: dict[str, set[StageEntry]] = defaultdict(set)
+    ids = sorted(d.id for d in deals)
+    for start in range(0, len(ids), _CHUNK):
+        rows = session.execute(
+            select(
+                StageChange.deal_id,
+                StageChange.pipeline_id,
+                StageChange.stage_id,
+                StageChange.entered_at,
+            ).where(StageChange.deal_id.in_(ids[start : start + _CHUNK]))
+        )
+        for deal_id, pipeline_id, stage_id, entered_at in rows:
+            histories[deal_id].add(StageEntry(entered_at, stage_id, pipeline_id))
+    fields_by_deal: dict[str, dict[str, datetime]] = defaultdict(dict)
+    for (deal_id, name), moment in changed_at.items():
+        fields_by_deal[deal_id][name] = moment
+    return {
+        d.id: DealState(
+            id=d.id,
+            history=frozenset(histories.get(d.id, ())),
+            source_modified_at=d.source_modified_at,
+            changed_at=fields_by_deal.get(d.id, {}),
+            **{c: getattr(d, c) for c in _EVENT_COLUMNS},
+        )
+        for d in deals
+    }
 
-    NOTE: the ORM's flush splits updates by which columns changed (one statement per run
-    of alike rows); one executemany with every event column is one round trip.
+
+def save_deal_states(
+    session: Session, before: Mapping[str, DealState], after: Mapping[str, DealState], source: str
+) -> None:
+    """Store what changed between two versions of these deals: their fields in one statement, new history entries.
+
+    NOTE: one executemany with every event column is one round trip; the ORM's flush would
+    split the updates by which columns changed. History only grows here (events add entries).
     """
-    changed = [d for d in deals if session.is_modified(d)]
     now = utcnow()
-    rows = [
-        {"b_id": d.id, "b_updated_at": now, **{f"b_{c}": getattr(d, c) for c in _EVENT_COLUMNS}}
-        for d in changed
-    ]
-    for deal in deals:
-        if deal in session:
-            session.expunge(deal)
+    rows, entries = [], []
+    for deal_id in sorted(after):
+        new, old = after[deal_id], before.get(deal_id)
+        if old is None:
+            raise ValueError(f"deal {deal_id} was not loaded")
+        entries += [
+            (deal_id, e.pipeline_id, e.stage_id, e.entered_at) for e in new.history - old.history
+        ]
+        values = {c: getattr(new, c) for c in _EVENT_COLUMNS}
+        if values != {c: getattr(old, c) for c in _EVENT_COLUMNS}:
+            rows.append(
+                {"b_id": deal_id, "b_updated_at": now, **{f"b_{c}": v for c, v in values.items()}}
+            )
+    add_stage_entries(session, entries, source)
     if rows:
         table = Deal.__table__
         statement = (
@@ -348,7 +375,6 @@ def save_changed_deals(session: Session, deals: Iterable[Deal]) -> int:
             .values({c: bindparam(f"b_{c}") for c in (*_EVENT_COLUMNS, "updated_at")})
         )
         session.execute(statement, rows)
-    return len(rows)
 
 
 def create_deal_if_absent(session: Session, values: dict) -> None:
@@ -360,11 +386,7 @@ def create_deal_if_absent(session: Session, values: dict) -> None:
 def add_stage_entries(
     session: Session, entries: Iterable[tuple[str, str, str, datetime]], source: str
 ) -> set[tuple[str, str, str, datetime]]:
-    """Add (deal, pipeline, stage, entered_at) history entries; ones already stored are skipped.
-
-    Returns the entries that were new. A history is a set ordered by time, so entries may
-    arrive in any order: a deal's current stage is its latest entry (latest_entries).
-    """
+    """Add (deal, pipeline, stage, entered_at) history entries; ones already stored are skipped; returns the new ones."""
     rows = [
         {"deal_id": d, "pipeline_id": p, "stage_id": s, "entered_at": t, "source": source}
         for d, p, s, t in dict.fromkeys(entries)
@@ -389,37 +411,6 @@ def add_stage_entries(
     return added
 
 
-def latest_entries(
-    session: Session, deal_ids: Iterable[str]
-) -> dict[str, tuple[str, str, datetime]]:
-    """Each deal's latest history entry (pipeline, stage, entered_at): its current stage."""
-    ids = sorted(set(deal_ids))
-    if not ids:
-        return {}
-    newest = (
-        select(
-            StageChange.deal_id,
-            StageChange.pipeline_id,
-            StageChange.stage_id,
-            StageChange.entered_at,
-            func.row_number()
-            .over(
-                partition_by=StageChange.deal_id,
-                order_by=(StageChange.entered_at.desc(), StageChange.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(StageChange.deal_id.in_(ids))
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            newest.c.deal_id, newest.c.pipeline_id, newest.c.stage_id, newest.c.entered_at
-        ).where(newest.c.rank == 1)
-    )
-    return {deal_id: (p, s, t) for deal_id, p, s, t in rows}
-
-
 def stage_index(session: Session) -> dict[str, dict[str, bool]]:
     """Every stored stage id -> {pipeline id: is_closed} (the stage map is small: hundreds of rows)."""
     index: dict[str, dict[str, bool]] = defaultdict(dict)
@@ -428,14 +419,6 @@ def stage_index(session: Session) -> dict[str, dict[str, bool]]:
     ):
         index[stage_id][pipeline_id] = bool(is_closed)
     return dict(index)
-
-
-def stage_pipeline(stages: dict[str, dict[str, bool]], stage_id: str, deal_pipeline: str) -> str:
-    """The pipeline a stage id belongs to: the deal's own if it has it, else the only pipeline that does."""
-    owners = stages.get(stage_id, {})
-    if deal_pipeline in owners or len(owners) != 1:
-        return deal_pipeline
-    return next(iter(owners))
 
 
 def _check_pipelines(session: Session, pipeline_ids: set[str]) -> None:

@@ -5,21 +5,57 @@ Callers own the transaction; nothing here commits.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import func, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.db.models import WebhookEvent
 from enablement.db.types import utcnow
+from enablement.domain.deal_events import APPLIED, PENDING, STATUSES
 
-PENDING, APPLIED, IGNORED, REJECTED = "pending", "applied", "ignored", "rejected"
-STATUSES = (PENDING, APPLIED, IGNORED, REJECTED)
 KEY = ("portal_id", "subscription_id", "event_id", "occurred_at")
 # Rows a statement carries at once (SQLite allows 32,766 bound values; 12 columns a row).
 _CHUNK = 500
+# A transaction that meets a transient failure runs at most this often, pausing PAUSE x attempt seconds.
+ATTEMPTS = 3
+PAUSE = 0.05
+# Driver errors (psycopg's names) a second run of the same transaction may not meet.
+_TRANSIENT = {"DeadlockDetected", "SerializationFailure", "LockNotAvailable"}
+
+T = TypeVar("T")
+
+
+def is_transient(error: DBAPIError) -> bool:
+    """A failure that the same transaction run again may not meet (deadlock, serialisation, lock wait)."""
+    return type(error.orig).__name__ in _TRANSIENT or "locked" in str(error.orig).lower()
+
+
+def in_transaction(
+    sessions: sessionmaker[Session],
+    work: Callable[[Session], T],
+    attempts: int = ATTEMPTS,
+    pause: float = PAUSE,
+) -> T:
+    """work(session) in one committed transaction, run again when it fails transiently; the last error re-raised.
+
+    The webhook path's one retry policy: a deadlock or serialisation failure between two
+    workers is retried; any other database error (a lost connection, a constraint) is not.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with sessions.begin() as session:
+                return work(session)
+        except DBAPIError as e:
+            if attempt == attempts or not is_transient(e):
+                raise
+            time.sleep(pause * attempt)
+    raise ValueError("attempts must be at least 1")
 
 
 def store_events(session: Session, rows: Sequence[dict]) -> tuple[dict[tuple, int], list[tuple]]:

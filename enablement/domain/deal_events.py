@@ -26,6 +26,10 @@ TRACKED_FIELDS = (STAGE, "pipeline_id", "amount", "closed_at", "name", "owner_id
 # Deletion and restore race each other like a field: the newest one wins.
 DELETED_FIELD = "deleted"
 
+# What storing and applying an event came to (the inbox keeps it with the reason).
+PENDING, APPLIED, IGNORED, REJECTED = "pending", "applied", "ignored", "rejected"
+STATUSES = (PENDING, APPLIED, IGNORED, REJECTED)
+
 
 @dataclass(frozen=True)
 class EventKey:

@@ -11,18 +11,16 @@ Order of work for a batch (house style: verify, validate, store, apply, answer):
    is configured, completed from it in a background thread after the answer (HubSpot
    waits at most 5 seconds for it; the CRM's rate limit and retries could take longer).
 
-Stage history is a set of (pipeline, stage, entered_at) entries: an event adds its entry
-at occurredAt, whatever order events arrive in, and the current stage is the latest
-entry. Every other field changes only when the event is newer than the newest change of
-that field already applied (and than the deal's last sync), so a late event never moves
-a deal back.
+What an event does to a deal (history entries, the newest change wins, merges) is
+decided by enablement.domain.deal_history on plain records; this module loads the
+locked deals, calls it and stores the result. Both transactions run under the inbox's
+one retry policy (inbox.in_transaction).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,37 +32,32 @@ from sqlalchemy.orm import Session, sessionmaker
 from enablement.db import webhooks as inbox
 from enablement.db.crm import (
     WEBHOOK_SOURCE,
-    add_stage_entries,
     create_deal_if_absent,
-    latest_entries,
+    deal_states,
     lock_deals,
-    save_changed_deals,
+    save_deal_states,
     stage_index,
-    stage_pipeline,
     upsert_deals,
     upsert_pipelines,
 )
-from enablement.db.models import Deal, Pipeline, StageChange
+from enablement.db.models import Deal, Pipeline
 from enablement.db.types import utcnow
 from enablement.domain.crm import Crm
 from enablement.domain.deal_events import (
-    CHANGED,
-    CREATED,
-    DELETED,
-    MERGED,
-    RESTORED,
+    APPLIED,
+    IGNORED,
+    PENDING,
+    REJECTED,
     STAGE,
     DealEvent,
     RejectedEvent,
-    is_newer,
 )
+from enablement.domain.deal_history import apply_events, stage_pipeline
 from enablement.errors import EnablementError, Unavailable
 
 log = logging.getLogger(__name__)
 
 SOURCE = WEBHOOK_SOURCE
-# A deadlock or serialisation failure between two workers is retried this many times.
-APPLY_ATTEMPTS = 3
 # A stored event whose apply never ran is picked up by a later delivery's pass after this long.
 RETRY_AFTER = timedelta(minutes=1)
 
@@ -124,27 +117,12 @@ def receive_events(
 
 def _store(sessions: sessionmaker[Session], rows: list[dict]) -> tuple[dict, list]:
     """Commit the inbox rows (retrying a deadlock); Unavailable when the database keeps failing."""
-    for attempt in range(1, APPLY_ATTEMPTS + 1):
-        try:
-            with sessions.begin() as session:
-                return inbox.store_events(session, rows)
-        except DBAPIError as e:
-            if attempt == APPLY_ATTEMPTS or not _transient(e):
-                # NOTE: not acknowledged, so HubSpot delivers the batch again later.
-                log.warning("webhook events not stored: database error %s", type(e.orig).__name__)
-                raise Unavailable(
-                    "the database is not available; the events were not stored"
-                ) from None
-            time.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")
-
-
-def _transient(error: DBAPIError) -> bool:
-    """A failure that the same transaction run again may not meet (deadlock, serialisation, lock wait)."""
-    name = type(error.orig).__name__
-    return name in {"DeadlockDetected", "SerializationFailure", "LockNotAvailable"} or (
-        "locked" in str(error.orig).lower()
-    )
+    try:
+        return inbox.in_transaction(sessions, lambda session: inbox.store_events(session, rows))
+    except DBAPIError as e:
+        # NOTE: not acknowledged, so HubSpot delivers the batch again later.
+        log.warning("webhook events not stored: database error %s", type(e.orig).__name__)
+        raise Unavailable("the database is not available; the events were not stored") from None
 
 
 def apply_stored(
@@ -153,73 +131,36 @@ def apply_stored(
     """Apply stored events (retrying a deadlock); on a lasting database failure they stay pending."""
     if not todo:
         return
-    for attempt in range(1, APPLY_ATTEMPTS + 1):
-        try:
-            with sessions.begin() as session:
-                counts = _apply_all(session, todo)
-            break
-        except DBAPIError as e:
-            if attempt == APPLY_ATTEMPTS:
-                log.warning(
-                    "webhook events stored but not applied (%s); they stay pending",
-                    type(e.orig).__name__,
-                )
-                result.pending += len(todo)
-                return
-            time.sleep(0.05 * attempt)
-    result.applied += counts["applied"]
-    result.ignored += counts["ignored"]
-    result.pending += counts["pending"]
+    try:
+        counts = inbox.in_transaction(sessions, lambda session: _apply_all(session, todo))
+    except DBAPIError as e:
+        log.warning(
+            "webhook events stored but not applied (%s); they stay pending", type(e.orig).__name__
+        )
+        result.pending += len(todo)
+        return
+    result.applied += counts[APPLIED]
+    result.ignored += counts[IGNORED]
+    result.pending += counts[PENDING]
     result.created_deals += counts["created"]
     result.unknown_deals += counts["unknown"]
 
 
-class _Batch:
-    """What applying one batch needs, read once: locked deals, the stage index, newest field changes."""
-
-    def __init__(self, session: Session, deals: dict[str, Deal]):
-        self.session = session
-        self.deals = deals
-        self.stages = stage_index(session)
-        self.newest = inbox.newest_applied(session, list(deals))
-        self.entries: list[tuple[int, tuple]] = []  # (row id, (deal, pipeline, stage, at))
-        self.touched: set[str] = set()  # deals whose current stage must be recomputed
-
-    def is_closed(self, pipeline_id: str, stage_id: str | None) -> bool:
-        """True when the stage is a closed stage of that pipeline."""
-        return bool(stage_id and self.stages.get(stage_id, {}).get(pipeline_id))
-
-
 def _apply_all(session: Session, todo: list[tuple[int, DealEvent]]) -> dict:
-    """Claim the still-pending events, lock their deals, apply in occurredAt order, mark each."""
+    """Claim the still-pending events, lock their deals, apply them (domain rules), store the deals and marks."""
     claimed = inbox.claim_pending(session, [row_id for row_id, _ in todo])
-    items = sorted(
-        ((row_id, e) for row_id, e in todo if row_id in claimed),
-        key=lambda item: (item[1].occurred_at, item[0]),
-    )
+    items = [(row_id, e) for row_id, e in todo if row_id in claimed]
     ids = {e.deal_id for _, e in items} | {i for _, e in items for i in e.merged_ids}
-    deals = lock_deals(session, ids)
-    unknown = sorted({e.deal_id for _, e in items} - deals.keys())
-    created = _create_missing(session, [e for _, e in items], deals)
-    batch = _Batch(session, deals)
-    outcomes: dict[int, tuple[str, str | None]] = {}
-    for row_id, event in items:
-        outcome = _apply(batch, row_id, event)
-        if outcome is not None:
-            outcomes[row_id] = outcome
-    added = add_stage_entries(session, [entry for _, entry in batch.entries], SOURCE)
-    for row_id, entry in batch.entries:
-        outcomes[row_id] = (
-            (inbox.APPLIED, None)
-            if entry in added
-            else (inbox.IGNORED, "already in the stage history")
-        )
-    _refresh_stages(batch)
-    save_changed_deals(session, list(batch.deals.values()))
-    inbox.mark(session, outcomes)
-    counts = {"applied": 0, "ignored": 0, "pending": 0, "created": created, "unknown": unknown}
-    for status, _ in outcomes.values():
-        counts[status] += 1
+    rows = lock_deals(session, ids)
+    unknown = sorted({e.deal_id for _, e in items} - rows.keys())
+    created = _create_missing(session, [e for _, e in items], rows)
+    before = deal_states(session, rows.values(), inbox.newest_applied(session, list(rows)))
+    after, outcomes = apply_events(before, items, stage_index(session))
+    save_deal_states(session, before, after, SOURCE)
+    inbox.mark(session, {row_id: (o.status, o.reason) for row_id, o in outcomes.items()})
+    counts = {APPLIED: 0, IGNORED: 0, PENDING: 0, "created": created, "unknown": unknown}
+    for outcome in outcomes.values():
+        counts[outcome.status] += 1
     return counts
 
 
@@ -285,84 +226,6 @@ def _pipeline_from_events(session: Session, events: list[DealEvent], stages: dic
     return first
 
 
-def _apply(batch: _Batch, row_id: int, event: DealEvent) -> tuple[str, str | None] | None:
-    """Apply one event to its (locked) deal: the inbox status and why (None: decided with the batch's entries)."""
-    deal = batch.deals.get(event.deal_id)
-    if deal is None:
-        return inbox.PENDING, "unknown deal, and no pipeline is stored to create it in"
-    if event.kind == CREATED:
-        deal.created_at = event.occurred_at
-        return inbox.APPLIED, None
-    if event.kind == MERGED:
-        _merge(batch, deal, [batch.deals[i] for i in event.merged_ids if i in batch.deals], event)
-        return inbox.APPLIED, None
-    if event.kind == CHANGED and event.field is None:
-        return inbox.IGNORED, "a property the product does not track"
-    if event.kind == CHANGED and event.field == STAGE:
-        pipeline = stage_pipeline(batch.stages, event.value, deal.pipeline_id)
-        batch.entries.append((row_id, (deal.id, pipeline, event.value, event.occurred_at)))
-        batch.touched.add(deal.id)
-        return None
-    # Fields, deletion and restore: the newest change wins.
-    ordering = event.ordering_field
-    if deal.source_modified_at is not None and event.occurred_at <= deal.source_modified_at:
-        return inbox.IGNORED, "older than the deal's last sync"
-    if not is_newer(event.occurred_at, batch.newest.get((deal.id, ordering))):
-        return inbox.IGNORED, f"a newer change of {ordering} is already applied"
-    if event.kind == DELETED:
-        deal.deleted_at = event.occurred_at
-    elif event.kind == RESTORED:
-        deal.deleted_at = None
-        deal.merged_into_id = None
-    elif event.field == "pipeline_id" and event.value not in _pipelines(batch):
-        return inbox.PENDING, f"unknown pipeline {event.value!r} (run `enablement sync`)"
-    elif event.field == "closed_at" and not batch.is_closed(
-        deal.pipeline_id, deal.current_stage_id
-    ):
-        return inbox.IGNORED, "the close date of an open deal is a forecast, not a close"
-    else:
-        setattr(deal, event.field, event.value)
-    batch.newest[(deal.id, ordering)] = event.occurred_at
-    return inbox.APPLIED, None
-
-
-def _pipelines(batch: _Batch) -> set[str]:
-    """Ids of every stored pipeline that has stages."""
-    return {p for owners in batch.stages.values() for p in owners}
-
-
-def _refresh_stages(batch: _Batch) -> None:
-    """Touched deals: the current stage is the latest entry; a closed one has a close date, an open one none."""
-    # NOTE: the entries are already inserted (Core); the deals' own changes flush once, with the marks.
-    with batch.session.no_autoflush:
-        latest = latest_entries(batch.session, batch.touched)
-    for deal_id in sorted(batch.touched):
-        deal = batch.deals[deal_id]
-        entry = latest.get(deal_id)
-        stage_id = entry[1] if entry else None
-        if deal.current_stage_id != stage_id:
-            deal.current_stage_id = stage_id
-        if entry is not None and batch.is_closed(entry[0], entry[1]):
-            if deal.closed_at is None:
-                deal.closed_at = entry[2]
-        elif deal.closed_at is not None:
-            deal.closed_at = None
-
-
-def _merge(batch: _Batch, winner: Deal, losers: list[Deal], event: DealEvent) -> None:
-    """Merged deals leave (deleted, pointing at the winner); the winner gets their combined history."""
-    for loser in losers:
-        loser.merged_into_id = winner.id
-        loser.deleted_at = loser.deleted_at or event.occurred_at
-        entries = batch.session.execute(
-            select(StageChange.pipeline_id, StageChange.stage_id, StageChange.entered_at).where(
-                StageChange.deal_id == loser.id
-            )
-        ).all()
-        add_stage_entries(batch.session, [(winner.id, p, s, t) for p, s, t in entries], SOURCE)
-    batch.touched.add(winner.id)
-
-
 def apply_unapplied(
     sessions: sessionmaker[Session],
     read_event: Callable[[dict], Event],
@@ -378,7 +241,7 @@ def apply_unapplied(
     for row_id, payload in rows:
         event = read_event(payload)
         if isinstance(event, RejectedEvent):
-            unreadable[row_id] = (inbox.REJECTED, event.reason[:2000])
+            unreadable[row_id] = (REJECTED, event.reason[:2000])
         else:
             todo.append((row_id, event))
     if unreadable:
@@ -460,8 +323,8 @@ def _row(event: Event) -> dict:
     if isinstance(event, RejectedEvent):
         return {
             **common,
-            "status": inbox.REJECTED,
+            "status": REJECTED,
             "error": event.reason[:2000],
             "property_name": None,
         }
-    return {**common, "status": inbox.PENDING, "error": None, "property_name": event.ordering_field}
+    return {**common, "status": PENDING, "error": None, "property_name": event.ordering_field}

@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import delete, update
 
 from enablement.context import Container
-from enablement.db.crm import mark_deals_deleted
 from enablement.db.models import Deal, ReportCache, Share
 from enablement.db.versioning import table_versions
 from enablement.services import deals as deal_search
@@ -106,8 +105,8 @@ def correct_the_newest_stage_change(w: World):
 
 
 def delete_a_deal_in_the_crm(w: World):
-    with w.sessions.begin() as session:
-        mark_deals_deleted(session, ["d2"])
+    # A deals file (or a sync) delivers the deal archived.
+    insert_deals(w.sessions, sample_deal("d2", history=((3, "demo"),), deleted=True))
 
 
 def remove_a_deal_row(w: World):
