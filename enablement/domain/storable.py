@@ -34,6 +34,14 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def storable_text(text: str) -> str:
+    """The text with what cannot be stored (NUL, lone surrogates) replaced by U+FFFD; storable text unchanged."""
+    if text_problem(text) is None:
+        return text
+    text = text.replace("\x00", "\ufffd")
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
 def value_problem(value: object) -> tuple[str, str] | None:
     """(path, reason) of the first part of a parsed JSON value that cannot be stored, else None.
 

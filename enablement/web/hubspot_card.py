@@ -11,13 +11,12 @@ from flask import Blueprint, request
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from enablement.context import ctx
-from enablement.db.types import utcnow
 from enablement.errors import Forbidden, Unauthenticated, Unavailable
 from enablement.services.recommendations import owner_for_hubspot_user, recommend_for_deal
 from enablement.services.shares import create_share
 from enablement.web.deal_schemas import ShareBody
 from enablement.web.endpoint import load, read_json
-from integrations.hubspot.signatures import signed_url, verify_v3
+from enablement.web.webhooks import signature_problem
 
 bp = Blueprint("hubspot_card", __name__)
 
@@ -56,16 +55,7 @@ def _card_owner() -> str:
         raise Unavailable(
             "the HubSpot app card is not configured: set HUBSPOT_CLIENT_SECRET and HUBSPOT_PORTAL_ID"
         )
-    url = signed_url(settings.public_base_url, request.path, request.query_string)
-    problem = verify_v3(
-        settings.hubspot_client_secret,
-        request.method,
-        url,
-        request.get_data(cache=True),
-        request.headers.get("X-HubSpot-Signature-v3"),
-        request.headers.get("X-HubSpot-Request-Timestamp"),
-        utcnow(),
-    )
+    problem = signature_problem(settings.hubspot_client_secret, request.get_data(cache=True))
     if problem:
         raise Unauthenticated(problem, {"reason": "invalid_signature"})
     if request.args.get("portalId") != settings.hubspot_portal_id:

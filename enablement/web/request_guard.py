@@ -9,7 +9,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from enablement.domain.storable import text_problem
-from enablement.errors import BadRequest, InvalidInput, NotFound
+from enablement.errors import BadRequest, InvalidInput, NotFound, PayloadTooLarge
 
 READ_CHUNK = 64 * 1024
 # INTEGER primary keys: an id past this can name no row, and PostgreSQL rejects it as out of range.
@@ -44,7 +44,7 @@ class BoundedBody:
         if _unframed(environ):
             limit = self.app.config.get("MAX_CONTENT_LENGTH")
             try:
-                body = _read_at_most(environ["wsgi.input"], limit)
+                body = read_at_most(environ["wsgi.input"], limit)
             except (OSError, ValueError):
                 body, environ[_UNREADABLE] = b"", True
             too_large = limit is not None and len(body) > limit
@@ -63,7 +63,7 @@ def _unframed(environ) -> bool:
     return chunked or "wsgi.input_terminated" in environ
 
 
-def _read_at_most(stream, limit: int | None) -> bytes:
+def read_at_most(stream, limit: int | None) -> bytes:
     """Read to the end or to limit + 1 bytes (enough to know it is too large), whichever is first."""
     parts, size = [], 0
     while limit is None or size <= limit:
@@ -74,6 +74,16 @@ def _read_at_most(stream, limit: int | None) -> bytes:
         parts.append(chunk)
         size += len(chunk)
     return b"".join(parts)
+
+
+def read_body(limit: int) -> bytes:
+    """The raw body, at most `limit` bytes: 413 beyond, whether Content-Length says so or a chunked stream runs on."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    body = read_at_most(request.stream, limit)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    return body
 
 
 def check_request() -> None:

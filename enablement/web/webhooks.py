@@ -12,10 +12,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from enablement.context import ctx
 from enablement.db.types import utcnow
-from enablement.errors import PayloadTooLarge, Unauthenticated, Unavailable
+from enablement.errors import Unauthenticated, Unavailable
 from enablement.services.webhooks import apply_unapplied, receive_events, webhook_stats
 from enablement.web.endpoint import endpoint
-from integrations.hubspot.signatures import signed_url, verify_v3
+from enablement.web.request_guard import read_body
+from integrations.hubspot.signatures import verify_request
 from integrations.hubspot.webhooks import BATCH_LIMIT, read_batch, read_event
 
 log = logging.getLogger(__name__)
@@ -35,16 +36,7 @@ def hubspot_webhook():
     if not secret:
         raise Unavailable("webhooks are off: HUBSPOT_CLIENT_SECRET is not set")
     body = read_body(BODY_LIMIT)
-    url = signed_url(container.settings.public_base_url, request.path, request.query_string)
-    problem = verify_v3(
-        secret,
-        request.method,
-        url,
-        body,
-        request.headers.get("X-HubSpot-Signature-v3"),
-        request.headers.get("X-HubSpot-Request-Timestamp"),
-        utcnow(),
-    )
+    problem = signature_problem(secret, body)
     if problem:
         log.warning("webhook refused: %s", problem)
         raise Unauthenticated("the request is not signed by HubSpot", {"reason": problem})
@@ -82,21 +74,18 @@ def _later_pass(container) -> None:
         )
 
 
-def read_body(limit: int) -> bytes:
-    """The raw body, at most `limit` bytes: 413 beyond, whether Content-Length says so or a chunked stream runs on."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-    stream, parts, size = request.stream, [], 0
-    # NOTE: read limit + 1 bytes at most: enough to know it is too large, never more.
-    while size <= limit:
-        chunk = stream.read(limit + 1 - size)
-        if not chunk:
-            break
-        parts.append(chunk)
-        size += len(chunk)
-    if size > limit:
-        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-    return b"".join(parts)
+def signature_problem(secret: str, body: bytes) -> str | None:
+    """Why this request is not signed by HubSpot (v3, within 5 minutes, for our public URL), or None."""
+    return verify_request(
+        secret,
+        ctx().settings.public_base_url,
+        request.method,
+        request.path,
+        request.query_string,
+        body,
+        request.headers,
+        utcnow(),
+    )
 
 
 class WebhookStatsSchema(Schema):

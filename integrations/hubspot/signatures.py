@@ -11,9 +11,12 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 MAX_SKEW = timedelta(minutes=5)
+SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
+TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
 # HubSpot decodes these escapes in the URI before signing (its v3 validation guide).
 _DECODED = {
     "3A": ":",
@@ -65,7 +68,7 @@ def verify_v3(
 ) -> str | None:
     """None when the signature holds and the timestamp is within 5 minutes of now; else the reason."""
     if not signature or not timestamp:
-        return "missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp"
+        return f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}"
     if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 15:
         return "the request timestamp is not epoch milliseconds"
     sent = datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC)
@@ -78,3 +81,25 @@ def verify_v3(
     if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
         return "the signature does not match"
     return None
+
+
+def verify_request(
+    secret: str,
+    public_base_url: str,
+    method: str,
+    path: str,
+    query: bytes | str,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: datetime,
+) -> str | None:
+    """None when a request to our public URL carries HubSpot's valid v3 signature (headers as sent); else the reason."""
+    return verify_v3(
+        secret,
+        method,
+        signed_url(public_base_url, path, query),
+        body,
+        headers.get(SIGNATURE_HEADER),
+        headers.get(TIMESTAMP_HEADER),
+        now,
+    )

@@ -26,6 +26,7 @@ from enablement.domain.deal_events import (
     EventKey,
     RejectedEvent,
 )
+from enablement.domain.storable import refuse_json_constant, storable_text, text_problem
 from enablement.domain.timestamps import EARLIEST
 from enablement.errors import BadRequest
 from integrations.hubspot.mapping import _clip, _float, _text, parse_time
@@ -82,10 +83,6 @@ def _object(pairs: list[tuple[str, object]]) -> _Object:
     return obj
 
 
-def _constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def read_batch(body: bytes, portal_id: str | None = None) -> Batch:
     """Read a webhook body: a JSON array of events. BadRequest when it is not one.
 
@@ -98,7 +95,7 @@ def read_batch(body: bytes, portal_id: str | None = None) -> Batch:
     except UnicodeDecodeError:
         raise BadRequest("the body is not UTF-8 text") from None
     try:
-        data = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+        data = json.loads(text, object_pairs_hook=_object, parse_constant=refuse_json_constant)
     except RecursionError:
         raise BadRequest("the body is nested too deeply to be an event batch") from None
     except ValueError as e:
@@ -268,7 +265,9 @@ def _value_text(value, limit: int) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    _check_text(text, "propertyValue")
+    problem = text_problem(text)  # the product's one storable-text rule
+    if problem:
+        raise _Unreadable(f"propertyValue {problem}")
     if len(text) > limit:
         raise _Unreadable(f"propertyValue is longer than {limit} characters")
     return text
@@ -293,15 +292,6 @@ def _as_id(value, name: str) -> str:
     return text
 
 
-def _check_text(text: str, name: str) -> None:
-    if "\x00" in text:
-        raise _Unreadable(f"{name} contains a NUL character")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _Unreadable(f"{name} contains a lone surrogate (not valid Unicode)") from None
-
-
 def _safe_text(value, limit: int) -> str | None:
     """Text fit to store and log: NULs and lone surrogates replaced, cut to `limit`."""
     if value is None:
@@ -311,8 +301,7 @@ def _safe_text(value, limit: int) -> str | None:
     )
     if text is None:
         return None
-    text = text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
-    return text[:limit]
+    return storable_text(text)[:limit]
 
 
 def _safe_id(value) -> str | None:

@@ -11,6 +11,7 @@ from enablement.domain.storable import (
     MAX_DEPTH,
     MAX_INTEGER,
     refuse_json_constant,
+    storable_text,
     text_problem,
     value_problem,
 )
@@ -26,6 +27,19 @@ def test_ordinary_text_is_storable(text):
 )
 def test_nul_and_lone_surrogates_are_not(text, word):
     assert word in text_problem(text)
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800", "ok \udfff 🙂", "\x00\udbff\x00"])
+def test_storable_text_replaces_each_unstorable_character_and_keeps_the_rest(text):
+    cleaned = storable_text(text)
+    assert text_problem(cleaned) is None
+    assert len(cleaned) == len(text)
+    assert [c for c in cleaned if c != "\ufffd"] == [c for c in text if text_problem(c) is None]
+
+
+@pytest.mark.parametrize("text", ["plain", "", "émigré 🙂", "\ufffd"])
+def test_storable_text_leaves_storable_text_as_it_is(text):
+    assert storable_text(text) == text
 
 
 def test_a_value_problem_names_the_path_of_the_bad_part():

@@ -180,3 +180,18 @@ def test_verify_v3_checks_time_against_the_given_now():
     assert verify_v3(SECRET, "GET", "https://x.example/a?b=d", b"", sig, ts, now)
     assert verify_v3(SECRET, "GET", "https://x.example/a?b=c", b"", "é" + sig, ts, now)
     assert verify_v3(SECRET, "GET", "https://x.example/a?b=c", b"", sig, "12ab", now)
+
+
+def test_verify_request_checks_hubspots_headers_against_our_public_url():
+    from datetime import UTC, datetime
+
+    from integrations.hubspot.signatures import verify_request
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    ts = str(int(now.timestamp() * 1000))
+    sig = sign_v3(SECRET, "POST", "https://x.example/base/hook?a=b:c", b"{}", ts)
+    headers = {"X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": ts}
+    check = ("https://x.example/base/", "POST", "/hook", b"a=b%3Ac", b"{}")
+    assert verify_request(SECRET, *check, headers, now) is None
+    assert verify_request(SECRET, "https://evil.example/base", *check[1:], headers, now)
+    assert "missing" in verify_request(SECRET, *check, {"X-HubSpot-Signature-v3": sig}, now)

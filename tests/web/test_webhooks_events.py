@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from enablement.domain.deal_events import CHANGED, DELETED_FIELD, MERGED, DealEvent, RejectedEvent
+from enablement.domain.storable import text_problem
 from enablement.errors import BadRequest
 from integrations.hubspot.webhooks import read_batch, read_event, stored_payload
 
@@ -144,3 +145,10 @@ def test_a_body_that_is_not_an_array_of_events_is_a_bad_request():
         with pytest.raises(BadRequest):
             read_batch(body)
     assert read_batch(b"[]").events == []
+
+
+def test_unstorable_text_is_refused_by_the_products_rule_and_kept_cleaned_in_the_payload():
+    event = read_event({**BASE, "propertyName": "dealname", "propertyValue": "Ac\x00me \ud800"})
+    assert isinstance(event, RejectedEvent)
+    assert event.reason == f"propertyValue {text_problem('Ac' + chr(0))}"
+    assert event.payload["propertyValue"] == "Ac\ufffdme \ufffd"
