@@ -82,6 +82,11 @@ class RejectedEvent:
     payload: dict = data_field(default_factory=dict, compare=False)
 
 
+@dataclass(frozen=True)
+class IgnoredEvent(RejectedEvent):
+    """A readable event the product has no use for (another object type): stored as ignored, with the reason."""
+
+
 def is_newer(occurred_at: datetime, newest_known: datetime | None) -> bool:
     """True when a change at occurred_at is newer than everything known for its field."""
     return newest_known is None or occurred_at > newest_known

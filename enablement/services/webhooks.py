@@ -55,6 +55,7 @@ from enablement.domain.deal_events import (
     RESTORED,
     STAGE,
     DealEvent,
+    IgnoredEvent,
     RejectedEvent,
     is_newer,
 )
@@ -113,7 +114,9 @@ def receive_events(
         row_id = inserted.pop(_key(event), None)
         if row_id is None:
             continue
-        if isinstance(event, RejectedEvent):
+        if isinstance(event, IgnoredEvent):
+            result.ignored += 1
+        elif isinstance(event, RejectedEvent):
             result.rejected += 1
         else:
             todo.append((row_id, event))
@@ -460,7 +463,7 @@ def _row(event: Event) -> dict:
     if isinstance(event, RejectedEvent):
         return {
             **common,
-            "status": inbox.REJECTED,
+            "status": inbox.IGNORED if isinstance(event, IgnoredEvent) else inbox.REJECTED,
             "error": event.reason[:2000],
             "property_name": None,
         }
