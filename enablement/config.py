@@ -16,6 +16,10 @@ _PROPERTY = re.compile(r"[A-Za-z0-9_]{1,100}")
 DEFAULT_PORT = 5000
 MIN_SECRET_KEY = 16
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s\s*$")
+# HubSpot's current date-based API version (a new one each March and September, supported for
+# 18 months); "v3" selects the legacy numbered paths until HubSpot stops answering them.
+HUBSPOT_API_VERSION = "2026-09"
+_API_VERSION = re.compile(r"v3|20[0-9]{2}-(03|09)")
 
 
 def parse_rate_limit(text: str) -> tuple[int, float]:
@@ -131,6 +135,17 @@ def _property_name(name: str, text: str) -> str:
     return text
 
 
+def _api_version(text: str) -> str:
+    """HUBSPOT_API_VERSION: a HubSpot date version (YYYY-03 or YYYY-09) or v3."""
+    value = text.strip().lower()
+    if not _API_VERSION.fullmatch(value):
+        raise InvalidInput(
+            "HUBSPOT_API_VERSION must be a HubSpot date version such as "
+            f"{HUBSPOT_API_VERSION} (March or September) or v3, got {text[:40]!r}"
+        )
+    return value
+
+
 def _portal_id(text: str | None) -> str | None:
     """HUBSPOT_PORTAL_ID: a HubSpot account id (digits), or None when not set."""
     text = (text or "").strip()
@@ -195,6 +210,7 @@ class Settings:
     # The HubSpot account (portal) whose app-card requests are accepted.
     hubspot_portal_id: str | None = None
     hubspot_api_base: str = "https://api.hubapi.com"
+    hubspot_api_version: str = HUBSPOT_API_VERSION
     hubspot_rate_limit: tuple[int, float] = (100, 10.0)
     hubspot_writeback: str = "off"
     hubspot_industry_property: str = "industry"
@@ -242,6 +258,7 @@ class Settings:
             hubspot_api_base=_web_url(
                 "HUBSPOT_API_BASE", env.get("HUBSPOT_API_BASE") or "https://api.hubapi.com"
             ),
+            hubspot_api_version=_api_version(env.get("HUBSPOT_API_VERSION") or HUBSPOT_API_VERSION),
             hubspot_rate_limit=parse_rate_limit(env.get("HUBSPOT_RATE_LIMIT") or "100/10s"),
             hubspot_writeback=writeback,
             hubspot_industry_property=_property_name(

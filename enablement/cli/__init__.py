@@ -89,9 +89,19 @@ class ProgressBar:
 
 
 # NOTE: imported after the group and helpers above exist, because the command modules use them.
-from enablement.cli import admin, assets, demo, files, recommend, reports, stage_map, sync  # noqa: E402
+from enablement.cli import (  # noqa: E402
+    admin,
+    assets,
+    demo,
+    files,
+    hubspot,
+    recommend,
+    reports,
+    stage_map,
+    sync,
+)
 
-for _module in (admin, files, stage_map, demo, reports, sync, assets, recommend):
+for _module in (admin, files, stage_map, demo, reports, sync, assets, recommend, hubspot):
     _module.register(cli)
 
 

@@ -22,7 +22,17 @@ KINDS = (CREATED, CHANGED, DELETED, RESTORED, MERGED)
 
 # Deal attributes a change event may carry (product names); STAGE is a history entry, not a field.
 STAGE = "stage"
-TRACKED_FIELDS = (STAGE, "pipeline_id", "amount", "closed_at", "name", "owner_id")
+TRACKED_FIELDS = (
+    STAGE,
+    "pipeline_id",
+    "amount",
+    "closed_at",
+    "name",
+    "owner_id",
+    "industry",
+    "personas",
+    "topics",
+)
 # Deletion and restore race each other like a field: the newest one wins.
 DELETED_FIELD = "deleted"
 
@@ -84,6 +94,11 @@ class RejectedEvent:
     subscription_type: str = ""
     deal_id: str | None = None
     payload: dict = data_field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class IgnoredEvent(RejectedEvent):
+    """A readable event the product has no use for (another object type): stored as ignored, with the reason."""
 
 
 def is_newer(occurred_at: datetime, newest_known: datetime | None) -> bool:

@@ -44,6 +44,9 @@ class DealState:
     name: str = ""
     amount: float | None = None
     owner_id: str | None = None
+    industry: str | None = None
+    personas: Sequence[str] = ()
+    topics: Sequence[str] = ()
     created_at: datetime | None = None
     closed_at: datetime | None = None
     deleted_at: datetime | None = None

@@ -50,6 +50,7 @@ from enablement.domain.deal_events import (
     REJECTED,
     STAGE,
     DealEvent,
+    IgnoredEvent,
     RejectedEvent,
 )
 from enablement.domain.deal_history import apply_events, stage_pipeline
@@ -106,7 +107,9 @@ def receive_events(
         row_id = inserted.pop(_key(event), None)
         if row_id is None:
             continue
-        if isinstance(event, RejectedEvent):
+        if isinstance(event, IgnoredEvent):
+            result.ignored += 1
+        elif isinstance(event, RejectedEvent):
             result.rejected += 1
         else:
             todo.append((row_id, event))
@@ -323,7 +326,7 @@ def _row(event: Event) -> dict:
     if isinstance(event, RejectedEvent):
         return {
             **common,
-            "status": REJECTED,
+            "status": IGNORED if isinstance(event, IgnoredEvent) else REJECTED,
             "error": event.reason[:2000],
             "property_name": None,
         }

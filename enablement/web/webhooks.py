@@ -16,6 +16,7 @@ from enablement.errors import Unauthenticated, Unavailable
 from enablement.services.webhooks import apply_unapplied, receive_events, webhook_stats
 from enablement.web.endpoint import endpoint
 from enablement.web.request_guard import read_body
+from integrations.hubspot.mapping import DealProperties
 from integrations.hubspot.signatures import verify_request
 from integrations.hubspot.webhooks import BATCH_LIMIT, read_batch, read_event
 
@@ -40,7 +41,8 @@ def hubspot_webhook():
     if problem:
         log.warning("webhook refused: %s", problem)
         raise Unauthenticated("the request is not signed by HubSpot", {"reason": problem})
-    batch = read_batch(body, container.settings.hubspot_portal_id)
+    properties = DealProperties.from_settings(container.settings)
+    batch = read_batch(body, container.settings.hubspot_portal_id, properties)
     if batch.oversized:
         log.warning(
             "webhook batch of %d events (HubSpot sends at most %d)", len(batch.events), BATCH_LIMIT
@@ -63,7 +65,9 @@ def hubspot_webhook():
 def _later_pass(container) -> None:
     """Apply stored events whose apply never ran; a failure here only logs (the next pass retries)."""
     try:
-        result = apply_unapplied(container.sessions, read_event, container.crm)
+        properties = DealProperties.from_settings(container.settings)
+        reader = functools.partial(read_event, properties=properties)
+        result = apply_unapplied(container.sessions, reader, container.crm)
     except SQLAlchemyError as e:
         log.warning("webhook later pass failed: %s", type(e).__name__)
         return

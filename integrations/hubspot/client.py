@@ -1,15 +1,19 @@
 """The Crm interface (enablement.domain.crm) implemented on HubSpot with hubspot-api-client.
 
-Everything HubSpot-shaped (SDK objects, JSON, status codes) stays in this package; callers
-get PipelineRecord, OwnerRecord, DealRecord, DealPage and the product's error kinds.
+Everything HubSpot-shaped (SDK objects, JSON, status codes, API versions) stays in this
+package; callers get PipelineRecord, OwnerRecord, DealRecord, DealPage and the product's
+error kinds.
 
-NOTE: the SDK builds, authenticates and sends every request; its urllib3 retries are
-switched off and each call goes through `_call`, which owns rate limiting and retries
-(urllib3's Retry would not retry POST, would hide retries from the call count, and knows
-nothing of HubSpot's 4-per-second search limit). Responses are read with
-`_preload_content=False` and parsed in mapping.py: building the generated models costs
-about 25 ms per page of 50 deals with history (json.loads: 0.2 ms), which would add about
-half to a full sync's time, and they validate fields we do not use.
+NOTE: the SDK's ApiClient builds, authenticates and sends every request (its request
+bodies are the SDK's models); the path comes from ApiPaths, so one setting
+(HUBSPOT_API_VERSION) moves every call between HubSpot's date-based versions
+(/crm/objects/2026-09/deals) and the legacy /crm/v3/ paths, which the SDK's generated
+methods hard-code. Its urllib3 retries are switched off and each call goes through `_call`,
+which owns rate limiting and retries (urllib3's Retry would not retry POST, would hide
+retries from the call count, and knows nothing of HubSpot's 4-per-second search limit).
+Responses are read with `_preload_content=False` and parsed in mapping.py: building the
+generated models costs about 25 ms per page of 50 deals with history (json.loads: 0.2 ms),
+which would add about half to a full sync's time, and they validate fields we do not use.
 """
 
 from __future__ import annotations
@@ -35,11 +39,9 @@ from hubspot.crm.objects.notes import (
     SimplePublicObjectInputForCreate,
 )
 from hubspot.crm.objects.notes import PublicObjectSearchRequest as NoteSearchRequest
-from hubspot.crm.objects.notes.exceptions import ApiException as NotesApiException
-from hubspot.crm.owners.exceptions import ApiException as OwnersApiException
-from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiException
 from urllib3.util.retry import Retry
 
+from enablement.config import HUBSPOT_API_VERSION
 from enablement.domain.crm import (
     CallCounts,
     CrmDailyLimit,
@@ -64,7 +66,7 @@ from integrations.hubspot.ratelimit import RateLimiter, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-_API_ERRORS = (DealsApiException, NotesApiException, OwnersApiException, PipelinesApiException)
+_API_ERRORS = (DealsApiException,)
 
 # HubSpot's page sizes (the API's maxima for each read).
 HISTORY_PAGE = 50  # list endpoint with propertiesWithHistory
@@ -74,6 +76,78 @@ SEARCH_CAP = 10_000  # the search API answers at most this many results for one 
 OWNERS_PAGE = 500
 IDS_PAGE = 100  # list endpoint without history
 NOTE_TO_DEAL = 214  # HUBSPOT_DEFINED association type: note -> deal
+
+# The scopes each use needs (the app's requiredScopes list them all; tests keep them equal).
+SYNC_SCOPES = ("crm.objects.deals.read", "crm.schemas.deals.read", "crm.objects.owners.read")
+# Notes on deals: HubSpot's notes API asks for the contacts scopes, the association for deals.write.
+WRITEBACK_SCOPES = (
+    "crm.objects.deals.write",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+)
+
+
+@dataclass(frozen=True)
+class ApiPaths:
+    """HubSpot's path of each endpoint the client calls, for one API version ('2026-09' or 'v3')."""
+
+    version: str = HUBSPOT_API_VERSION
+
+    def _crm(self, api: str, rest: str) -> str:
+        """Date versions follow the API's name (/crm/objects/2026-09/...); v3 precedes it."""
+        if self.version == "v3":
+            return f"/crm/v3/{api}{rest}"
+        return f"/crm/{api}/{self.version}{rest}"
+
+    @property
+    def pipelines(self) -> str:
+        """Deal pipelines with their stages."""
+        return self._crm("pipelines", "/deals")
+
+    @property
+    def owners(self) -> str:
+        """Owners (HubSpot users), paged."""
+        return self._crm("owners", "")
+
+    @property
+    def deals(self) -> str:
+        """The deals list (paged, optionally with property history)."""
+        return self._crm("objects", "/deals")
+
+    @property
+    def deals_batch_read(self) -> str:
+        """Up to 100 deals by id."""
+        return self._crm("objects", "/deals/batch/read")
+
+    @property
+    def deals_search(self) -> str:
+        """Deal search (its own rate limit)."""
+        return self._crm("objects", "/deals/search")
+
+    @property
+    def notes(self) -> str:
+        """Note creation, with its associations."""
+        return self._crm("objects", "/notes")
+
+    @property
+    def notes_search(self) -> str:
+        """Note search."""
+        return self._crm("objects", "/notes/search")
+
+    @property
+    def token_introspection(self) -> str:
+        """What a token is: its account, app and scopes (a form POST)."""
+        return f"/oauth/{self.version}/token/introspect"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What HubSpot says about the access token: active, its account, app and scopes."""
+
+    active: bool
+    hub_id: str | None = None
+    app_id: str | None = None
+    scopes: tuple[str, ...] = ()
 
 
 class HubSpotAuthError(CrmRefused):
@@ -111,7 +185,7 @@ class CallStats:
 
 
 class HubSpotCrm:
-    """The CRM, read and written through HubSpot's v3 APIs within its rate limits."""
+    """The CRM, read and written through HubSpot's date-based (or legacy v3) APIs within its rate limits."""
 
     def __init__(
         self,
@@ -123,6 +197,7 @@ class HubSpotCrm:
         sleep: Callable[[float], None] = time.sleep,
         search_rate: tuple[int, float] = (4, 1.0),
         timeout: tuple[float, float] = (10.0, 60.0),
+        api_version: str = HUBSPOT_API_VERSION,
     ):
         if not access_token:
             raise ExternalServiceError("HUBSPOT_ACCESS_TOKEN is not set")
@@ -132,14 +207,10 @@ class HubSpotCrm:
             host=api_base.rstrip("/"),
             retry=Retry(total=0, redirect=0, raise_on_status=False),
         )
-        # Each property builds a new ApiClient (and connection pool): build them once.
-        self._deals = sdk.crm.deals.basic_api
-        self._deals_batch = sdk.crm.deals.batch_api
-        self._deals_search = sdk.crm.deals.search_api
-        self._pipelines = sdk.crm.pipelines.pipelines_api
-        self._owners = sdk.crm.owners.owners_api
-        self._notes = sdk.crm.objects.notes.basic_api
-        self._notes_search = sdk.crm.objects.notes.search_api
+        # One ApiClient (one connection pool, the token, the host) sends every call.
+        self._api = sdk.crm.deals.basic_api.api_client
+        self.paths = ApiPaths(api_version)
+        self._token = access_token
         self.properties = properties or DealProperties()
         self.policy = policy or RetryPolicy()
         self.limiter = RateLimiter(*rate_limit)
@@ -157,11 +228,8 @@ class HubSpotCrm:
             access_token=settings.hubspot_access_token,
             api_base=settings.hubspot_api_base,
             rate_limit=settings.hubspot_rate_limit,
-            properties=DealProperties(
-                industry=settings.hubspot_industry_property,
-                personas=settings.hubspot_personas_property,
-                topics=settings.hubspot_topics_property,
-            ),
+            properties=DealProperties.from_settings(settings),
+            api_version=settings.hubspot_api_version,
         )
 
     def call_counts(self) -> CallCounts:
@@ -172,7 +240,7 @@ class HubSpotCrm:
 
     def fetch_pipelines(self) -> list[PipelineRecord]:
         """Every deal pipeline with its stages (archived ones included, marked)."""
-        data = self._call(self._pipelines.get_all, "deals")
+        data = self._call("GET", self.paths.pipelines)
         return [pipeline_from_hubspot(item) for item in data.get("results") or []]
 
     def iter_owners(self) -> Iterator[OwnerRecord]:
@@ -181,7 +249,9 @@ class HubSpotCrm:
             after = None
             while True:
                 data = self._call(
-                    self._owners.get_page, limit=OWNERS_PAGE, after=after, archived=archived
+                    "GET",
+                    self.paths.owners,
+                    query={"limit": OWNERS_PAGE, "after": after, "archived": archived},
                 )
                 for item in data.get("results") or []:
                     yield owner_from_hubspot({**item, "archived": archived or item.get("archived")})
@@ -195,12 +265,15 @@ class HubSpotCrm:
         """Every deal with its complete stage history, a page of 50 at a time, from `after` on."""
         while True:
             data = self._call(
-                self._deals.get_page,
-                limit=HISTORY_PAGE,
-                after=after,
-                properties=self.properties.names(),
-                properties_with_history=[STAGE],
-                archived=archived,
+                "GET",
+                self.paths.deals,
+                query={
+                    "limit": HISTORY_PAGE,
+                    "after": after,
+                    "properties": self.properties.names(),
+                    "propertiesWithHistory": [STAGE],
+                    "archived": archived,
+                },
             )
             deals = [self._deal(item, archived) for item in data.get("results") or []]
             after = _next_after(data)
@@ -213,11 +286,14 @@ class HubSpotCrm:
         after = None
         while True:
             data = self._call(
-                self._deals.get_page,
-                limit=IDS_PAGE,
-                after=after,
-                properties=["hs_object_id"],
-                archived=archived,
+                "GET",
+                self.paths.deals,
+                query={
+                    "limit": IDS_PAGE,
+                    "after": after,
+                    "properties": ["hs_object_id"],
+                    "archived": archived,
+                },
             )
             yield [str(item["id"]) for item in data.get("results") or []]
             after = _next_after(data)
@@ -235,7 +311,9 @@ class HubSpotCrm:
                 properties=self.properties.names(),
                 properties_with_history=[STAGE],
             )
-            data = self._call(self._deals_batch.read, body, archived=False)
+            data = self._call(
+                "POST", self.paths.deals_batch_read, query={"archived": False}, body=body
+            )
             deals += [self._deal(item, False) for item in data.get("results") or []]
         return deals
 
@@ -278,7 +356,7 @@ class HubSpotCrm:
             properties=["hs_object_id"],
             limit=SEARCH_PAGE,
         )
-        data = self._call(self._deals_search.do_search, request, search=True)
+        data = self._call("POST", self.paths.deals_search, body=request, search=True)
         ids = [str(item["id"]) for item in data.get("results") or []]
         return int(data.get("total") or 0), ids, (ids[-1] if ids else after_id or "0")
 
@@ -300,7 +378,7 @@ class HubSpotCrm:
                 )
             ],
         )
-        return str(self._call(self._notes.create, request)["id"])
+        return str(self._call("POST", self.paths.notes, body=request)["id"])
 
     def find_note(self, deal_id: str, marker: str) -> str | None:
         """The id of a note on the deal whose body contains `marker`, if one exists."""
@@ -323,13 +401,33 @@ class HubSpotCrm:
                 limit=SEARCH_PAGE,
                 after=after,
             )
-            data = self._call(self._notes_search.do_search, request, search=True)
+            data = self._call("POST", self.paths.notes_search, body=request, search=True)
             for item in data.get("results") or []:
                 if wanted in ((item.get("properties") or {}).get("hs_note_body") or ""):
                     return str(item["id"])
             after = _next_after(data)
             if after is None or int(after) >= SEARCH_CAP:
                 return None
+
+    # -- the token -----------------------------------------------------------------------
+
+    def introspect_token(
+        self, client_secret: str | None, client_id: str | None = None
+    ) -> TokenInfo:
+        """What HubSpot knows of the access token (active, account, app, scopes); HubSpotAuthError if refused."""
+        form = {"token": self._token, "token_type_hint": "access_token"}
+        if client_secret:
+            form["client_secret"] = client_secret
+        if client_id:
+            form["client_id"] = client_id
+        data = self._call("POST", self.paths.token_introspection, form=form)
+        scopes = data.get("scopes") or []
+        return TokenInfo(
+            active=bool(data.get("active", True)),
+            hub_id=_id_text(data.get("hub_id")),
+            app_id=_id_text(data.get("app_id")),
+            scopes=tuple(str(scope) for scope in scopes if isinstance(scope, str)),
+        )
 
     # -- transport -----------------------------------------------------------------------
 
@@ -338,9 +436,22 @@ class HubSpotCrm:
             item = {**item, "archived": True}
         return deal_from_hubspot(item, self.properties)
 
-    def _call(self, method, *args, search: bool = False, **kwargs) -> dict:
-        """Send one SDK call within the rate limits; retry 429, 5xx and network errors; parse JSON."""
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    def _call(
+        self,
+        method: str,
+        path: str,
+        query: dict | None = None,
+        body=None,
+        form: dict | None = None,
+        search: bool = False,
+    ) -> dict:
+        """Send one request within the rate limits; retry 429, 5xx and network errors; parse JSON."""
+        params = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
+        lists = {k: "multi" for k, v in params if isinstance(v, list)}
+        headers = {"Accept": "application/json"}
+        headers["Content-Type"] = (
+            "application/x-www-form-urlencoded" if form is not None else "application/json"
+        )
         attempt = 0
         while True:
             attempt += 1
@@ -348,8 +459,17 @@ class HubSpotCrm:
                 with self._slots(search):
                     self.stats.count(search)
                     try:
-                        response = method(
-                            *args, _preload_content=False, _request_timeout=self._timeout, **kwargs
+                        response = self._api.call_api(
+                            path,
+                            method,
+                            query_params=list(params),
+                            header_params=dict(headers),
+                            body=body,
+                            post_params=list(form.items()) if form is not None else None,
+                            auth_settings=["oauth2"],
+                            collection_formats=dict(lists),
+                            _preload_content=False,
+                            _request_timeout=self._timeout,
                         )
                     except _API_ERRORS as e:
                         self.limiter.observe(getattr(e, "headers", None))
@@ -386,9 +506,8 @@ class HubSpotCrm:
         if status in (401, 403):
             raise HubSpotAuthError(
                 f"HubSpot refused the access token ({status}): check HUBSPOT_ACCESS_TOKEN and that "
-                "the private app has the scopes crm.objects.deals.read, crm.schemas.deals.read, "
-                "crm.objects.owners.read (for note write-back also crm.objects.deals.write and "
-                "crm.objects.contacts.read/write, which HubSpot's notes API asks for)",
+                f"the app has the scopes {', '.join(SYNC_SCOPES)} (for note write-back also "
+                f"{', '.join(WRITEBACK_SCOPES)}); `enablement hubspot check` lists what is missing",
                 {"status": status},
             ) from error
         body = _body(error)
@@ -411,6 +530,18 @@ class HubSpotCrm:
             headers = getattr(error, "headers", None) or {}
             return self.policy.retry_after(headers.get("Retry-After"))
         return self.policy.backoff(attempt, self._rng)
+
+
+def _query_value(value):
+    """A query parameter as HubSpot reads it: booleans as true/false, lists repeated."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return list(value) if isinstance(value, list | tuple) else value
+
+
+def _id_text(value) -> str | None:
+    """A numeric id from HubSpot's JSON as text (None when absent)."""
+    return str(value) if isinstance(value, int | str) and str(value).strip() else None
 
 
 def _next_after(data: dict) -> str | None:

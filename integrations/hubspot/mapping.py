@@ -19,6 +19,15 @@ class DealProperties:
     personas: str = "personas"
     topics: str = "topics"
 
+    @classmethod
+    def from_settings(cls, settings) -> DealProperties:
+        """The property names configured by HUBSPOT_INDUSTRY/PERSONAS/TOPICS_PROPERTY."""
+        return cls(
+            industry=settings.hubspot_industry_property,
+            personas=settings.hubspot_personas_property,
+            topics=settings.hubspot_topics_property,
+        )
+
     def names(self) -> list[str]:
         """Every property a deal read asks for (current values)."""
         base = [
@@ -98,7 +107,7 @@ def _currency(value) -> str | None:
 
 
 def pipeline_from_hubspot(data: dict) -> PipelineRecord:
-    """A /crm/v3/pipelines/deals result as a PipelineRecord (won: closed with probability 1)."""
+    """A deal pipeline (GET /crm/pipelines/<version>/deals) as a PipelineRecord (won: closed with probability 1)."""
     stages = []
     for stage in data.get("stages") or []:
         meta = stage.get("metadata") or {}
@@ -125,7 +134,7 @@ def pipeline_from_hubspot(data: dict) -> PipelineRecord:
 
 
 def owner_from_hubspot(data: dict) -> OwnerRecord:
-    """A /crm/v3/owners result as an OwnerRecord."""
+    """An owner (GET /crm/owners/<version>) as an OwnerRecord."""
     return OwnerRecord(
         id=str(data["id"]),
         email=_text(data.get("email")),

@@ -2,8 +2,13 @@
 
 Pure functions; the only place that knows how HubSpot shapes an event (the request
 signature is checked by integrations.hubspot.signatures, shared with the app card).
-Nothing HubSpot-shaped leaves this module: the webhook service receives DealEvent and
-RejectedEvent records (enablement.domain.deal_events).
+Nothing HubSpot-shaped leaves this module: the webhook service receives DealEvent,
+IgnoredEvent and RejectedEvent records (enablement.domain.deal_events).
+
+Both of HubSpot's formats read into the same records: the generic `object.<action>` events
+(objectTypeId "0-3" for deals; what apps on the developer platform subscribe to) and the
+legacy `deal.<action>` ones. A readable event about another object type, or an action the
+product does not use, is an IgnoredEvent (stored with its reason, never applied).
 """
 
 from __future__ import annotations
@@ -24,34 +29,51 @@ from enablement.domain.deal_events import (
     RESTORED,
     DealEvent,
     EventKey,
+    IgnoredEvent,
     RejectedEvent,
 )
 from enablement.domain.storable import refuse_json_constant, storable_text, text_problem
 from enablement.domain.timestamps import EARLIEST
 from enablement.errors import BadRequest
-from integrations.hubspot.mapping import _clip, _float, _text, parse_time
+from integrations.hubspot.mapping import DealProperties, _clip, _float, _split, _text, parse_time
 
 # HubSpot sends up to 100 events a batch; more is accepted but logged.
 BATCH_LIMIT = 100
 # HubSpot's events are flat objects; anything nested deeper is not an event batch.
 MAX_DEPTH = 8
 
-SUBSCRIPTIONS = {
-    "deal.creation": CREATED,
-    "deal.propertyChange": CHANGED,
-    "deal.deletion": DELETED,
-    "deal.restore": RESTORED,
-    "deal.merge": MERGED,
+# HubSpot's objectTypeId of deals (generic object.* events name the object type by it).
+DEAL_TYPE = "0-3"
+# What happened to the deal, by the action of `deal.<action>` or `object.<action>`.
+ACTIONS = {
+    "creation": CREATED,
+    "propertyChange": CHANGED,
+    "deletion": DELETED,
+    "restore": RESTORED,
+    "merge": MERGED,
 }
+SUBSCRIPTIONS = {f"deal.{action}": kind for action, kind in ACTIONS.items()}
+# Actions HubSpot sends that the product has no use for: stored as ignored, not as unreadable.
+UNUSED_ACTIONS = ("associationChange", "privacyDeletion", "newMessage")
 # HubSpot deal property -> (product field, how its text value is read).
 PROPERTIES: dict[str, tuple[str, Callable[[object], object]]] = {}
 
 _ID = re.compile(r"^[0-9]{1,32}$")
+_SUBSCRIPTION = re.compile(r"^([a-z][a-z_]{0,39})\.([A-Za-z]{1,40})$")
+_TYPE_ID = re.compile(r"^[0-9]{1,4}-[0-9]{1,12}$")
 _NO_TIME = EARLIEST
 
 
 class _Unreadable(ValueError):
     """A value of an event that cannot be read; the message is the reason stored with it."""
+
+
+class _Unused(Exception):
+    """A readable event the product has no use for; the message is the reason stored with it."""
+
+    def __init__(self, reason: str, deal_id: str | None):
+        super().__init__(reason)
+        self.deal_id = deal_id
 
 
 # -- the batch ----------------------------------------------------------------------------
@@ -83,12 +105,15 @@ def _object(pairs: list[tuple[str, object]]) -> _Object:
     return obj
 
 
-def read_batch(body: bytes, portal_id: str | None = None) -> Batch:
+def read_batch(
+    body: bytes, portal_id: str | None = None, properties: DealProperties | None = None
+) -> Batch:
     """Read a webhook body: a JSON array of events. BadRequest when it is not one.
 
-    Each element becomes a DealEvent, or a RejectedEvent with its reason (a malformed
-    event never blocks the others of its batch). With `portal_id`, events from another
-    HubSpot account are rejected.
+    Each element becomes a DealEvent, an IgnoredEvent, or a RejectedEvent with its reason
+    (a malformed event never blocks the others of its batch). With `portal_id`, events from
+    another HubSpot account are rejected; `properties` names the configured industry,
+    personas and topics properties (HubSpot's defaults when None).
     """
     try:
         text = body.decode("utf-8")
@@ -104,7 +129,7 @@ def read_batch(body: bytes, portal_id: str | None = None) -> Batch:
         raise BadRequest("the body must be a JSON array of events")
     if _depth(data) > MAX_DEPTH:
         raise BadRequest("the body is nested too deeply to be an event batch")
-    return Batch([read_event(item, portal_id) for item in data])
+    return Batch([read_event(item, portal_id, properties) for item in data])
 
 
 def _depth(value) -> int:
@@ -122,8 +147,10 @@ def _depth(value) -> int:
     return deepest
 
 
-def read_event(item, portal_id: str | None = None) -> DealEvent | RejectedEvent:
-    """One HubSpot event as a DealEvent, or a RejectedEvent saying why it cannot be read (or is not ours)."""
+def read_event(
+    item, portal_id: str | None = None, properties: DealProperties | None = None
+) -> DealEvent | RejectedEvent:
+    """One HubSpot event as a DealEvent, an IgnoredEvent (not used), or a RejectedEvent saying why it cannot be read."""
     if not isinstance(item, dict):
         return _rejected(item, "an event must be a JSON object", None)
     payload = stored_payload(item)
@@ -138,7 +165,15 @@ def read_event(item, portal_id: str | None = None) -> DealEvent | RejectedEvent:
             )
         if getattr(item, "duplicates", ()):
             raise _Unreadable(f"the event repeats the key(s) {', '.join(item.duplicates)[:100]}")
-        return _event(item, key, payload)
+        return _event(item, key, payload, properties or DealProperties())
+    except _Unused as e:
+        return IgnoredEvent(
+            key=key,
+            reason=str(e),
+            subscription_type=_safe_text(item.get("subscriptionType"), 64) or "",
+            deal_id=e.deal_id,
+            payload=payload,
+        )
     except _Unreadable as e:
         return RejectedEvent(
             key=key,
@@ -165,22 +200,48 @@ def _key(item: dict) -> EventKey:
     )
 
 
-def _event(item: dict, key: EventKey, payload: dict) -> DealEvent:
-    """The event's meaning, by subscription type."""
+def _kind(item: dict) -> str:
+    """What happened to the deal, by subscription type; _Unused for another object or an unused action."""
     subscription = item.get("subscriptionType")
-    kind = SUBSCRIPTIONS.get(subscription) if isinstance(subscription, str) else None
-    if kind is None:
-        raise _Unreadable(
-            f"unsupported subscriptionType {_safe_text(subscription, 64)!r}; "
-            f"handled: {', '.join(SUBSCRIPTIONS)}"
-        )
+    match = _SUBSCRIPTION.match(subscription) if isinstance(subscription, str) else None
+    if match is None:
+        raise _unsupported(subscription)
+    scope, action = match.groups()
+    if scope == "object":
+        type_id = item.get("objectTypeId")
+        if not isinstance(type_id, str) or not _TYPE_ID.match(type_id):
+            raise _Unreadable(f"an object.* event needs objectTypeId ({DEAL_TYPE} for deals)")
+        if type_id != DEAL_TYPE:
+            raise _Unused(f"an event about object type {type_id}, not deals ({DEAL_TYPE})", None)
+    elif scope != "deal":
+        if action in ACTIONS or action in UNUSED_ACTIONS:
+            raise _Unused(f"an event about {scope} records, not deals", None)
+        raise _unsupported(subscription)
+    if action in UNUSED_ACTIONS:
+        raise _Unused(f"{action} events are not used", _safe_id(item.get("objectId")))
+    if action not in ACTIONS:
+        raise _unsupported(subscription)
+    return ACTIONS[action]
+
+
+def _unsupported(subscription) -> _Unreadable:
+    return _Unreadable(
+        f"unsupported subscriptionType {_safe_text(subscription, 64)!r}; handled: "
+        f"deal.<action> and object.<action> (objectTypeId {DEAL_TYPE}) for {', '.join(ACTIONS)}"
+    )
+
+
+def _event(item: dict, key: EventKey, payload: dict, properties: DealProperties) -> DealEvent:
+    """The event's meaning, by subscription type."""
+    kind = _kind(item)
+    subscription = item["subscriptionType"]
     deal_id = _id(item, "objectId")
     common = {"key": key, "kind": kind, "subscription_type": subscription, "payload": payload}
     if kind == CHANGED:
         name = item.get("propertyName")
         if not isinstance(name, str) or not name:
             raise _Unreadable("a propertyChange event needs propertyName")
-        spec = PROPERTIES.get(name)
+        spec = PROPERTIES.get(name) or _configured(name, properties)
         if spec is None:
             return DealEvent(deal_id=deal_id, field=None, value=None, **common)
         field_name, read = spec
@@ -254,6 +315,27 @@ PROPERTIES.update(
         "hubspot_owner_id": ("owner_id", _owner),
     }
 )
+
+
+def _industry(value) -> str | None:
+    return _clip(_value_text(value, 100_000), 255)
+
+
+def _parts(value) -> list[str]:
+    """A multi-checkbox value ('a;b') as its parts (a list, as the deal stores them)."""
+    return list(_split(_value_text(value, 100_000)))
+
+
+def _configured(name: str, properties: DealProperties) -> tuple[str, Callable] | None:
+    """The configured industry, personas and topics properties, read as the sync reads them."""
+    for field_name, property_name, read in (
+        ("industry", properties.industry, _industry),
+        ("personas", properties.personas, _parts),
+        ("topics", properties.topics, _parts),
+    ):
+        if property_name and name == property_name:
+            return field_name, read
+    return None
 
 
 def _value_text(value, limit: int) -> str | None:

@@ -1,4 +1,10 @@
-"""A fake HubSpot over real HTTP on loopback: the v3 endpoints the sync uses, HubSpot's page and rate limits, injectable faults.
+"""A fake HubSpot over real HTTP on loopback: the endpoints the sync uses, HubSpot's page and rate limits, injectable faults.
+
+Every endpoint answers on both path families: HubSpot's date-based versions
+(/crm/objects/2026-09/deals, /crm/pipelines/2026-09/deals, /crm/owners/2026-09) and the legacy
+/crm/v3/ ones. The log, `requests()` and faults use the version-free route
+(/crm/objects/deals), so a test reads the same whichever family the client calls; `versions`
+counts the requests per family, and `serve_versions` can refuse the others with a 404.
 
 Run it in a thread (tests) or as a process (`python tests/integrations/fake_hubspot.py
 --deals 20000 --rate-limit 100/10` prints its URL; the benchmark uses that).
@@ -16,6 +22,7 @@ import bisect
 import itertools
 import json
 import random
+import re
 import sys
 import threading
 import time
@@ -28,10 +35,39 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 TOKEN = "fake-token"
+CLIENT_SECRET = "fake-client-secret"
+PORTAL_ID = "62515"
+APP_ID = "3001"
+# What the fake's token is granted: every scope the app asks for (tests take some away).
+SCOPES = (
+    "crm.objects.deals.read",
+    "crm.schemas.deals.read",
+    "crm.objects.owners.read",
+    "crm.objects.deals.write",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+)
 HISTORY_LIMIT = 50
 BATCH_LIMIT = 100
 SEARCH_LIMIT = 200
 SEARCH_CAP = 10_000
+
+
+_LEGACY = re.compile(r"^/crm/v3/(objects|pipelines|owners)(/.*)?$")
+_DATED = re.compile(r"^/crm/(objects|pipelines|owners)/([0-9]{4}-[0-9]{2})(/.*)?$")
+_OAUTH = re.compile(r"^/oauth/(v[0-9]|[0-9]{4}-[0-9]{2})(/.*)$")
+
+
+def route(path: str) -> tuple[str, str | None]:
+    """(version-free route, version family) of a path: /crm/objects/2026-09/deals -> (/crm/objects/deals, 2026-09)."""
+    path = path.rstrip("/") or "/"
+    if match := _LEGACY.match(path):
+        return f"/crm/{match.group(1)}{match.group(2) or ''}", "v3"
+    if match := _DATED.match(path):
+        return f"/crm/{match.group(1)}{match.group(3) or ''}", match.group(2)
+    if match := _OAUTH.match(path):
+        return f"/oauth{match.group(2)}", match.group(1)
+    return path, None
 
 
 def iso(moment: datetime) -> str:
@@ -110,8 +146,14 @@ class FakeHubSpot:
         daily_limit: int | None = None,
         delay: tuple[float, float] = (0.0, 0.0),
         rate_headers: bool = True,
+        serve_versions: tuple[str, ...] | None = None,
     ):
         self.token = token
+        self.client_secret = CLIENT_SECRET
+        self.portal_id = PORTAL_ID
+        self.scopes: tuple[str, ...] = SCOPES
+        self.serve_versions = serve_versions  # None: every family; else the others answer 404
+        self.versions: dict[str, int] = {}  # requests served per version family
         self.search_cap = search_cap
         self.rate_limit = rate_limit  # (requests, seconds) counted on arrival; None: unlimited
         self.daily_limit = daily_limit  # requests a day; None: unlimited
@@ -233,9 +275,10 @@ class FakeHubSpot:
             self.foreign.extend([now] * count)
 
     def requests(self, path: str = "") -> list[tuple]:
-        """Logged requests whose path starts with `path`."""
+        """Logged requests (time, method, route, status, path) whose route starts with `path`'s."""
+        prefix = route(path)[0] if path else ""
         with self.lock:
-            return [r for r in self.log if r[2].startswith(path)]
+            return [r for r in self.log if r[2].startswith(prefix)]
 
     # -- server --------------------------------------------------------------------------
 
@@ -270,7 +313,9 @@ class FakeHubSpot:
     def _fault_for(self, method: str, path: str) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.times <= 0 or not path.startswith(fault.path):
+                if fault.times <= 0 or not path.startswith(
+                    route(fault.path)[0] if fault.path else ""
+                ):
                     continue
                 if fault.method and fault.method != method:
                     continue
@@ -328,7 +373,9 @@ class FakeHubSpot:
         }
 
     def handle(self, method: str, path: str, query: dict, body: dict | None, auth: str | None):
-        """(status, headers, json) for one request."""
+        """(status, headers, json) for one request; `path` is the version-free route."""
+        if method == "POST" and path == "/oauth/token/introspect":
+            return self._introspect(body or {})
         if auth != f"Bearer {self.token}":
             return 401, {}, {"status": "error", "category": "INVALID_AUTHENTICATION"}
         fault = self._fault_for(method, path)
@@ -338,21 +385,51 @@ class FakeHubSpot:
                 fault.headers,
                 fault.body or {"status": "error", "message": "injected"},
             )
-        if method == "GET" and path == "/crm/v3/pipelines/deals":
+        if method == "GET" and path == "/crm/pipelines/deals":
             return 200, {}, {"results": self.pipelines}
-        if method == "GET" and path.rstrip("/") == "/crm/v3/owners":
+        if method == "GET" and path == "/crm/owners":
             return self._owners(query)
-        if method == "GET" and path == "/crm/v3/objects/deals":
+        if method == "GET" and path == "/crm/objects/deals":
             return self._list_deals(query)
-        if method == "POST" and path == "/crm/v3/objects/deals/batch/read":
+        if method == "POST" and path == "/crm/objects/deals/batch/read":
             return self._batch_read(body or {})
-        if method == "POST" and path == "/crm/v3/objects/deals/search":
+        if method == "POST" and path == "/crm/objects/deals/search":
             return self._search(body or {})
-        if method == "POST" and path == "/crm/v3/objects/notes":
+        if method == "POST" and path == "/crm/objects/notes":
             return self._create_note(body or {})
-        if method == "POST" and path == "/crm/v3/objects/notes/search":
+        if method == "POST" and path == "/crm/objects/notes/search":
             return self._search_notes(body or {})
         return 404, {}, {"status": "error", "message": f"no route {method} {path}"}
+
+    def _introspect(self, form: dict):
+        """HubSpot's token introspection: the app's client secret identifies the caller."""
+        if form.get("client_secret") != self.client_secret:
+            return (
+                400,
+                {},
+                {"status": "error", "category": "VALIDATION_ERROR", "message": "bad client"},
+            )
+        if form.get("token") != self.token:
+            return (
+                400,
+                {},
+                {"status": "error", "category": "VALIDATION_ERROR", "message": "Token is invalid"},
+            )
+        return (
+            200,
+            {},
+            {
+                "token_use": "access_token",
+                "active": True,
+                "hub_id": int(self.portal_id),
+                "app_id": int(APP_ID),
+                "user_id": 1,
+                "client_id": "fake-client-id",
+                "scopes": list(self.scopes),
+                "token_type": "BEARER",
+                "is_private_distribution": True,
+            },
+        )
 
     def _owners(self, query):
         limit = int(_one(query, "limit") or 100)
@@ -537,15 +614,21 @@ class _Handler(BaseHTTPRequestHandler):
                 delay = self.state._rng.uniform(low, high)
             time.sleep(delay)
         arrived = time.monotonic()
+        path, family = route(split.path)
         status, limits, rejection = self.state.admit(arrived)
         if rejection is not None:
             headers, payload = limits, rejection
+        elif self.state.serve_versions is not None and family not in self.state.serve_versions:
+            status, headers, payload = 404, limits, {"message": f"no version {family}"}
         else:
             try:
-                body = json.loads(raw) if raw else None
+                if "x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
+                    body = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
+                else:
+                    body = json.loads(raw) if raw else None
                 status, headers, payload = self.state.handle(
                     method,
-                    split.path,
+                    path,
                     parse_qs(split.query),
                     body,
                     self.headers.get("Authorization"),
@@ -554,7 +637,8 @@ class _Handler(BaseHTTPRequestHandler):
                 status, headers, payload = 400, {}, {"message": f"bad request: {e}"}
             headers = {**limits, **headers}
         with self.state.lock:
-            self.state.log.append((arrived, method, split.path, status))
+            self.state.log.append((arrived, method, path, status, split.path))
+            self.state.versions[family or "none"] = self.state.versions.get(family or "none", 0) + 1
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -572,9 +656,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def served_standard_portal(prepare: Callable[[FakeHubSpot], None] | None = None):
+def served_standard_portal(prepare: Callable[[FakeHubSpot], None] | None = None, **options):
     """The standard portal (plus whatever `prepare` adds) served on loopback while in the block."""
-    server = FakeHubSpot()
+    server = FakeHubSpot(**options)
     standard_portal(server)
     if prepare is not None:
         prepare(server)

@@ -100,7 +100,7 @@ def test_foreign_requests_reported_by_hubspot_make_the_client_wait(servers):
     # leave our window before HubSpot's and be counted as foreign too: an overestimate only
     # makes the client wait longer, which is the safe side.
     assert 8 <= crm.limiter.foreign <= 9
-    ours = [r[0] for r in fake.requests("/crm/v3/pipelines")]
+    ours = [r[0] for r in fake.requests("/crm/pipelines")]
     assert ours[2] - ours[0] >= 0.9  # the third waited for the foreign ones to leave the window
     assert most_in_a_window([*fake.foreign, *ours], 1.0) <= 10
 
@@ -164,7 +164,7 @@ def test_the_daily_limit_stops_the_sync_in_one_line_and_the_next_run_resumes_exa
         assert session.get(SyncState, CURSOR_KEY) is None
 
     fake.daily_limit, fake.daily_used = None, 0  # midnight in the portal's time zone
-    before = len(fake.requests("/crm/v3/objects/deals"))
+    before = len(fake.requests("/crm/objects/deals"))
     resumed = runner("sync")
 
     assert resumed.exit_code == 0, resumed.stderr
@@ -174,7 +174,7 @@ def test_the_daily_limit_stops_the_sync_in_one_line_and_the_next_run_resumes_exa
     assert deleted(sessions) == {str(d.id) for d in fake.deals.values() if d.archived}
     active = sum(not d.archived for d in fake.deals.values())
     pages = math.ceil(active / 50) + math.ceil((400 - active) / 50)
-    assert len(fake.requests("/crm/v3/objects/deals")) - before == pages - 4  # none read twice
+    assert len(fake.requests("/crm/objects/deals")) - before == pages - 4  # none read twice
 
 
 def test_a_daily_limit_error_says_by_when_it_resets(servers):
@@ -237,7 +237,7 @@ def test_the_sweep_finds_archived_and_purged_deals_and_spares_those_changed_mean
 
     assert deleted(sessions) == {"4", "9"}
     assert summary.deleted_by_sweep == 2 and summary.swept == 148
-    sweep_pages = [r for r in fake.requests()[before:] if r[2] == "/crm/v3/objects/deals"]
+    sweep_pages = [r for r in fake.requests()[before:] if r[2] == "/crm/objects/deals"]
     assert len(sweep_pages) == 2  # 148 ids in pages of 100: the archive is never listed
     assert "9" in histories(sessions)  # the history is kept
 

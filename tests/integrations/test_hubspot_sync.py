@@ -110,10 +110,36 @@ def test_a_full_sync_stores_every_deal_with_its_exact_history_in_the_minimum_of_
     assert cursor(sessions) is not None
 
 
+@pytest.mark.parametrize("version", ["2026-09", "2026-03", "v3"])
+def test_each_api_version_family_syncs_the_same_exact_histories_on_its_own_paths(
+    sessions, sleeps, version
+):
+    with served_standard_portal(serve_versions=(version,)) as fake:
+        generate_deals(fake, 130, archived_every=10)
+        crm = HubSpotCrm(
+            TOKEN,
+            fake.url,
+            rate_limit=(10_000, 1.0),
+            search_rate=(1_000, 1.0),
+            sleep=sleeps,
+            api_version=version,
+        )
+        full = sync_crm(sessions, crm, full=True)
+        fake.move(3, "closedwon", datetime.now(UTC) - timedelta(minutes=1))
+        incremental = sync_crm(sessions, crm)
+        assert stored_histories(sessions) == fake_histories(fake)
+        # Every request went to the chosen family (the fake answers any other with a 404).
+        assert set(fake.versions) == {version}
+        assert full.retries == incremental.retries == 0
+        paths = {r[4] for r in fake.requests()}
+    prefix = "/crm/v3/objects/deals" if version == "v3" else f"/crm/objects/{version}/deals"
+    assert prefix in paths and f"{prefix}/search" in paths and f"{prefix}/batch/read" in paths
+
+
 def test_every_deal_list_request_asks_for_history_pages_of_at_most_fifty(fake, crm, sessions):
     generate_deals(fake, 60)
     sync_crm(sessions, crm, full=True)
-    lists = [r for r in fake.requests("/crm/v3/objects/deals") if r[1] == "GET"]
+    lists = [r for r in fake.requests("/crm/objects/deals") if r[1] == "GET"]
     assert len(lists) == 3  # 60 active in pages of 50, one (empty) archived page
     assert all(r[3] == 200 for r in lists)
 
@@ -164,7 +190,7 @@ def test_an_incremental_sync_reads_only_changed_deals_and_applies_stage_changes(
     assert summary.deals.created == 1 and summary.deals.updated == 2
     new = fake.requests()[before:]
     # No deal pages with history: one page of ids (up to 100) for the deletion sweep.
-    assert sum(r[2] == "/crm/v3/objects/deals" and r[1] == "GET" for r in new) == 1
+    assert sum(r[2] == "/crm/objects/deals" and r[1] == "GET" for r in new) == 1
     assert sum(r[2].endswith("/search") for r in new) == 1
     assert sum(r[2].endswith("/batch/read") for r in new) == 1
     assert summary.deleted_by_sweep == 1 and summary.swept == 80  # 80 - 1 archived + 1 new
@@ -191,14 +217,12 @@ def test_windows_above_the_search_cap_are_halved_until_each_fits(fake, crm, sess
 
 def test_a_429_is_retried_after_its_retry_after_on_get_and_post(fake, crm, sessions, sleeps):
     generate_deals(fake, 20)
-    fake.fail(
-        429, times=2, path="/crm/v3/objects/deals", method="GET", headers={"Retry-After": "1"}
-    )
+    fake.fail(429, times=2, path="/crm/objects/deals", method="GET", headers={"Retry-After": "1"})
     sync_crm(sessions, crm, full=True)
     for deal in fake.deals.values():
         deal.modified = datetime.now(UTC) - timedelta(minutes=1)
-    fake.fail(429, times=1, path="/crm/v3/objects/deals/search", headers={"Retry-After": "2"})
-    fake.fail(429, times=1, path="/crm/v3/objects/deals/batch/read", headers={"Retry-After": "1"})
+    fake.fail(429, times=1, path="/crm/objects/deals/search", headers={"Retry-After": "2"})
+    fake.fail(429, times=1, path="/crm/objects/deals/batch/read", headers={"Retry-After": "1"})
     summary = sync_crm(sessions, crm)
     assert sleeps.waits == [1.0, 1.0, 2.0, 1.0]
     assert summary.retries == 2
@@ -206,17 +230,17 @@ def test_a_429_is_retried_after_its_retry_after_on_get_and_post(fake, crm, sessi
 
 
 def test_a_real_retry_after_is_waited_for(fake):
-    fake.fail(429, times=1, path="/crm/v3/pipelines", headers={"Retry-After": "1"})
+    fake.fail(429, times=1, path="/crm/pipelines", headers={"Retry-After": "1"})
     crm = HubSpotCrm(TOKEN, fake.url, rate_limit=(100, 1.0))
     crm.fetch_pipelines()
-    (first, second) = [r[0] for r in fake.requests("/crm/v3/pipelines")]
+    (first, second) = [r[0] for r in fake.requests("/crm/pipelines")]
     assert second - first >= 0.95
 
 
 def test_bursts_of_server_errors_back_off_and_the_data_stays_exact(fake, crm, sessions, sleeps):
     generate_deals(fake, 120, archived_every=7)
-    fake.fail(503, times=3, path="/crm/v3/objects/deals", method="GET", skip=1)
-    fake.fail(502, times=2, path="/crm/v3/owners")
+    fake.fail(503, times=3, path="/crm/objects/deals", method="GET", skip=1)
+    fake.fail(502, times=2, path="/crm/owners")
     summary = sync_crm(sessions, crm, full=True)
     assert summary.retries == 5
     assert sleeps.waits[2] < sleeps.waits[4]  # exponential: first and third retry of the deal page
@@ -226,7 +250,7 @@ def test_bursts_of_server_errors_back_off_and_the_data_stays_exact(fake, crm, se
 
 def test_errors_that_do_not_clear_end_the_sync_without_moving_the_cursor(fake, crm, sessions):
     generate_deals(fake, 10)
-    fake.fail(500, times=10, path="/crm/v3/objects/deals")
+    fake.fail(500, times=10, path="/crm/objects/deals")
     with pytest.raises(ExternalServiceError):
         sync_crm(sessions, crm, full=True)
     assert cursor(sessions) is None
@@ -268,21 +292,21 @@ def test_the_sync_command_without_a_token_says_what_to_set(runner):
 
 def test_an_interrupted_full_sync_resumes_and_ends_with_the_same_data(fake, crm, sessions):
     generate_deals(fake, 260, archived_every=9)
-    fake.fail(500, times=4, skip=3, path="/crm/v3/objects/deals", method="GET")
+    fake.fail(500, times=4, skip=3, path="/crm/objects/deals", method="GET")
     with pytest.raises(ExternalServiceError):
         sync_crm(sessions, crm, full=True)
     with sessions() as session:
         assert session.get(SyncState, FULL_KEY) is not None
     partial = len(stored_histories(sessions))
     assert 0 < partial < 260
-    before = len(fake.requests("/crm/v3/objects/deals"))
+    before = len(fake.requests("/crm/objects/deals"))
 
     summary = sync_crm(sessions, crm, full=True)
 
     assert summary.resumed
     assert stored_histories(sessions) == fake_histories(fake)
     assert deleted_ids(sessions) == {str(d.id) for d in fake.deals.values() if d.archived}
-    reread = len(fake.requests("/crm/v3/objects/deals")) - before
+    reread = len(fake.requests("/crm/objects/deals")) - before
     archived = sum(d.archived for d in fake.deals.values())
     pages = math.ceil((260 - archived) / 50) + math.ceil(archived / 50)
     assert reread == pages - 3  # the three committed pages are not read again
@@ -300,7 +324,7 @@ def test_an_interrupted_incremental_sync_run_again_ends_with_the_same_data(fake,
     now = datetime.now(UTC)
     for i in range(1, 51, 2):
         fake.move(i, "closedlost", now - timedelta(seconds=i))
-    fake.fail(500, times=4, path="/crm/v3/objects/deals/batch/read")
+    fake.fail(500, times=4, path="/crm/objects/deals/batch/read")
     with pytest.raises(ExternalServiceError):
         sync_crm(sessions, crm)
     assert cursor(sessions) == first_cursor
@@ -317,7 +341,7 @@ def test_a_deal_in_an_unknown_pipeline_is_skipped_with_a_warning_after_one_refet
     summary = sync_crm(sessions, crm, full=True)
     assert summary.skipped == 1
     assert any("unknown pipeline 'ghost'" in w for w in summary.warnings)
-    assert len(fake.requests("/crm/v3/pipelines")) == 2
+    assert len(fake.requests("/crm/pipelines")) == 2
     assert set(stored_histories(sessions)) == {"1"}
 
 
@@ -345,7 +369,7 @@ def test_search_requests_never_exceed_four_per_second(fake):
     crm = HubSpotCrm(TOKEN, fake.url, rate_limit=(100, 1.0))
     crm.search_cap = 1  # every window splits: many small searches
     list(crm.iter_deals_modified_between(T0, T0 + timedelta(hours=7)))
-    stamps = [r[0] for r in fake.requests("/crm/v3/objects/deals/search")]
+    stamps = [r[0] for r in fake.requests("/crm/objects/deals/search")]
     assert len(stamps) >= 8
     for i, start in enumerate(stamps):
         assert sum(start <= s < start + 0.9 for s in stamps[i:]) <= 4

@@ -87,7 +87,7 @@ def test_a_pending_share_becomes_one_note_on_its_deal(fake, crm, sessions, share
 
 
 def test_a_failed_write_back_is_kept_and_retried_by_the_next_sync(fake, crm, sessions, share_id):
-    fake.fail(503, times=2, path="/crm/v3/objects/notes")
+    fake.fail(503, times=2, path="/crm/objects/notes")
     summary = sync_crm(sessions, crm, writeback=True)
     assert summary.notes_failed == 1 and not fake.notes
     share = load(sessions, share_id)

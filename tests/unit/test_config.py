@@ -79,6 +79,9 @@ def test_bad_values_name_their_variable(tmp_path, name, value):
         ("HUBSPOT_TOPICS_PROPERTY", "x" * 101, "property name"),
         ("SECRET_KEY", "short", "at least 16 printable characters"),
         ("HUBSPOT_PORTAL_ID", "my-portal", "account id"),
+        ("HUBSPOT_API_VERSION", "2026-04", "March or September"),
+        ("HUBSPOT_API_VERSION", "v4", "or v3"),
+        ("HUBSPOT_API_VERSION", "latest", "date version"),
         ("SECRET_KEY", "long enough but\x00with a NUL", "at least 16 printable characters"),
     ],
 )
@@ -141,3 +144,14 @@ def test_good_edge_values_are_accepted(tmp_path):
     )
     assert settings.coverage_min_assets == 0
     assert settings.hubspot_api_base == "http://127.0.0.1:8765"
+
+
+def test_the_hubspot_api_version_defaults_to_the_current_date_version_and_v3_stays_selectable(
+    tmp_path,
+):
+    base = {"ENABLEMENT_INSTANCE_PATH": str(tmp_path)}
+    assert Settings.from_env(base).hubspot_api_version == "2026-09"
+    assert Settings.from_env({**base, "HUBSPOT_API_VERSION": " 2026-03 "}).hubspot_api_version == (
+        "2026-03"
+    )
+    assert Settings.from_env({**base, "HUBSPOT_API_VERSION": "V3"}).hubspot_api_version == "v3"

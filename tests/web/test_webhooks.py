@@ -361,7 +361,7 @@ def test_malformed_events_are_recorded_as_rejected_without_blocking_the_others(
     bad_time = {**stage(4, 101, 6 * DAY, "won"), "occurredAt": 10**30}
     wrong_type = {**stage(5, 101, 6 * DAY, "won"), "objectId": "abc"}
     huge_id = {**stage(6, 101, 6 * DAY, "won"), "eventId": "HUGE"}
-    unsupported = event(7, 101, 6 * DAY, "contact.creation")
+    unsupported = event(7, 101, 6 * DAY, "deal.teleport")
     nested = {**stage(8, 101, 6 * DAY, "won"), "propertyValue": {"a": [1]}}
     body = json.dumps([good, nul, bad_time, wrong_type, huge_id, unsupported, nested, 5, "x"])
     body = body.replace('"HUGE"', "1e400")  # a number too large for a float

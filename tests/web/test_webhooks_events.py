@@ -7,9 +7,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from enablement.domain.deal_events import CHANGED, DELETED_FIELD, MERGED, DealEvent, RejectedEvent
+from enablement.domain.deal_events import (
+    CHANGED,
+    CREATED,
+    DELETED,
+    DELETED_FIELD,
+    MERGED,
+    RESTORED,
+    DealEvent,
+    IgnoredEvent,
+    RejectedEvent,
+)
 from enablement.domain.storable import text_problem
 from enablement.errors import BadRequest
+from integrations.hubspot.mapping import DealProperties
 from integrations.hubspot.webhooks import read_batch, read_event, stored_payload
 
 BASE = {
@@ -152,3 +163,87 @@ def test_unstorable_text_is_refused_by_the_products_rule_and_kept_cleaned_in_the
     assert isinstance(event, RejectedEvent)
     assert event.reason == f"propertyValue {text_problem('Ac' + chr(0))}"
     assert event.payload["propertyValue"] == "Ac\ufffdme \ufffd"
+
+
+GENERIC = {**BASE, "subscriptionType": "object.propertyChange", "objectTypeId": "0-3"}
+
+
+@pytest.mark.parametrize(
+    ("action", "kind"),
+    [
+        ("creation", CREATED),
+        ("propertyChange", CHANGED),
+        ("deletion", DELETED),
+        ("restore", RESTORED),
+        ("merge", MERGED),
+    ],
+)
+def test_generic_deal_events_read_into_the_same_records_as_legacy_ones(action, kind):
+    extra = {"propertyName": "dealstage", "propertyValue": "closedwon"}
+    extra.update({"primaryObjectId": 42, "mergedObjectIds": [7]} if action == "merge" else {})
+    generic = read_event({**GENERIC, **extra, "subscriptionType": f"object.{action}"})
+    legacy = read_event({**BASE, **extra, "subscriptionType": f"deal.{action}"})
+    assert isinstance(generic, DealEvent) and generic.kind == kind
+    same = ("kind", "deal_id", "field", "value", "merged_ids", "primary_id", "key")
+    assert [getattr(generic, f) for f in same] == [getattr(legacy, f) for f in same]
+    assert generic.subscription_type == f"object.{action}"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"objectTypeId": "0-1"}, "object type 0-1, not deals"),
+        ({"objectTypeId": "2-3456"}, "object type 2-3456"),
+        ({"subscriptionType": "contact.propertyChange", "objectTypeId": None}, "contact records"),
+        ({"subscriptionType": "object.associationChange"}, "associationChange events are not used"),
+        ({"subscriptionType": "deal.privacyDeletion"}, "privacyDeletion events are not used"),
+    ],
+)
+def test_events_the_product_has_no_use_for_are_ignored_with_a_reason(change, reason):
+    event = read_event({**GENERIC, "propertyName": "firstname", "propertyValue": "Ada", **change})
+    assert isinstance(event, IgnoredEvent)
+    assert reason in event.reason
+    assert event.key.event_id == "100"  # keyed like any event: a repeat is a duplicate
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"objectTypeId": None}, "needs objectTypeId"),
+        ({"objectTypeId": 3}, "needs objectTypeId"),
+        ({"objectTypeId": "deals"}, "needs objectTypeId"),
+        ({"subscriptionType": "object.teleport"}, "unsupported subscriptionType"),
+        ({"subscriptionType": "contact.teleport"}, "unsupported subscriptionType"),
+        ({"subscriptionType": "dealstage"}, "unsupported subscriptionType"),
+    ],
+)
+def test_generic_events_that_cannot_be_read_are_still_rejected(change, reason):
+    event = read_event({**GENERIC, "propertyName": "dealstage", "propertyValue": "x", **change})
+    assert isinstance(event, RejectedEvent) and not isinstance(event, IgnoredEvent)
+    assert reason in event.reason
+
+
+def test_an_ignored_event_from_another_account_is_rejected_first():
+    event = read_event({**GENERIC, "objectTypeId": "0-1"}, portal_id="1")
+    assert isinstance(event, RejectedEvent) and not isinstance(event, IgnoredEvent)
+    assert "HubSpot account 62515, not 1" in event.reason
+
+
+def test_the_configured_context_properties_are_read_by_their_configured_names():
+    names = DealProperties(industry="sector", personas="buyer_roles", topics="")
+    sector = read_event(
+        {**GENERIC, "propertyName": "sector", "propertyValue": " Banking "}, None, names
+    )
+    roles = read_event(
+        {**GENERIC, "propertyName": "buyer_roles", "propertyValue": "cfo;;cio"}, None, names
+    )
+    default = read_event(
+        {**GENERIC, "propertyName": "industry", "propertyValue": "Retail"}, None, names
+    )
+    assert (sector.field, sector.value) == ("industry", "Banking")
+    assert (roles.field, roles.value, roles.ordering_field) == (
+        "personas",
+        ["cfo", "cio"],
+        "personas",
+    )
+    assert default.field is None  # not the configured industry property: not tracked

@@ -15,7 +15,7 @@ import {
   hubspot,
 } from "@hubspot/ui-extensions";
 
-// Must equal the service's PUBLIC_BASE_URL and be listed in app.json "permittedUrls.fetch".
+// Must equal the service's PUBLIC_BASE_URL and be listed in app-hsmeta.json "permittedUrls.fetch".
 const BASE_URL = "https://enablement.example.com";
 // HubSpot gives a card's backend call a few seconds; the service answers in milliseconds.
 const TIMEOUT_MS = 5000;
