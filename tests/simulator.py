@@ -28,6 +28,7 @@ from enablement.simulation import Exposure, Planned, SimPipeline, SimStage, Visi
 
 AS_OF = datetime(2026, 6, 30, tzinfo=UTC)
 
+
 class Stage(NamedTuple):
     """A stage of a simulated pipeline as the stage map holds it."""
 

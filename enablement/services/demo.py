@@ -14,7 +14,8 @@ from enablement.db.assets import insert_assets
 from enablement.db.crm import upsert_deals, upsert_owners, upsert_pipelines
 from enablement.db.models import Asset, Deal, LinkView, Owner
 from enablement.db.types import utcnow
-from enablement.demo_data import REPS, DemoData, generate_demo, summary_counts
+from enablement.demo.dataset import DemoData, generate_demo, summary_counts
+from enablement.demo.world import REPS
 from enablement.domain.assets import FIELDS, validate_asset
 from enablement.errors import Conflict
 from enablement.services import tokens
@@ -156,7 +157,7 @@ def _demo_rep(sessions: sessionmaker[Session]) -> tuple[str | None, str | None]:
     """The first demo rep when present, else the first owner, else none."""
     with sessions() as session:
         owner = (
-            session.get(Owner, REPS[0][0])
+            session.get(Owner, REPS[0].id)
             or session.scalars(select(Owner).order_by(Owner.id).limit(1)).first()
         )
         return (owner.id, owner.display_name) if owner else (None, None)
