@@ -173,12 +173,23 @@ def render_csv(columns: list[str], rows: list[dict]) -> str:
     return out.getvalue()
 
 
+# Cells starting with one of these run as formulas in spreadsheets (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_cell(value):
-    """Empty for null; formula-looking text prefixed so spreadsheets do not run it."""
+    """Empty for null; formula-looking text prefixed with ' so spreadsheets do not run it."""
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value
+    return value
+
+
+def csv_uncell(value: str) -> str:
+    """Undo csv_cell's escape ('=...), so an exported file imports back unchanged."""
+    if value[:1] == "'" and value[1:2] in FORMULA_STARTS:
+        return value[1:]
     return value
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from enablement.domain.episodes import DAY_NS
-from tests.simulator import advance_time
+from enablement.simulation import Exposure, Planned, end_visit
 
 AS_OF = datetime(2026, 6, 30, tzinfo=UTC)
 TIERS = (4.0, 1.5, 0.6)  # hazard multiplier of small, middle and large deals
@@ -91,26 +91,26 @@ def simulate(n_deals: int = 4000, seed: int = 1) -> World:
     null_rate = np.where(small, 0.03, 0.01)
     hist, share_rows = [], []
     for k in range(n_deals):
-        planned: list[tuple[str, float, float]] = []
+        planned: list[Exposure] = []
         for piece in ("null-small", "short-small"):
             if rng.random() < (0.6 if small[k] else 0.04):
-                planned.append((piece, float(rng.uniform(0, 2)), PLANTED[piece][0]))
+                planned.append(Exposure(float(rng.uniform(0, 2)), PLANTED[piece][0], piece))
         if rng.random() < 0.25:
-            planned.append(("long", float(rng.uniform(0, 3)), PLANTED["long"][0]))
+            planned.append(Exposure(float(rng.uniform(0, 3)), PLANTED["long"][0], "long"))
         if rng.random() < 0.7:
-            planned.append(("rescue", 20.0 + float(rng.uniform(0, 3)), 1.0))
+            planned.append(Exposure(20.0 + float(rng.uniform(0, 3)), 1.0, "rescue"))
         for i, piece in enumerate(NULLS):
             per_day = null_rate[k] if i % 2 else 0.015
             for at in np.cumsum(rng.exponential(1 / per_day, size=2)):
-                planned.append((piece, float(at), 1.0))
-        advance = advance_time(targets[k], rate[k], [(at, hr) for _, at, hr in planned])
-        end = min(advance, lost_after[k], as_of - entered[k])
+                planned.append(Exposure(float(at), 1.0, piece))
+        shares = Planned(planned)
+        end = end_visit(
+            targets[k], rate[k], shares, lost_after=lost_after[k], open_for=as_of - entered[k]
+        )
         hist.append((k, "eval", entered[k]))
-        if end < as_of - entered[k]:
-            hist.append((k, "won" if advance <= lost_after[k] else "lost", entered[k] + end))
-        for piece, at, _ in planned:
-            if at < end:
-                share_rows.append((k, piece, entered[k] + at))
+        if end.outcome != "open":
+            hist.append((k, "won" if end.outcome == "advanced" else "lost", entered[k] + end.days))
+        share_rows += [(k, e.item, entered[k] + e.at) for e in shares.taken]
     ids = np.array([f"d{k:06d}" for k in range(n_deals)])
     hist_frame = pd.DataFrame(hist, columns=["deal", "stage_id", "t"])
     share_frame = pd.DataFrame(share_rows, columns=["deal", "asset_id", "t"])

@@ -1,4 +1,4 @@
-"""A deal simulator with known per-asset effects and the traps that fool naive analysis.
+"""A world of deals (enablement.simulation's walk) with known per-asset effects and the traps that fool naive analysis.
 
 Deals move awareness -> interest -> evaluation -> closing -> won in continuous time, with a
 competing hazard of being lost and an as-of cut that leaves some open. The hazard of
@@ -18,30 +18,43 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from enablement.domain.stages import BUYING_STAGES
+from enablement.simulation import Exposure, Planned, SimPipeline, SimStage, Visit, walk_deal
 
 AS_OF = datetime(2026, 6, 30, tzinfo=UTC)
 
+
+class Stage(NamedTuple):
+    """A stage of a simulated pipeline as the stage map holds it."""
+
+    id: str
+    label: str
+    buying_stage: str | None
+    is_closed: bool = False
+    is_won: bool = False
+
+
 PIPELINES = {
     "p1": [
-        ("p1-lead", "Lead", "awareness", False, False),
-        ("p1-disc", "Discovery", "interest", False, False),
-        ("p1-demo", "Demo", "evaluation", False, False),
-        ("p1-prop", "Proposal", "closing", False, False),
-        ("p1-won", "Closed won", None, True, True),
-        ("p1-lost", "Closed lost", None, True, False),
+        Stage("p1-lead", "Lead", "awareness"),
+        Stage("p1-disc", "Discovery", "interest"),
+        Stage("p1-demo", "Demo", "evaluation"),
+        Stage("p1-prop", "Proposal", "closing"),
+        Stage("p1-won", "Closed won", None, True, True),
+        Stage("p1-lost", "Closed lost", None, True, False),
     ],
     "p2": [
-        ("p2-lead", "New lead", "awareness", False, False),
-        ("p2-qual", "Qualified", "interest", False, False),
-        ("p2-poc", "Pilot", "evaluation", False, False),
-        ("p2-neg", "Negotiation", "closing", False, False),
-        ("p2-won", "Won", None, True, True),
-        ("p2-lost", "Lost", None, True, False),
+        Stage("p2-lead", "New lead", "awareness"),
+        Stage("p2-qual", "Qualified", "interest"),
+        Stage("p2-poc", "Pilot", "evaluation"),
+        Stage("p2-neg", "Negotiation", "closing"),
+        Stage("p2-won", "Won", None, True, True),
+        Stage("p2-lost", "Lost", None, True, False),
     ],
 }
 INDUSTRIES = {"software": 1.0, "manufacturing": 0.7, "finance": 1.3, "healthcare": 0.85}
@@ -60,6 +73,17 @@ PLANTED = {
     "a-rescue": ("interest", 1.0, "no_evidence"),
 }
 GENERIC = [f"g-{stage}-{i}" for stage in BUYING_STAGES for i in range(3)]
+# Every open stage advances at BASE_RATE x the deal's factor and loses at LOSS_RATE; no backward moves.
+SIM_PIPELINES = {
+    pid: SimPipeline(
+        stages=tuple(
+            SimStage(s.id, s.buying_stage, BASE_RATE, LOSS_RATE) for s in stages if not s.is_closed
+        ),
+        won=next(s.id for s in stages if s.is_won),
+        lost=next(s.id for s in stages if s.is_closed and not s.is_won),
+    )
+    for pid, stages in PIPELINES.items()
+}
 
 
 @dataclass
@@ -75,45 +99,26 @@ class SimData:
     truth: dict = field(default_factory=dict)
 
 
-def advance_time(target: float, rate: float, shares: list[tuple[float, float]]) -> float:
-    """Time at which the cumulative hazard reaches `target` when each share multiplies the rate
-    by its HR (a piecewise-constant hazard; target ~ Exp(1) gives the time to advance)."""
-    t, mult, cum = 0.0, 1.0, 0.0
-    for at, hr in sorted(shares):
-        seg = (at - t) * rate * mult
-        if cum + seg >= target:
-            return t + (target - cum) / (rate * mult)
-        cum += seg
-        t, mult = at, mult * hr
-    return t + (target - cum) / (rate * mult)
-
-
 def simulate(n_deals: int = 3000, seed: int = 7, as_of: datetime = AS_OF) -> SimData:
     """Simulate deals, stage history and shares; return plain frames and the planted verdicts."""
     rng = np.random.default_rng(seed)
-    stage_rows = []
-    for pid, stages in PIPELINES.items():
-        for order, (sid, label, bs, closed, won) in enumerate(stages):
-            stage_rows.append(
-                {
-                    "pipeline_id": pid,
-                    "stage_id": sid,
-                    "label": label,
-                    "display_order": order,
-                    "buying_stage": bs,
-                    "is_closed": closed,
-                    "is_won": won,
-                    "mapping_source": "confirmed",
-                    "mapping_confidence": 1.0,
-                }
-            )
-    stage_map = pd.DataFrame(stage_rows)
-    by_stage = {
-        pid: {bs: sid for sid, _, bs, closed, _ in stages if not closed}
-        for pid, stages in PIPELINES.items()
-    }
-    won_id = {pid: stages[4][0] for pid, stages in PIPELINES.items()}
-    lost_id = {pid: stages[5][0] for pid, stages in PIPELINES.items()}
+    stage_map = pd.DataFrame(
+        [
+            {
+                "pipeline_id": pid,
+                "stage_id": s.id,
+                "label": s.label,
+                "display_order": order,
+                "buying_stage": s.buying_stage,
+                "is_closed": s.is_closed,
+                "is_won": s.is_won,
+                "mapping_source": "confirmed",
+                "mapping_confidence": 1.0,
+            }
+            for pid, stages in PIPELINES.items()
+            for order, s in enumerate(stages)
+        ]
+    )
     deals, history, shares = [], [], []
     horizon = (as_of - timedelta(days=5)).timestamp() / 86400
     first_day = horizon - 420
@@ -132,52 +137,28 @@ def simulate(n_deals: int = 3000, seed: int = 7, as_of: datetime = AS_OF) -> Sim
             * OWNERS[owner]
             * (1.25 if pid == "p2" else 1.0)
         )
-        now = (as_of.timestamp() / 86400) - created  # days until as_of
-        t = 0.0
-        stage_index = 1 if rng.random() < 0.25 else 0
-        closed_at = None
-        while True:
-            bs = BUYING_STAGES[stage_index]
-            history.append((deal_id, pid, by_stage[pid][bs], created + t))
-            planned: list[tuple[str, float, float]] = []  # (asset, day in episode, hr)
-            for g in GENERIC:
-                if g.split("-")[1] == bs:
-                    for at in np.cumsum(rng.exponential(1 / 0.02, size=6)):
-                        planned.append((g, float(at), 1.0))
-            if bs == "evaluation":
-                for a in ("a-short", "a-long", "a-null"):
-                    if rng.random() < 0.22:
-                        planned.append((a, float(rng.uniform(0, 8)), PLANTED[a][1]))
-                if rng.random() < 0.006:
-                    planned.append(("a-rare", float(rng.uniform(0, 5)), PLANTED["a-rare"][1]))
-            if bs == "interest":
-                if rng.random() < (0.6 if z < -0.7 else 0.01):
-                    planned.append(("a-small", float(rng.uniform(0, 1)), 1.0))
-                if rng.random() < 0.7:
-                    planned.append(("a-rescue", 30.0 + float(rng.uniform(0, 3)), 1.0))
-            adv = advance_time(
-                rng.exponential(1.0), BASE_RATE * factor, [(at, hr) for _, at, hr in planned]
-            )
-            lost = rng.exponential(1 / LOSS_RATE)
-            end = min(adv, lost, now - t)
-            seen = set()
-            for asset, at, _ in planned:
-                if at < end and (asset, at) not in seen:
-                    seen.add((asset, at))
-                    shares.append((deal_id, asset, created + t + at, owner))
-            if end == now - t:
-                break  # open at as_of
-            t += end
-            if lost <= adv:
-                history.append((deal_id, pid, lost_id[pid], created + t))
-                closed_at = created + t
-                break
-            step = 2 if (stage_index < 2 and rng.random() < 0.1) else 1
-            stage_index += step
-            if stage_index >= len(BUYING_STAGES):
-                history.append((deal_id, pid, won_id[pid], created + t))
-                closed_at = created + t
-                break
+        visits: list[tuple[float, Planned]] = []
+
+        def plan(visit: Visit, z=z, visits=visits) -> Planned:
+            planned = Planned(_planned_shares(rng, visit.stage.buying_stage, z))
+            visits.append((visit.start, planned))
+            return planned
+
+        walk = walk_deal(
+            rng,
+            SIM_PIPELINES[pid],
+            plan,
+            open_for=(as_of.timestamp() / 86400) - created,
+            speed=factor,
+            start=1 if rng.random() < 0.25 else 0,
+        )
+        history += [(deal_id, pid, move.stage_id, created + move.at) for move in walk.moves]
+        shares += [
+            (deal_id, e.item, created + start + e.at, owner)
+            for start, planned in visits
+            for e in planned.taken
+        ]
+        closed_at = created + walk.moves[-1].at if walk.outcome != "open" else None
         deals.append(
             {
                 "deal_id": deal_id,
@@ -210,6 +191,28 @@ def simulate(n_deals: int = 3000, seed: int = 7, as_of: datetime = AS_OF) -> Sim
         as_of=as_of,
         truth=truth,
     )
+
+
+def _planned_shares(rng, buying_stage: str, z: float) -> list[Exposure]:
+    """A visit's shares: generic pieces at a constant rate, planted ones as the module says."""
+    planned = [
+        Exposure(float(at), 1.0, g)
+        for g in GENERIC
+        if g.split("-")[1] == buying_stage
+        for at in np.cumsum(rng.exponential(1 / 0.02, size=6))
+    ]
+    if buying_stage == "evaluation":
+        for a in ("a-short", "a-long", "a-null"):
+            if rng.random() < 0.22:
+                planned.append(Exposure(float(rng.uniform(0, 8)), PLANTED[a][1], a))
+        if rng.random() < 0.006:
+            planned.append(Exposure(float(rng.uniform(0, 5)), PLANTED["a-rare"][1], "a-rare"))
+    if buying_stage == "interest":
+        if rng.random() < (0.6 if z < -0.7 else 0.01):
+            planned.append(Exposure(float(rng.uniform(0, 1)), 1.0, "a-small"))
+        if rng.random() < 0.7:
+            planned.append(Exposure(30.0 + float(rng.uniform(0, 3)), 1.0, "a-rescue"))
+    return planned
 
 
 def _ts(days: float) -> datetime:

@@ -10,7 +10,7 @@ import click
 from enablement.cli import needs_schema
 from enablement.context import ctx
 from enablement.errors import Unavailable
-from enablement.services.sync import sync_crm
+from enablement.services.sync import SyncSummary, sync_crm
 
 
 class _Ticker:
@@ -63,6 +63,41 @@ class _Ticker:
             self.stream.flush()
 
 
+def summary_line(summary: SyncSummary) -> str:
+    """The whole run in one line (what replaces the status line)."""
+    d = summary.deals
+    pace = f", held to {summary.rate:.1f}/s" if summary.rate else ""
+    return (
+        f"synced ({summary.mode}{', resumed' if summary.resumed else ''}): "
+        f"{summary.deals_read:,} deals read ({d.created:,} new, {d.updated:,} updated, "
+        f"{summary.deals_deleted:,} deleted) in {summary.api_calls:,} calls over "
+        f"{summary.seconds:.1f} s{pace}, {summary.rate_limited} rate-limited"
+    )
+
+
+def summary_lines(summary: SyncSummary) -> list[str]:
+    """The summary as short human-readable lines."""
+    s, d = summary, summary.deals
+    out = [
+        f"sync: {s.mode}{' (resumed)' if s.resumed else ''}",
+        f"pipelines: {s.pipelines.created} created, {s.pipelines.updated} updated",
+        f"owners: {s.owners.created} created, {s.owners.updated} updated",
+        f"deals: {s.deals_read} read, {d.created} created, {d.updated} updated, "
+        f"{s.deals_deleted} deleted, {d.unchanged} unchanged, {s.skipped} skipped",
+        f"stage changes: {d.stage_changes_added} added, {d.stage_changes_removed} removed",
+        f"api calls: {s.api_calls} ({s.retries} retries, {s.rate_limited} rate-limited)",
+    ]
+    if s.swept is not None:
+        out.append(
+            f"deletion sweep: {s.swept} deals listed in the CRM, "
+            f"{s.deleted_by_sweep} gone from the CRM marked deleted"
+        )
+    if s.notes_written or s.notes_failed:
+        out.append(f"notes: {s.notes_written} written, {s.notes_failed} failed (retried next sync)")
+    out += [f"warning: {w}" for w in s.warnings]
+    return out
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to the group."""
 
@@ -95,6 +130,6 @@ def register(cli: click.Group) -> None:
         except BaseException:
             ticker.close()
             raise
-        ticker.close(summary.line())
-        for line in summary.lines():
+        ticker.close(summary_line(summary))
+        for line in summary_lines(summary):
             click.echo(line)

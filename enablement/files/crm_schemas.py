@@ -1,7 +1,7 @@
 """The file formats of pipelines, deals and shares: one marshmallow schema per record.
 
-What a line of a file must hold; checks across records and against the database live
-in the import use cases (enablement.services.crm_imports).
+What a line of a file must hold (files.crm_readers turns lines into records); checks
+against the database live in the import use cases (enablement.services.crm_imports).
 """
 
 from __future__ import annotations
@@ -22,6 +22,27 @@ from marshmallow import (
 
 from enablement.domain.stages import BUYING_STAGES
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
+
+# The columns of a deal and a share file, in the order an export writes them; CSV cells of
+# the list fields hold values separated by ';'.
+DEAL_COLUMNS = [
+    "id",
+    "name",
+    "company",
+    "pipeline",
+    "amount",
+    "currency",
+    "industry",
+    "owner_id",
+    "created_at",
+    "closed_at",
+    "personas",
+    "topics",
+    "stage_history",
+    "deleted",
+]
+SHARE_COLUMNS = ["deal_id", "asset_id", "shared_at", "shared_by", "channel"]
+LIST_FIELDS = ("personas", "topics")
 
 
 class _Strict(Schema):

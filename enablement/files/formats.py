@@ -11,14 +11,12 @@ from typing import IO
 
 from enablement.domain.storable import refuse_json_constant, value_problem
 from enablement.errors import BadRequest, InvalidInput, PayloadTooLarge
-from enablement.render import csv_cell
+from enablement.render import csv_cell, csv_uncell
 
 FORMATS = ("jsonl", "csv")
 MAX_FILE_BYTES = 100 * 1024 * 1024
 MAX_LINE_BYTES = 1024 * 1024
 READ_CHUNK = 1024 * 1024
-# The first characters render.csv_cell escapes with a quote (spreadsheet formula injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 LIST_SEPARATOR = ";"
 # Separators other spreadsheets and CRMs export with; a header split by one of them is the
 # sign of a wrong delimiter, not of one long unknown column.
@@ -202,7 +200,7 @@ def _read_csv(
             for key, value in row.items():
                 if key is None or value is None or value == "":
                     continue
-                value = _uncell(value)
+                value = csv_uncell(value)
                 if key in list_fields:
                     record[key] = [p.strip() for p in value.split(LIST_SEPARATOR) if p.strip()]
                 else:
@@ -210,13 +208,6 @@ def _read_csv(
             yield number, record
     except csv.Error as e:
         yield reader.line_num, FileError(reader.line_num, f"not valid CSV: {e}")
-
-
-def _uncell(value: str) -> str:
-    """Undo render.csv_cell's escape ('=...), so an exported file imports back unchanged."""
-    if value[:1] == "'" and value[1:2] in FORMULA_STARTS:
-        return value[1:]
-    return value
 
 
 def write_records(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,12 +15,14 @@ from enablement.db.assets import insert_assets
 from enablement.db.crm import upsert_deals, upsert_owners, upsert_pipelines
 from enablement.db.models import Asset, Deal, LinkView, Owner
 from enablement.db.types import utcnow
-from enablement.demo_data import REPS, DemoData, generate_demo, summary_counts
 from enablement.domain.assets import FIELDS, validate_asset
 from enablement.errors import Conflict
 from enablement.services import tokens
 from enablement.services.assets import new_row
 from enablement.services.shares import NewShare, store_shares
+
+if TYPE_CHECKING:
+    from enablement.demo.dataset import DemoData
 
 BATCH = 500
 DEMO_TOKEN_NAMES: dict[str, str] = {
@@ -75,6 +78,10 @@ def load_demo(
     Loads only into a database without deals and assets: with `if_empty` a non-empty
     database is left alone (loaded=False); without it, that is a Conflict.
     """
+    # NOTE: imported here: the generator's modules are only needed when the demo loads, and
+    # every CLI command and the web app would pay for them at start-up.
+    from enablement.demo.dataset import generate_demo, summary_counts
+
     started = time.perf_counter()
     today = today or utcnow().date()
     with sessions.begin() as session:
@@ -154,9 +161,11 @@ def issue_demo_tokens(sessions: sessionmaker[Session]) -> list[DemoToken]:
 
 def _demo_rep(sessions: sessionmaker[Session]) -> tuple[str | None, str | None]:
     """The first demo rep when present, else the first owner, else none."""
+    from enablement.demo.world import REPS
+
     with sessions() as session:
         owner = (
-            session.get(Owner, REPS[0][0])
+            session.get(Owner, REPS[0].id)
             or session.scalars(select(Owner).order_by(Owner.id).limit(1)).first()
         )
         return (owner.id, owner.display_name) if owner else (None, None)

@@ -64,7 +64,7 @@ Progress = Callable[[str, int], None]
 
 @dataclass
 class SyncSummary:
-    """What a sync did, for the end-of-run report."""
+    """What a sync did: counts per kind, calls and pace, warnings (the CLI words them)."""
 
     mode: str = "incremental"
     resumed: bool = False
@@ -85,40 +85,10 @@ class SyncSummary:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
-    def line(self) -> str:
-        """The whole run in one line."""
-        d = self.deals
-        pace = f", held to {self.rate:.1f}/s" if self.rate else ""
-        return (
-            f"synced ({self.mode}{', resumed' if self.resumed else ''}): {self.deals_read:,} deals "
-            f"read ({d.created:,} new, {d.updated:,} updated, "
-            f"{d.deleted + self.deleted_by_sweep:,} deleted) in {self.api_calls:,} calls over "
-            f"{self.seconds:.1f} s{pace}, {self.rate_limited} rate-limited"
-        )
-
-    def lines(self) -> list[str]:
-        """The summary as short human-readable lines."""
-        d = self.deals
-        out = [
-            f"sync: {self.mode}{' (resumed)' if self.resumed else ''}",
-            f"pipelines: {self.pipelines.created} created, {self.pipelines.updated} updated",
-            f"owners: {self.owners.created} created, {self.owners.updated} updated",
-            f"deals: {self.deals_read} read, {d.created} created, {d.updated} updated, "
-            f"{d.deleted + self.deleted_by_sweep} deleted, {d.unchanged} unchanged, {self.skipped} skipped",
-            f"stage changes: {d.stage_changes_added} added, {d.stage_changes_removed} removed",
-            f"api calls: {self.api_calls} ({self.retries} retries, {self.rate_limited} rate-limited)",
-        ]
-        if self.swept is not None:
-            out.append(
-                f"deletion sweep: {self.swept} deals listed in the CRM, "
-                f"{self.deleted_by_sweep} gone from the CRM marked deleted"
-            )
-        if self.notes_written or self.notes_failed:
-            out.append(
-                f"notes: {self.notes_written} written, {self.notes_failed} failed (retried next sync)"
-            )
-        out += [f"warning: {w}" for w in self.warnings]
-        return out
+    @property
+    def deals_deleted(self) -> int:
+        """Deals marked deleted: by the CRM's own changes and by the deletion sweep."""
+        return self.deals.deleted + self.deleted_by_sweep
 
 
 def sync_crm(

@@ -6,6 +6,8 @@ from sqlalchemy import func, select
 
 from enablement.db.models import CrmStage, Deal, Share, StageChange
 from enablement.domain.links import link_token, token_hash
+from enablement.files.crm_readers import read_deals
+from enablement.services.crm_imports import import_deals
 from tests.crm_data import (
     insert_asset,
     insert_deals,
@@ -184,15 +186,21 @@ def test_an_overlong_id_is_an_error(runner, sessions, tmp_path):
     assert "line 1:" in result.stderr and "id" in result.stderr
 
 
-def test_deals_are_written_in_batches_within_one_import(runner, sessions, tmp_path, monkeypatch):
-    import enablement.services.crm_imports as crm_files
-
-    monkeypatch.setattr(crm_files, "DEAL_BATCH", 3)
+def test_deals_are_written_in_batches_within_one_import(container, sessions, tmp_path):
     insert_pipeline(sessions)
     deals = [sample_deal(f"d{i:02d}") for i in range(10)]
     path = write_jsonl(tmp_path / "d.jsonl", deals)
-    result = runner("import", "deals", str(path))
-    assert "10 created" in result.stdout
+    progress = []
+    with path.open("rb") as stream:
+        result = import_deals(
+            container,
+            read_deals(stream, "jsonl"),
+            False,
+            on_progress=lambda *p: progress.append(p),
+            batch=3,
+        )
+    assert result.created == 10 and not result.errors
+    assert progress == [(3, 10), (6, 10), (9, 10), (10, 10)]
     assert count(sessions, StageChange) == 20
 
 

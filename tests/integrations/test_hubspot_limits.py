@@ -262,7 +262,7 @@ def test_a_full_sync_marks_purged_deals_deleted(servers, sessions):
 
 
 def test_the_sync_command_draws_pages_deals_calls_and_the_pace_then_one_line(servers, sessions):
-    from enablement.cli.sync import _Ticker
+    from enablement.cli.sync import _Ticker, summary_line
 
     fake = serve(rate_limit=(50, 1.0))
     servers.append(fake)
@@ -271,7 +271,7 @@ def test_the_sync_command_draws_pages_deals_calls_and_the_pace_then_one_line(ser
     screen = io.StringIO()
     ticker = _Ticker(crm, stream=screen, live=True, every=0.0)
     summary = sync_crm(sessions, crm, full=True, on_progress=ticker)
-    ticker.close(summary.line())
+    ticker.close(summary_line(summary))
     drawn = screen.getvalue()
     status = drawn.split("\r")[-2]
     assert "pages 3  deals 120" in status and "held to 50.0/s" in status

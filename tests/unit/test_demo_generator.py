@@ -6,21 +6,15 @@ from functools import cache
 
 import pytest
 
-from enablement.demo_data import (
-    CLOSING_NEVER_FOR,
-    PIPELINES,
-    PRODUCT_NAMES,
-    SERIES_NAME,
-    buying_stage_of,
-    generate_demo,
-    summary_counts,
-)
+from enablement.demo.dataset import generate_demo, summary_counts
+from enablement.demo.library import SERIES_NAME
+from enablement.demo.world import CLOSING_NEVER_FOR, PIPELINES, PRODUCT_NAMES, buying_stage_of
 from enablement.domain.pov import is_product_pitch, pitch_score
 from enablement.domain.stages import BUYING_STAGES, suggest_buying_stage
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
-WON = {s.id for _, _, stages in PIPELINES for s in stages if s.is_won}
-CLOSED = {s.id for _, _, stages in PIPELINES for s in stages if s.is_closed}
+WON = {s.id for p in PIPELINES for s in p.stages if s.is_won}
+CLOSED = {s.id for p in PIPELINES for s in p.stages if s.is_closed}
 
 
 @cache
@@ -70,7 +64,7 @@ def test_every_history_starts_at_creation_is_ordered_and_ends_in_the_current_sta
 def test_deals_are_a_mix_of_won_lost_and_open_with_backward_moves_and_skips():
     counts = summary_counts(full())
     assert counts["won"] > 300 and counts["lost"] > 300 and counts["open"] > 150
-    order = {s.id: i for _, _, stages in PIPELINES for i, s in enumerate(stages)}
+    order = {s.id: i for p in PIPELINES for i, s in enumerate(p.stages)}
     backward = skipped = reentered = 0
     for deal in full().deals:
         stages = [e.stage_id for e in deal.stage_history]
@@ -164,13 +158,13 @@ def test_content_is_skewed_to_early_stages_with_planted_gaps():
 
 
 def test_demo_stage_labels_get_the_buying_stage_the_simulation_assumes():
-    for _, _, stages in PIPELINES:
-        for stage in stages:
+    for pipeline in PIPELINES:
+        for stage in pipeline.stages:
             suggestion = suggest_buying_stage(stage.label, stage.probability, stage.is_closed)
             assert suggestion.buying_stage == stage.buying_stage, stage.label
     assert buying_stage_of("default", "contractsent") == "closing"
     assert buying_stage_of("default", "nope") is None
-    assert {s.buying_stage for _, _, st in PIPELINES for s in st} - {None} == set(BUYING_STAGES)
+    assert {s.buying_stage for p in PIPELINES for s in p.stages} - {None} == set(BUYING_STAGES)
 
 
 def _crude_rate_ratio(data, asset_id: str, stage: str) -> float:
@@ -219,6 +213,68 @@ def test_planted_effects_show_in_the_data():
             assert ratio < 0.75, effect
         else:
             assert 0.8 < ratio < 1.6, effect
+
+
+def _report_frames(data):
+    """The demo as the effectiveness report reads it after a load (the suggested stage map)."""
+    import pandas as pd
+
+    stage_map = pd.DataFrame(
+        [
+            {
+                "pipeline_id": p.id,
+                "stage_id": s.id,
+                "label": s.label,
+                "display_order": i,
+                "buying_stage": suggestion.buying_stage,
+                "is_closed": s.is_closed,
+                "is_won": s.is_won,
+                "mapping_source": "suggested",
+                "mapping_confidence": suggestion.confidence,
+            }
+            for p in PIPELINES
+            for i, s in enumerate(p.stages)
+            for suggestion in [suggest_buying_stage(s.label, s.probability, s.is_closed)]
+        ]
+    )
+    history = pd.DataFrame(
+        [
+            (d.id, d.pipeline_id, e.stage_id, e.entered_at)
+            for d in data.deals
+            for e in d.stage_history
+        ],
+        columns=["deal_id", "pipeline_id", "stage_id", "entered_at"],
+    )
+    deals = pd.DataFrame(
+        [(d.id, d.pipeline_id, d.amount, d.industry, d.owner_id) for d in data.deals],
+        columns=["deal_id", "pipeline_id", "amount", "industry", "owner_id"],
+    )
+    shares = pd.DataFrame(
+        [(s.deal_id, s.asset_id, s.shared_at, s.shared_by) for s in data.shares],
+        columns=["deal_id", "asset_id", "shared_at", "shared_by"],
+    )
+    return stage_map, history, deals, shares
+
+
+def test_the_effectiveness_report_finds_the_four_planted_effects():
+    from enablement.domain.effectiveness import compute_effectiveness
+    from enablement.domain.episodes import build_episodes
+
+    data = full()
+    stage_map, history, deals, shares = _report_frames(data)
+    episodes, _ = build_episodes(history, stage_map, NOW)
+    titles = {a.id: a.title for a in data.assets}
+    report = compute_effectiveness(episodes, deals, shares, titles, NOW.isoformat())
+    verdicts = {(it["asset_id"], it["buying_stage"]): it["verdict"] for it in report["items"]}
+    expected = {
+        (p.asset_id, p.buying_stage): "shortens"
+        if p.hazard_ratio > 1
+        else "lengthens"
+        if p.hazard_ratio < 1
+        else "no_evidence"
+        for p in data.planted
+    }
+    assert {key: verdicts.get(key) for key in expected} == expected
 
 
 def test_small_datasets_still_hold_every_kind_of_special_asset():

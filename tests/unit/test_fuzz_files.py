@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from enablement.db.models import Asset, Deal, LinkView, Pipeline, Share
 from enablement.domain.assets import ASSET_FIELDS
 from enablement.errors import BadRequest, InvalidInput, PayloadTooLarge
-from enablement.services import asset_imports, crm_imports
+from enablement.services import asset_imports, transfers
 from tests.asset_data import asset_record
 from tests.crm_data import iso, sample_deal, sample_pipeline
 
@@ -35,9 +35,9 @@ FUZZ = settings(
 DOCUMENTED = (BadRequest, InvalidInput, PayloadTooLarge)
 IMPORTERS = {
     "assets": asset_imports.import_assets,
-    "pipelines": crm_imports.import_pipelines,
-    "deals": crm_imports.import_deals,
-    "shares": crm_imports.import_shares,
+    "pipelines": transfers.import_pipelines,
+    "deals": transfers.import_deals,
+    "shares": transfers.import_shares,
 }
 TABLES = (Asset, Pipeline, Deal, Share)
 
@@ -85,10 +85,10 @@ def run_import(container, kind: str, body: bytes, fmt: str):
 @pytest.fixture
 def stored(container):
     """A pipeline, a deal and an asset, so that deal and share records can be valid."""
-    crm_imports.import_pipelines(
+    transfers.import_pipelines(
         container, io.BytesIO(json.dumps(sample_pipeline("p1")).encode()), "jsonl", False
     )
-    crm_imports.import_deals(
+    transfers.import_deals(
         container, io.BytesIO(json.dumps(sample_deal("d1")).encode()), "jsonl", False
     )
     asset_imports.import_assets(

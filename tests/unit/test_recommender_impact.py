@@ -7,6 +7,7 @@ import pytest
 from enablement.domain.effectiveness import recommender_impact
 from enablement.domain.episodes import DAY_NS, build_episodes
 from enablement.domain.recommend import in_holdout
+from enablement.simulation import advance_time
 from tests.effect_simulator import (
     AS_OF,
     INDUSTRIES,
@@ -16,7 +17,6 @@ from tests.effect_simulator import (
     TIER_CUTS,
     TIERS,
 )
-from tests.simulator import advance_time
 
 
 def recommender_world(effect: float, holdout: float, n_deals: int = 3000, seed: int = 3):
