@@ -9,7 +9,8 @@ import click
 
 from enablement.cli import needs_schema
 from enablement.context import ctx
-from enablement.domain.report_filters import VERDICTS, EffectFilter, filter_effectiveness
+from enablement.domain.effectiveness.verdicts import VERDICTS
+from enablement.domain.report_filters import EffectFilter, filter_effectiveness
 from enablement.domain.stages import BUYING_STAGES
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 from enablement.errors import InvalidInput

@@ -315,8 +315,3 @@ def effects(sessions: sessionmaker[Session]) -> dict[tuple[str, str], dict]:
                 (it["asset_id"], it["buying_stage"]): it for it in payload.get("items", [])
             }
         return _EFFECTS_MEMO[memo_key]
-
-
-def effect_for(sessions: sessionmaker[Session], asset_id: str, buying_stage: str) -> dict | None:
-    """The cached effectiveness item of one (asset, stage), or None when unknown."""
-    return effects(sessions).get((asset_id, buying_stage))

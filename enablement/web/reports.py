@@ -8,7 +8,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import Schema, fields, pre_load, validate
 
 from enablement.context import ctx
-from enablement.domain.report_filters import VERDICTS, EffectFilter, filter_effectiveness
+from enablement.domain.effectiveness.verdicts import VERDICTS
+from enablement.domain.report_filters import EffectFilter, filter_effectiveness
 from enablement.domain.stages import BUYING_STAGES
 from enablement.render import render, render_api_json
 from enablement.services.report_jobs import ReportRunner

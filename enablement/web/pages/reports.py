@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Response, abort, render_template, request, send_from_directory
 
 from enablement import TEMPLATES
-from enablement.charts import VERDICT_ORDER, VERDICT_STYLE, bar_chart, forest_plot
+from enablement.charts import VERDICT_STYLE, bar_chart, forest_plot
 from enablement.context import ctx
+from enablement.domain.effectiveness.verdicts import VERDICTS
 from enablement.domain.report_filters import EffectFilter, filter_effectiveness
 from enablement.domain.timestamps import format_for_people
 from enablement.render import coverage_context
@@ -54,7 +55,7 @@ def effectiveness(principal):
     report = filter_effectiveness(
         _report("effectiveness"), EffectFilter(query["verdict"], query["stage"], None, True)
     )
-    order = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    order = {v: i for i, v in enumerate(VERDICTS)}
     fitted = sorted(
         (r for r in report["items"] if r["verdict"] != "insufficient_data"),
         key=lambda r: (order.get(r["verdict"], 9), r["hazard_ratio"] or 1, r["asset_id"]),
