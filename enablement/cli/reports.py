@@ -1,4 +1,4 @@
-"""`enablement report coverage|cycle-time|effectiveness`: the same reports the API serves."""
+"""`enablement report coverage|cycle-time|effectiveness|recommendations`: the reports the API serves."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def report_command(
     asset: str | None,
     include_insufficient: bool,
 ) -> None:
-    """Coverage, cycle-time or effectiveness report as a table, JSON, CSV or (coverage) HTML."""
+    """Coverage, cycle-time, effectiveness or recommendations report: table, JSON, CSV, (coverage) HTML."""
     when = parse_as_of(as_of)
     if fmt == "html" and kind != "coverage":
         raise click.UsageError("--format html is available for the coverage report only")
