@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 
-# Colour-blind-safe (Okabe-Ito) colours, each verdict also with its own marker shape.
+# Colour-blind-safe (Okabe-Ito) colours, each verdict also with its own marker shape. NOTE: the
+# verdicts themselves (and their order) are the domain's VERDICTS; a test keeps these keys equal.
 VERDICT_STYLE = {
     "shortens": {"shape": "circle", "label": "shortens the stage"},
     "lengthens": {"shape": "triangle", "label": "lengthens the stage"},
     "no_evidence": {"shape": "square", "label": "no evidence either way"},
     "insufficient_data": {"shape": "none", "label": "not enough data"},
 }
-VERDICT_ORDER = ("shortens", "lengthens", "no_evidence", "insufficient_data")
 
 ROW_HEIGHT = 22
 LABEL_WIDTH = 420

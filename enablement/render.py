@@ -56,6 +56,7 @@ TABLES = {
             "e_value_ci",
         ],
     ),
+    "recommendations": ("funnel", ["asset_id", "title", "recommended", "shared", "opened"]),
 }
 CYCLE_COLUMNS = [
     "section",
@@ -155,7 +156,14 @@ def render(kind: str, report: dict, fmt: str) -> str:
     if fmt == "table":
         if kind == "coverage":
             return coverage_table(report)
-        return text_table(columns, rows) + f"\nas of {format_for_people(report['as_of'])}\n"
+        text = text_table(columns, rows) + f"\nas of {format_for_people(report['as_of'])}\n"
+        if kind == "recommendations":
+            groups = report["groups"]
+            text += (
+                f"{groups['recommended_deals']} deal(s) shown recommendations, "
+                f"{groups['holdout_deals']} held out\n"
+            )
+        return text
     raise InvalidInput(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 

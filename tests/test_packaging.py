@@ -101,7 +101,7 @@ def installed(tmp_path_factory) -> Installed:
         [python, "-c", "import enablement"], capture_output=True, text=True, env=env, cwd=work
     )
     assert before.returncode != 0 and "No module named 'enablement'" in before.stderr
-    run([python, "-c", "import flask, sqlalchemy, alembic, pandas, lifelines"], env=env, cwd=work)
+    run([python, "-c", "import flask, sqlalchemy, alembic, numpy, pandas"], env=env, cwd=work)
     run(
         [python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed"]
         + ["--disable-pip-version-check", "-q", wheel],

@@ -1,4 +1,4 @@
-"""`enablement report coverage|cycle-time|effectiveness`: the same reports the API serves."""
+"""`enablement report coverage|cycle-time|effectiveness|recommendations`: the reports the API serves."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import click
 
 from enablement.cli import needs_schema
 from enablement.context import ctx
-from enablement.domain.report_filters import VERDICTS, EffectFilter, filter_effectiveness
+from enablement.domain.effectiveness.verdicts import VERDICTS
+from enablement.domain.report_filters import EffectFilter, filter_effectiveness
 from enablement.domain.stages import BUYING_STAGES
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 from enablement.errors import InvalidInput
@@ -67,7 +68,7 @@ def report_command(
     asset: str | None,
     include_insufficient: bool,
 ) -> None:
-    """Coverage, cycle-time or effectiveness report as a table, JSON, CSV or (coverage) HTML."""
+    """Coverage, cycle-time, effectiveness or recommendations report: table, JSON, CSV, (coverage) HTML."""
     when = parse_as_of(as_of)
     if fmt == "html" and kind != "coverage":
         raise click.UsageError("--format html is available for the coverage report only")

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import TYPE_CHECKING
 
 from enablement.domain.episodes import DAY_NS, to_days
 from enablement.domain.stages import BUYING_STAGES
+from enablement.domain.survival.competing_risks import cumulative_incidence
+from enablement.domain.survival.kaplan_meier import km_quantiles
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-# NOTE: numpy, pandas and lifelines are imported inside the functions: they load when a report
+# NOTE: numpy and pandas are imported inside the functions: they load when a report
 # runs, not when the CLI or the web app starts (tests/test_startup.py).
 
 METHOD = (
     "Episodes: a deal's stay in a CRM stage (from entering it until entering another stage) and in a "
     "buying stage (product.md definitions). advanced = left to a later stage or a won stage; lost = "
     "left to a lost stage; open = still there at as_of; other exits (backward, unmapped) are counted "
-    "in 'other'. median/p25/p75 days: Kaplan-Meier (lifelines) time until 50%/25%/75% of episodes "
+    "in 'other'. median/p25/p75 days: Kaplan-Meier time until 50%/25%/75% of episodes "
     "have advanced, every non-advance treated as censored at its end (open ones at as_of); null when "
     "too few advanced to reach that share. Because lost episodes are censored too, these are the days "
     "to advance had no deal been lost, not the days by which half have actually advanced. Competing "
@@ -33,44 +33,6 @@ METHOD = (
     "by month of creation, with the cohort's still-open deals shown (recent cohorts only contain the "
     "deals that won fast)."
 )
-
-
-def km_quantiles(durations: np.ndarray, events: np.ndarray) -> dict:
-    """median_days, p25_days, p75_days (Kaplan-Meier, days to advance); None where not reached."""
-    from lifelines import KaplanMeierFitter
-
-    out = {"median_days": None, "p25_days": None, "p75_days": None}
-    if len(durations) == 0 or not events.any():
-        return out
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fitter = KaplanMeierFitter().fit(durations, events)
-        for key, survival in (("p25_days", 0.75), ("median_days", 0.5), ("p75_days", 0.25)):
-            value = float(fitter.percentile(survival))
-            out[key] = round(value, 2) if math.isfinite(value) else None
-    return out
-
-
-def cumulative_incidence(
-    durations: np.ndarray, advanced: np.ndarray, lost: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Aalen-Johansen cumulative incidence of advancing and of losing at each distinct exit time.
-
-    Returns (times, cif_advanced, cif_lost); episodes neither advanced nor lost are censored.
-    """
-    import numpy as np
-
-    times, inv = np.unique(durations, return_inverse=True)
-    n = len(times)
-    d_adv = np.bincount(inv, advanced.astype(float), n)
-    d_lost = np.bincount(inv, lost.astype(float), n)
-    at_risk = np.cumsum(np.bincount(inv, minlength=n)[::-1])[::-1].astype(float)
-    hazard_all = (d_adv + d_lost) / at_risk
-    # Overall survival just before each time (everyone at risk at the start).
-    surv_before = np.concatenate(([1.0], np.cumprod(1 - hazard_all)[:-1]))
-    cif_adv = np.cumsum(surv_before * d_adv / at_risk)
-    cif_lost = np.cumsum(surv_before * d_lost / at_risk)
-    return times, cif_adv, cif_lost
 
 
 def competing_risks(durations: np.ndarray, outcome: np.ndarray, km_median: float | None) -> dict:

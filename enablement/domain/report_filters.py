@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 from enablement.domain.tags import tag_key
 
-VERDICTS = ("shortens", "lengthens", "no_evidence", "insufficient_data")
-
 
 @dataclass(frozen=True)
 class EffectFilter:

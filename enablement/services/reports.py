@@ -1,4 +1,7 @@
-"""Reports: load the data, compute in the pure domain, cache while the tables read are unchanged."""
+"""Reports: load the data, compute in the pure domain, cache while the tables read are unchanged.
+
+The recommendations report is counted by the database instead (services.recommendations).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
 from enablement.db import report_queries as q
-from enablement.db.models import ReportCache
+from enablement.db.models import LinkView, RecommendationImpression, ReportCache, Share
 from enablement.db.types import utcnow
 from enablement.db.versioning import table_versions, version_text
 from enablement.domain import coverage as coverage_domain
@@ -23,7 +26,7 @@ from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 from enablement.errors import InvalidInput
 from enablement.services.report_jobs import ReportRunner
 
-KINDS = ("coverage", "cycle-time", "effectiveness")
+KINDS = ("coverage", "cycle-time", "effectiveness", "recommendations")
 # A report for "now" (no as_of given) is reused while its tables are unchanged, up to this age.
 LATEST_MAX_AGE = timedelta(hours=1)
 
@@ -38,12 +41,41 @@ LOADS = {
     # Part of the effectiveness report, cached on its own: every recommendation answer adds an
     # impression, which must not throw away the per-asset effects (the expensive part).
     "recommender-impact": {**_COMMON, "impressions": q.impressions},
+    "recommendations": {"titles": q.asset_titles},
 }
+
+
+def _recommendation_counts(sessions: sessionmaker[Session]) -> dict:
+    """The funnel per asset and the deals per group, as services.recommendations counts them."""
+    # NOTE: imported here because services.recommendations reads effects() from this module;
+    # the queries belong in db/report_queries.py, which would remove this import altogether.
+    from enablement.services.recommendations import holdout_counts, recommendation_funnel
+
+    return {"funnel": recommendation_funnel(sessions), "groups": holdout_counts(sessions)}
+
+
+# Parts counted by database queries rather than loaded rows: the counting function and the tables
+# it reads. NOTE: recommendation_items are written only with their impression, so the
+# impressions' fingerprint versions them too.
+COUNTED = {
+    "recommendations": (_recommendation_counts, (RecommendationImpression, Share, LinkView)),
+}
+RECOMMENDATIONS_METHOD = (
+    "Counts of everything logged so far. Per asset: recommended = times it was listed in a "
+    "recommendation answer; shared = shares made with the impression_id of an answer that listed "
+    "it; opened = those shares a buyer opened at least once. groups: distinct deals that asked for "
+    "recommendations and were shown them, and that were held out (RECOMMENDATION_HOLDOUT; a deal "
+    "whose group changed with the fraction counts in both). Whether recommending shortens stages is "
+    "the effectiveness report's recommender_impact."
+)
 
 
 def tables_read(kind: str) -> tuple:
     """The tables a report of this kind reads."""
-    return tuple({table for query in LOADS[kind].values() for table in query.tables})
+    tables = {table for query in LOADS[kind].values() for table in query.tables}
+    if kind in COUNTED:
+        tables |= {model.__table__ for model in COUNTED[kind][1]}
+    return tuple(tables)
 
 
 def get_report(
@@ -121,6 +153,9 @@ def _checked(kind: str, as_of) -> datetime | None:
         raise InvalidInput(f"unknown report {kind!r}; choose one of {', '.join(KINDS)}")
     if as_of is None:
         return None
+    if kind in COUNTED:
+        # NOTE: the counting queries have no time filter, so an as_of could not be honoured.
+        raise InvalidInput(f"the {kind} report counts everything logged so far: no as_of")
     try:
         return parse_timestamp(as_of)
     except InvalidTimestamp as e:
@@ -133,6 +168,9 @@ def report_key(settings: Settings, kind: str, as_of: datetime | None) -> str:
     if kind == "coverage":
         # The thin/ok threshold is a setting, so it is part of what the cached answer depends on.
         key += f":min{settings.coverage_min_assets}"
+    if kind == "recommendations":
+        # Likewise the holdout fraction, which the answer states.
+        key += f":holdout{settings.recommendation_holdout}"
     return key
 
 
@@ -173,6 +211,8 @@ def _cached(
         if on_compute is not None:
             on_compute()
         data = {name: query(session) for name, query in LOADS[kind].items()}
+    if kind in COUNTED:
+        data.update(COUNTED[kind][0](sessions))
     report = _compute(kind, data, settings, as_of or now)
     _store(sessions, key, version, report)
     return report
@@ -180,8 +220,10 @@ def _cached(
 
 def _compute(kind: str, data: dict, settings: Settings, as_of: datetime) -> dict:
     """Pure computation of one report from loaded data."""
-    episodes, crm_episodes = build_episodes(data["history"], data["stage_map"], as_of)
     as_of_iso = as_of.isoformat()
+    if kind == "recommendations":
+        return _recommendations(data, settings, as_of_iso)
+    episodes, crm_episodes = build_episodes(data["history"], data["stage_map"], as_of)
     if kind == "effectiveness":
         return compute_effectiveness(
             episodes, data["deals"], data["shares"], data["titles"], as_of_iso
@@ -199,6 +241,18 @@ def _compute(kind: str, data: dict, settings: Settings, as_of: datetime) -> dict
             float(to_days(as_of)[0]),
         )
     return _coverage(data, episodes, crm_episodes, settings, as_of)
+
+
+def _recommendations(data: dict, settings: Settings, as_of_iso: str) -> dict:
+    """The recommendation funnel per asset (with its title) and the deals in each group."""
+    titles = data["titles"]
+    return {
+        "as_of": as_of_iso,
+        "method": RECOMMENDATIONS_METHOD,
+        "holdout_fraction": settings.recommendation_holdout,
+        "groups": data["groups"],
+        "funnel": [{**row, "title": titles.get(row["asset_id"], "")} for row in data["funnel"]],
+    }
 
 
 def _coverage(data, episodes, crm_episodes, settings: Settings, as_of: datetime) -> dict:
@@ -315,8 +369,3 @@ def effects(sessions: sessionmaker[Session]) -> dict[tuple[str, str], dict]:
                 (it["asset_id"], it["buying_stage"]): it for it in payload.get("items", [])
             }
         return _EFFECTS_MEMO[memo_key]
-
-
-def effect_for(sessions: sessionmaker[Session], asset_id: str, buying_stage: str) -> dict | None:
-    """The cached effectiveness item of one (asset, stage), or None when unknown."""
-    return effects(sessions).get((asset_id, buying_stage))

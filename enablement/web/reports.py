@@ -1,4 +1,4 @@
-"""Routes for reports: coverage, cycle time and effectiveness as JSON or CSV (marketing and up)."""
+"""Routes for reports: coverage, cycle time, effectiveness and recommendations as JSON or CSV (marketing and up)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import Schema, fields, pre_load, validate
 
 from enablement.context import ctx
-from enablement.domain.report_filters import VERDICTS, EffectFilter, filter_effectiveness
+from enablement.domain.effectiveness.verdicts import VERDICTS
+from enablement.domain.report_filters import EffectFilter, filter_effectiveness
 from enablement.domain.stages import BUYING_STAGES
 from enablement.render import render, render_api_json
 from enablement.services.report_jobs import ReportRunner
@@ -44,6 +45,23 @@ class ReportQuery(StrictSchema):
                 if k in ("verdict", "stage", "format") and isinstance(v, str)
                 else v
             )
+            for k, v in data.items()
+        }
+
+
+class FormatQuery(StrictSchema):
+    """format of a report that has no as_of (it counts everything logged so far)."""
+
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={"description": "json (default) or csv (the funnel, one row per asset)"},
+    )
+
+    @pre_load
+    def _lower(self, data, **_):
+        return {
+            k: v.strip().lower() if k == "format" and isinstance(v, str) else v
             for k, v in data.items()
         }
 
@@ -213,6 +231,48 @@ class CycleTimeReportSchema(Schema):
     won_cycle_by_month = fields.List(fields.Dict())
 
 
+class FunnelRowSchema(Schema):
+    """One asset: how often it was recommended, shared from a recommendation, and opened."""
+
+    asset_id = fields.String()
+    title = fields.String()
+    recommended = fields.Integer(
+        metadata={"description": "times listed in a recommendation answer"}
+    )
+    shared = fields.Integer(
+        metadata={"description": "shares made with the impression_id of an answer listing it"}
+    )
+    opened = fields.Integer(metadata={"description": "of those shares, the ones a buyer opened"})
+
+
+class RecommendationGroupsSchema(Schema):
+    """Distinct deals per group of the holdout."""
+
+    recommended_deals = fields.Integer(
+        metadata={
+            "description": "distinct deals that asked for recommendations and were shown them"
+        }
+    )
+    holdout_deals = fields.Integer(
+        metadata={"description": "distinct deals that asked and were held out (shown nothing)"}
+    )
+
+
+class RecommendationsReportSchema(Schema):
+    """The recommendations report: the funnel per asset and the holdout groups."""
+
+    as_of = fields.String(metadata={"description": "when the counts were taken"})
+    method = fields.String()
+    holdout_fraction = fields.Float(metadata={"description": "RECOMMENDATION_HOLDOUT now"})
+    groups = fields.Nested(
+        RecommendationGroupsSchema, metadata={"description": "deals per holdout group"}
+    )
+    funnel = fields.List(
+        fields.Nested(FunnelRowSchema),
+        metadata={"description": "one row per asset ever recommended, ordered by asset id"},
+    )
+
+
 def report_runner() -> ReportRunner | None:
     """This app's background report runner, or None when reports compute inline (REPORT_QUEUE)."""
     container = ctx()
@@ -230,7 +290,7 @@ def _answer(kind: str, query: dict) -> Response:
     """The report as JSON, CSV or (coverage) HTML: fresh, the last one marked stale, or 202."""
     container = ctx()
     answer = request_report(
-        container.sessions, container.settings, report_runner(), kind, query["as_of"]
+        container.sessions, container.settings, report_runner(), kind, query.get("as_of")
     )
     if answer.report is None:
         return _computing(kind, query, answer)
@@ -296,7 +356,7 @@ def _computing(kind: str, query: dict, answer: ReportAnswer) -> Response:
             f"<p>The {kind} report is being computed; this page reloads by itself.</p>"
         )
         return Response(page, status=202, mimetype="text/html", headers=headers)
-    as_of = query["as_of"].isoformat() if query["as_of"] is not None else None
+    as_of = query["as_of"].isoformat() if query.get("as_of") is not None else None
     body = jsonify(status="computing", report=kind, as_of=as_of, retry_after=answer.retry_after)
     body.status_code = 202
     body.headers.update(headers)
@@ -340,3 +400,16 @@ def cycle_time_report(principal, query):
 def effectiveness_report(principal, query):
     """The effectiveness report."""
     return _answer("effectiveness", query)
+
+
+@bp.get("/api/v1/reports/recommendations")
+@endpoint(
+    summary="Recommendations: per asset recommended, shared from a recommendation, opened; holdout groups",
+    tag="reports",
+    role="marketing",
+    query=FormatQuery,
+    response=RecommendationsReportSchema,
+)
+def recommendations_report(principal, query):
+    """The recommendations report."""
+    return _answer("recommendations", query)

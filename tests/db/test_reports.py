@@ -9,7 +9,7 @@ from enablement.db.models import Asset, Deal, LinkView, ReportCache, Share
 from enablement.db.types import utcnow
 from enablement.render import render
 from enablement.services.assets import rescore_assets
-from enablement.services.reports import effect_for, get_report
+from enablement.services.reports import effects, get_report
 from tests.db.report_inputs import mark_reports
 from tests.simulator import insert as insert_simulated
 from tests.simulator import simulate
@@ -126,12 +126,14 @@ def test_deleted_deals_are_left_out(sessions, settings, data):
     assert after["won_cycle_by_month"] == []
 
 
-def test_effect_for_reads_the_cached_report_and_never_computes(sessions, settings, data):
-    assert effect_for(sessions, "a-short", "evaluation") is None
+def test_effects_read_the_cached_report_and_never_compute(sessions, settings, data):
+    assert effects(sessions) == {}
+    with sessions.begin() as session:
+        assert session.scalars(select(ReportCache.key)).all() == []
     get_report(sessions, settings, "effectiveness", data.as_of)
-    effect = effect_for(sessions, "a-short", "evaluation")
+    effect = effects(sessions)[("a-short", "evaluation")]
     assert effect["exposed_episodes"] > 0
-    assert effect_for(sessions, "a-short", "awareness") is None
+    assert ("a-short", "awareness") not in effects(sessions)
 
 
 def test_every_report_renders_as_csv_and_table(sessions, settings, data):
@@ -178,9 +180,9 @@ def test_rescoring_assets_flags_product_pitches_and_refreshes_coverage(sessions,
 
 def test_effects_prefer_the_report_for_now_over_an_older_as_of(sessions, settings, data):
     get_report(sessions, settings, "effectiveness", data.as_of - timedelta(days=200))
-    early = effect_for(sessions, "a-short", "evaluation")
+    early = effects(sessions)[("a-short", "evaluation")]
     get_report(sessions, settings, "effectiveness")
-    now = effect_for(sessions, "a-short", "evaluation")
+    now = effects(sessions)[("a-short", "evaluation")]
     assert now["exposed_episodes"] > early["exposed_episodes"]
 
 

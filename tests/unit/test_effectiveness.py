@@ -9,13 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from enablement.domain.effectiveness import (
-    StageModel,
-    compute_effectiveness,
-    naive_verdicts,
-    verdict,
-)
+from enablement.domain.effectiveness import compute_effectiveness
+from enablement.domain.effectiveness.stage_model import StageModel
+from enablement.domain.effectiveness.verdicts import VERDICTS, bh_q_values, verdict
 from enablement.domain.episodes import build_episodes, exposures
+from tests.naive_methods import naive_verdicts
 from tests.simulator import simulate
 
 
@@ -175,6 +173,16 @@ def test_the_verdict_follows_the_product_definition(q, low, high, expected):
     assert verdict(q, low, high) == expected
 
 
+def test_every_verdict_the_report_gives_is_listed_once_and_has_a_chart_style():
+    from enablement.charts import VERDICT_STYLE
+
+    _, _, report = simulated(7)
+    given = {it["verdict"] for it in report["items"]}
+    assert given == set(VERDICTS) and len(VERDICTS) == 4
+    # The page draws each verdict with its own marker: no verdict without one, no stray style.
+    assert set(VERDICT_STYLE) == set(VERDICTS)
+
+
 def test_deal_attributes_that_are_missing_do_not_break_the_adjustment():
     data, episodes, _ = simulated(7)
     deals = data.deals.copy()
@@ -190,8 +198,6 @@ def test_deal_attributes_that_are_missing_do_not_break_the_adjustment():
 
 def test_bh_q_values_match_statsmodels():
     from statsmodels.stats.multitest import multipletests
-
-    from enablement.domain.effectiveness import bh_q_values
 
     rng = np.random.default_rng(1)
     for n in (1, 2, 17, 400):

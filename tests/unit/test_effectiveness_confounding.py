@@ -8,17 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import enablement.domain.effectiveness as effectiveness
-from enablement.domain.effectiveness import StageModel, compute_effectiveness, exposure_effect
+from enablement.domain.effectiveness import compute_effectiveness, exposure_effect
+from enablement.domain.effectiveness.stage_model import StageModel
 from enablement.domain.episodes import build_episodes, exposures
 from enablement.render import render
 from tests.effect_simulator import AS_OF, NULLS, STAGE_MAP, simulate
 
 
-def report_for(world):
-    """Episodes and the effectiveness report of a simulated world."""
+def report_for(world, **options):
+    """Episodes and the effectiveness report of a simulated world (options go to the report)."""
     episodes, _ = build_episodes(world.history, STAGE_MAP, AS_OF)
-    return episodes, compute_effectiveness(episodes, world.deals, world.shares, {}, "x")
+    return episodes, compute_effectiveness(episodes, world.deals, world.shares, {}, "x", **options)
 
 
 @cache
@@ -43,14 +43,11 @@ def test_every_planted_verdict_is_recovered_under_strong_step_confounding(seed):
     assert 0.42 < items["long"]["hazard_ratio"] < 0.65
 
 
-def test_one_linear_log_amount_term_would_call_the_null_piece_sent_to_small_deals_shortens(
-    monkeypatch,
-):
+def test_one_linear_log_amount_term_would_call_the_null_piece_sent_to_small_deals_shortens():
     # The audit's failure, reproduced: with amount as one linear term (no bins) the step-shaped
     # size effect leaks into the piece that small deals receive.
-    monkeypatch.setattr(effectiveness, "MAX_AMOUNT_BINS", 1)
     world, _, _ = world_report(1)
-    _, linear = report_for(world)
+    _, linear = report_for(world, max_amount_bins=1)
     assert by_asset(linear)["null-small"]["verdict"] == "shortens"
     _, _, flexible = world_report(1)
     assert by_asset(flexible)["null-small"]["verdict"] == "no_evidence"

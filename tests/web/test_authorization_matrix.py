@@ -44,6 +44,7 @@ TABLE = {
     ("GET", "/api/v1/reports/coverage"): "marketing",
     ("GET", "/api/v1/reports/cycle-time"): "marketing",
     ("GET", "/api/v1/reports/effectiveness"): "marketing",
+    ("GET", "/api/v1/reports/recommendations"): "marketing",
     ("GET", "/api/v1/webhooks/stats"): "admin",
     # Pages: a signed-in session (cookie), never a bearer token; signed out -> the sign-in page.
     ("GET", "/signin"): PUBLIC,

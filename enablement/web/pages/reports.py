@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Response, abort, render_template, request, send_from_directory
 
 from enablement import TEMPLATES
-from enablement.charts import VERDICT_ORDER, VERDICT_STYLE, bar_chart, forest_plot
+from enablement.charts import VERDICT_STYLE, bar_chart, forest_plot
 from enablement.context import ctx
+from enablement.domain.effectiveness.verdicts import VERDICTS
 from enablement.domain.report_filters import EffectFilter, filter_effectiveness
+from enablement.domain.stages import BUYING_STAGES
 from enablement.domain.timestamps import format_for_people
 from enablement.render import coverage_context
 from enablement.services.adoption import adoption_by_rep
@@ -30,6 +32,12 @@ def _report(kind: str) -> dict:
     return answer.report
 
 
+def _report_if_ready(kind: str) -> dict | None:
+    """The report when one is computed (fresh or stale), else None: its computation is started."""
+    container = ctx()
+    return request_report(container.sessions, container.settings, report_runner(), kind).report
+
+
 @bp.get("/reports/coverage.css")
 def coverage_css():
     """The coverage styles: the CLI's file inlines the same file."""
@@ -48,13 +56,16 @@ def coverage(principal):
 @bp.get("/reports/effectiveness")
 @page("marketing")
 def effectiveness(principal):
-    """Hazard ratios with CIs (forest plot), insufficient-data rows folded away, recommender impact."""
+    """Hazard ratios with CIs (forest plot), insufficient-data rows folded away, recommender impact.
+
+    Also the recommendation funnel, when computed: a page must not wait for it.
+    """
     args = {k: v for k, v in request.args.items() if v.strip() and k in ("stage", "verdict")}
     query = load(EffectivenessQuery(), {**args, "include_insufficient": "true"}, "query")
     report = filter_effectiveness(
         _report("effectiveness"), EffectFilter(query["verdict"], query["stage"], None, True)
     )
-    order = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    order = {v: i for i, v in enumerate(VERDICTS)}
     fitted = sorted(
         (r for r in report["items"] if r["verdict"] != "insufficient_data"),
         key=lambda r: (order.get(r["verdict"], 9), r["hazard_ratio"] or 1, r["asset_id"]),
@@ -75,7 +86,22 @@ def effectiveness(principal):
         impact_plot=forest_plot(impact),
         styles=VERDICT_STYLE,
         query=query,
+        stages=BUYING_STAGES,
+        verdicts=VERDICTS,
+        recommendations=_funnel_section(_report_if_ready("recommendations")),
     )
+
+
+# The page lists the assets recommended most; the API and the CLI give every row.
+FUNNEL_ROWS = 20
+
+
+def _funnel_section(report: dict | None) -> dict | None:
+    """The recommendations report's groups and its most recommended assets, or None while computing."""
+    if report is None:
+        return None
+    top = sorted(report["funnel"], key=lambda r: (-r["recommended"], -r["shared"], r["asset_id"]))
+    return {**report, "top": top[:FUNNEL_ROWS], "assets": len(report["funnel"])}
 
 
 @bp.get("/reports/cycle-time")
