@@ -68,13 +68,6 @@ class UnsupportedMediaType(EnablementError):
     code = "unsupported_media_type"
 
 
-class RateLimited(EnablementError):
-    """Too many requests."""
-
-    status = 429
-    code = "rate_limited"
-
-
 class Unavailable(EnablementError):
     """A dependency (database, HubSpot, configuration) is not available."""
 
