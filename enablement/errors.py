@@ -86,3 +86,12 @@ class ExternalServiceError(EnablementError):
 
     status = 502
     code = "external_service_error"
+
+
+def error_kinds() -> tuple[type[EnablementError], ...]:
+    """Every kind defined in this module, the base included, in the order of definition."""
+    return tuple(
+        value
+        for value in globals().values()
+        if isinstance(value, type) and issubclass(value, EnablementError)
+    )
