@@ -1,5 +1,7 @@
 """Settings come only from the environment, with clear errors for bad values."""
 
+from datetime import timedelta
+
 import pytest
 
 from enablement.config import Settings, parse_rate_limit
@@ -141,3 +143,14 @@ def test_good_edge_values_are_accepted(tmp_path):
     )
     assert settings.coverage_min_assets == 0
     assert settings.hubspot_api_base == "http://127.0.0.1:8765"
+
+
+@pytest.mark.parametrize(
+    "name", ["recommendation_effects_max_age", "recommendation_assets_check_every"]
+)
+@pytest.mark.parametrize("value", [timedelta(seconds=-1), 5])
+def test_a_recommendation_cache_timing_must_be_a_duration_of_zero_or_more(tmp_path, name, value):
+    settings = Settings.from_env({"ENABLEMENT_INSTANCE_PATH": str(tmp_path)})
+    assert getattr(settings.with_overrides(**{name: timedelta(0)}), name) == timedelta(0)
+    with pytest.raises(InvalidInput, match=f"{name} must be a duration of zero or more"):
+        settings.with_overrides(**{name: value})
