@@ -34,10 +34,7 @@ def threaded(settings):
     def make(held: HeldJobs | None = None):
         app = create_app(settings, report_queue="thread")
         if held is not None:
-            # NOTE: the runner the app would make on its first report request, made now with the hook.
-            app.extensions["enablement.report_runner"] = ReportRunner(
-                app.extensions["enablement"].sessions, before_job=held
-            )
+            hold_jobs(app, held)
         made.append(app)
         return app
 
@@ -61,6 +58,14 @@ class HeldJobs:
         self.calls += 1
         self.started.set()
         assert self.gate.wait(60), "the test never opened the gate"
+
+
+def hold_jobs(app, held: HeldJobs) -> None:
+    """Give the app, before its first report request, a report runner that starts jobs through held."""
+    # NOTE: the runner the app would make on its first report request, made now with the hook.
+    app.extensions["enablement.report_runner"] = ReportRunner(
+        app.extensions["enablement"].sessions, before_job=held
+    )
 
 
 def runner_of(app):
