@@ -9,7 +9,7 @@ PIP := $(BIN)/pip --disable-pip-version-check -q
 # links and the served address follow it.
 RUN_ENV := $(if $(PORT),PORT=$(PORT))
 
-.PHONY: run test bench load fuzz lint clean
+.PHONY: run test test-fast bench load fuzz lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ run: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: pure and SQLite tests only (no PostgreSQL even with TEST_DATABASE_URL set, no
+# browser, no fuzzing); `make test` runs everything.
+FAST_SKIP := tests/browser tests/web/test_fuzz_api.py tests/unit/test_fuzz_files.py
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q --sqlite-only $(addprefix --ignore=,$(FAST_SKIP)) $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -66,6 +67,13 @@ def _integer(name: str, text: str, low: int, high: int) -> int:
         raise InvalidInput(f"{allowed}, got {text[:40]!r}") from None
     if not low <= value <= high:
         raise InvalidInput(f"{allowed}, got {value}")
+    return value
+
+
+def _duration(name: str, value: object) -> timedelta:
+    """A timedelta of zero or more, else a clear error naming the setting."""
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        raise InvalidInput(f"{name} must be a duration of zero or more, got {value!r:.40}")
     return value
 
 
@@ -217,6 +225,13 @@ class Settings:
     hubspot_personas_property: str = "personas"
     hubspot_topics_property: str = "topics"
     recommendation_holdout: float = 0.0
+    # How long a process reuses its read of the effectiveness report's effects: a newly computed
+    # report reaches recommendations within this time, and a request skips a transaction.
+    recommendation_effects_max_age: timedelta = timedelta(seconds=5)
+    # How often a process re-reads the assets' fingerprint: an asset change (a new piece, a
+    # retirement) reaches recommendations within this time; a share of a piece retired meanwhile
+    # is still refused by the share rule.
+    recommendation_assets_check_every: timedelta = timedelta(seconds=2)
     product_terms: tuple[str, ...] = ()
     coverage_min_assets: int = 2
     max_body_bytes: int = 5 * 1024 * 1024
@@ -286,6 +301,8 @@ class Settings:
     def with_overrides(self, **overrides) -> Settings:
         """Return a copy with overrides applied and derived defaults filled in."""
         settings = replace(self, **overrides)
+        for name in ("recommendation_effects_max_age", "recommendation_assets_check_every"):
+            _duration(name, getattr(settings, name))
         if not settings.database_url or not settings.secret_key:
             # NOTE: only then is the instance folder used; checked here for a one-line error.
             _writable_folder(settings.instance_path)

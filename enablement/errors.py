@@ -68,13 +68,6 @@ class UnsupportedMediaType(EnablementError):
     code = "unsupported_media_type"
 
 
-class RateLimited(EnablementError):
-    """Too many requests."""
-
-    status = 429
-    code = "rate_limited"
-
-
 class Unavailable(EnablementError):
     """A dependency (database, HubSpot, configuration) is not available."""
 
@@ -93,3 +86,12 @@ class ExternalServiceError(EnablementError):
 
     status = 502
     code = "external_service_error"
+
+
+def error_kinds() -> tuple[type[EnablementError], ...]:
+    """Every kind defined in this module, the base included, in the order of definition."""
+    return tuple(
+        value
+        for value in globals().values()
+        if isinstance(value, type) and issubclass(value, EnablementError)
+    )

@@ -20,6 +20,28 @@ from tests.databases import throwaway_postgres
 ENGINES = ["sqlite", "postgresql"]
 
 
+def pytest_addoption(parser):
+    """--sqlite-only: the quick lane (`make test-fast`) never reaches PostgreSQL."""
+    parser.addoption(
+        "--sqlite-only",
+        action="store_true",
+        help="run no PostgreSQL test, even with TEST_DATABASE_URL set (deselected, not skipped)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under --sqlite-only, leave out every test parametrized onto PostgreSQL."""
+    if not config.getoption("--sqlite-only"):
+        return
+    kept, left = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (left if "postgresql" in params.values() else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> Path:
     """A migrated SQLite file, copied for each test (faster than migrating each time)."""
@@ -34,10 +56,10 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str | None:
+def postgres_url(request) -> str | None:
     """A fresh, migrated PostgreSQL database for this test run (dropped at the end), or None."""
     base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
+    if not base or request.config.getoption("--sqlite-only"):
         yield None
         return
     with throwaway_postgres(base) as url:

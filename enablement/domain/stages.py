@@ -130,16 +130,6 @@ def review_problem(
     return None
 
 
-def is_buying_stage(value: str | None) -> bool:
-    """True for one of the four buying stages."""
-    return value in BUYING_STAGES
-
-
-def stage_rank(value: str) -> int:
-    """Position of a buying stage in the order awareness < interest < evaluation < closing."""
-    return BUYING_STAGES.index(value)
-
-
 def _normalise(label: str) -> str:
     return re.sub(r"[^a-z0-9 ]+", " ", utils.default_process(label or "")).strip()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
@@ -48,8 +49,14 @@ def is_public(address: str) -> bool:
     return not is_internal_address(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
-def checked_target(url: str, resolve=resolve_host) -> tuple[str, str, str]:
-    """(url to connect to with the checked address, host name, the original url) or InvalidInput."""
+def checked_target(
+    url: str, resolve=resolve_host, allowed: Callable[[str], bool] = is_public
+) -> tuple[str, str, str]:
+    """(url to connect to with the checked address, host name, the original url) or InvalidInput.
+
+    Every address the host resolves to must be `allowed` (is_public; tests that serve on loopback
+    allow their own address).
+    """
     if not isinstance(url, str) or not url.strip() or len(url) > MAX_URL or "\x00" in url:
         raise _refuse(f"give an http(s) URL of at most {MAX_URL} characters")
     parts = urlsplit(url.strip())
@@ -65,7 +72,7 @@ def checked_target(url: str, resolve=resolve_host) -> tuple[str, str, str]:
     if not host:
         raise _refuse("the URL has no host")
     addresses = resolve(host, port)
-    if not addresses or not all(is_public(a) for a in addresses):
+    if not addresses or not all(allowed(a) for a in addresses):
         raise _refuse(f"{host} is a private or reserved address; only public pages can be fetched")
     address = addresses[0]
     netloc = f"[{address}]" if ":" in address else address
@@ -89,13 +96,22 @@ class _PinnedHost(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def fetch_page_metadata(url: str, *, resolve=resolve_host) -> dict:
-    """{url, title, summary, author} of a public HTML page (the url after redirects)."""
+def fetch_page_metadata(
+    url: str,
+    *,
+    resolve=resolve_host,
+    allowed: Callable[[str], bool] = is_public,
+    ca_file: str | None = None,
+) -> dict:
+    """{url, title, summary, author} of a public HTML page (the url after redirects).
+
+    HTTPS certificates are verified against ca_file when given, else requests' CA bundle.
+    """
     deadline = time.monotonic() + TIMEOUT
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        pinned, host, original = checked_target(current, resolve)
-        response = _get(pinned, host, deadline)
+        pinned, host, original = checked_target(current, resolve, allowed)
+        response = _get(pinned, host, deadline, ca_file)
         try:
             if response.is_redirect:
                 location = response.headers.get("Location", "")
@@ -116,7 +132,7 @@ def fetch_page_metadata(url: str, *, resolve=resolve_host) -> dict:
     raise _refuse(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _get(pinned: str, host: str, deadline: float) -> requests.Response:
+def _get(pinned: str, host: str, deadline: float, ca_file: str | None = None) -> requests.Response:
     """One GET to the checked address, without following redirects."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -131,6 +147,7 @@ def _get(pinned: str, host: str, deadline: float) -> requests.Response:
                 headers={"Host": host, "User-Agent": USER_AGENT, "Accept": "text/html"},
                 allow_redirects=False,
                 stream=True,
+                verify=ca_file or True,  # NOTE: never False: an unverified page is refused
                 timeout=(min(remaining, TIMEOUT), min(remaining, TIMEOUT)),
             )
         except requests.Timeout:

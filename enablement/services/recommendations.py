@@ -46,10 +46,6 @@ from enablement.services.reports import effects as report_effects
 SOURCES = ("api", "cli", "hubspot_card")
 # How old the per-asset share/open counts may get before the prepared index is rebuilt.
 ENGAGEMENT_MAX_AGE = timedelta(minutes=10)
-# How often a process re-reads the assets' fingerprint: an asset change (a new piece, a
-# retirement) reaches recommendations within this time; a share of a piece retired meanwhile
-# is still refused by the share rule.
-ASSETS_CHECK_EVERY = timedelta(seconds=2)
 
 
 @dataclass
@@ -124,14 +120,17 @@ def _live_assets(session: Session, now: datetime) -> list[AssetFacts]:
     return facts
 
 
-def prepared_index(session: Session, effects: dict, now: datetime) -> StageIndex:
+def prepared_index(
+    session: Session, effects: dict, now: datetime, check_every: timedelta
+) -> StageIndex:
     """The engine's prepared index, rebuilt when assets, the effectiveness report or the day change.
 
     `effects` is services.reports.effects(): the same object while the cached report is unchanged.
+    The assets' fingerprint is re-read at most every `check_every`.
     """
     engine = session.get_bind()
     cached = _INDEXES.get(engine)
-    if cached is not None and timedelta(0) <= now - cached.checked_at <= ASSETS_CHECK_EVERY:
+    if cached is not None and timedelta(0) <= now - cached.checked_at <= check_every:
         if _fresh(cached, cached.assets_version, effects, now):
             return cached.index
     version = table_versions(session, (Asset,))
@@ -159,16 +158,13 @@ def _fresh(cached: _Prepared | None, version, effects, now: datetime) -> bool:
     )
 
 
-# How long a read of the effectiveness report's effects is reused by this process: a newly
-# computed report reaches recommendations within this time, and a request skips a transaction.
-EFFECTS_MAX_AGE = timedelta(seconds=5)
 _EFFECTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _recent_effects(sessions: sessionmaker[Session], now: datetime) -> dict:
-    """services.reports.effects(), re-read at most every EFFECTS_MAX_AGE per session factory."""
+def _recent_effects(sessions: sessionmaker[Session], now: datetime, max_age: timedelta) -> dict:
+    """services.reports.effects(), re-read at most every max_age per session factory."""
     held = _EFFECTS.get(sessions)
-    if held is not None and timedelta(0) <= now - held[0] <= EFFECTS_MAX_AGE:
+    if held is not None and timedelta(0) <= now - held[0] <= max_age:
         return held[1]
     effects = report_effects(sessions)
     _EFFECTS[sessions] = (now, effects)
@@ -202,7 +198,7 @@ def recommend_for_deal(
         raise ValueError(f"unknown impression source {source!r}")
     now = now or utcnow()
     # NOTE: read before our transaction opens: on SQLite every transaction holds the write lock.
-    effects = _recent_effects(sessions, now)
+    effects = _recent_effects(sessions, now, settings.recommendation_effects_max_age)
     with sessions.begin() as session:
         deal = visible_deal_with_stage(session, deal_id, owner_scope)
         facts = DealFacts(
@@ -215,7 +211,7 @@ def recommend_for_deal(
             topics=tuple(deal.topics or ()),
         )
         sent = _sent(session, deal.id)
-        index = prepared_index(session, effects, now)
+        index = prepared_index(session, effects, now, settings.recommendation_assets_check_every)
         answer = answer_for_deal(facts, index, sent, limit, settings.recommendation_holdout)
         impression_id = uuid.uuid4().hex
         if session.get_bind().dialect.name == "postgresql":

@@ -86,10 +86,19 @@ def renew_jobs(sessions: sessionmaker[Session], keys: list[str], owner: str) -> 
 class ReportRunner:
     """A bounded pool of report threads in this process, with the jobs it holds."""
 
-    def __init__(self, sessions: sessionmaker[Session], threads: int = 1):
-        """Nothing starts until the first job (gunicorn forks workers after the app is built)."""
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        threads: int = 1,
+        before_job: Callable[[str], None] | None = None,
+    ):
+        """Nothing starts until the first job (gunicorn forks workers after the app is built).
+
+        before_job(key), when given, runs in the report thread as each claimed job starts.
+        """
         self.sessions = sessions
         self.threads = threads
+        self.before_job = before_job
         self._lock = threading.Lock()
         self._pending: dict[str, Future] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -129,6 +138,8 @@ class ReportRunner:
         """Compute, then release the job whatever happened."""
         _yield_cpu()
         try:
+            if self.before_job is not None:
+                self.before_job(key)
             compute()
         except OUTAGE_ERRORS as e:
             # NOTE: the next request after the outage starts it again; no traceback for this.

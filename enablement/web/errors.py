@@ -5,12 +5,31 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, make_response, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from enablement.db import OUTAGE_ERRORS, RETRY_AFTER_SECONDS, outage
-from enablement.errors import EnablementError
+from enablement.errors import EnablementError, PayloadTooLarge, error_kinds
 
 log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal_error"
+# HTTP errors that routing answers by itself, with no product kind behind them.
+_ROUTING_ERRORS: tuple[type[HTTPException], ...] = (MethodNotAllowed,)
+
+
+def http_error_code(e: HTTPException) -> str:
+    """The code of an HTTP error: its name in snake case (a 413 is the product's payload_too_large)."""
+    if e.code == PayloadTooLarge.status:
+        return PayloadTooLarge.code
+    return (e.name or "error").lower().replace(" ", "_")
+
+
+def documented_codes() -> tuple[str, ...]:
+    """Every code an error answer can carry, by status: the product's kinds, routing's, the 500."""
+    answers = {(kind.status, kind.code) for kind in error_kinds()}
+    answers |= {(kind.code, http_error_code(kind())) for kind in _ROUTING_ERRORS}
+    answers.add((500, INTERNAL_ERROR))
+    return tuple(code for _, code in sorted(answers))
 
 
 def _wants_html() -> bool:
@@ -58,10 +77,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
-        code = (e.name or "error").lower().replace(" ", "_")
-        if e.code == 413:
-            code = "payload_too_large"
-        answer = error_response(e.code or 500, code, e.description or e.name)
+        answer = error_response(e.code or 500, http_error_code(e), e.description or e.name)
         if getattr(e, "valid_methods", None):
             # RFC 9110: a 405 says which methods the resource does allow.
             return (*answer, {"Allow": ", ".join(sorted(e.valid_methods))})
@@ -71,4 +87,4 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(e: Exception):
         # Services roll back their own sessions on the way out; here we only log and answer.
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "something went wrong on our side")
+        return error_response(500, INTERNAL_ERROR, "something went wrong on our side")

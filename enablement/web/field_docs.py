@@ -7,9 +7,22 @@ name whose meaning depends on the schema is listed under (schema, name).
 
 from __future__ import annotations
 
+from enablement.domain.assets import ASSET_FIELDS, KINDS, STATUSES
 from enablement.domain.stages import BUYING_STAGES
+from enablement.web.errors import documented_codes
 
+
+def one_of(values: tuple[str, ...]) -> str:
+    """The values as a phrase: 'a, b or c'."""
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+# NOTE: lists of values come from their one home, so that a new kind, status or error code is
+# documented without editing this module.
 _STAGES = ", ".join(BUYING_STAGES)
+_KINDS = one_of(KINDS)
+_STATUSES = one_of(STATUSES)
+_ASSET_STATUS_DEFAULT = next(f.default for f in ASSET_FIELDS if f.name == "status")
 
 BY_NAME: dict[str, str] = {
     # identity and bookkeeping
@@ -21,9 +34,7 @@ BY_NAME: dict[str, str] = {
     "per_page": "entries per page (at most 200)",
     "total": "how many entries match in all pages",
     "message": "a sentence for people",
-    "code": "machine-readable error code (bad_request, invalid_input, unauthenticated, "
-    "forbidden, not_found, conflict, payload_too_large, unsupported_media_type, "
-    "rate_limited, unavailable, schema_outdated, external_service_error)",
+    "code": f"machine-readable error code ({', '.join(documented_codes())})",
     "details": "what exactly was wrong, e.g. the message of every bad field",
     "error": "the error: code, message and details",
     # assets
@@ -165,20 +176,16 @@ BY_NAME: dict[str, str] = {
 }
 
 BY_SCHEMA: dict[tuple[str, str], str] = {
-    ("Asset", "kind"): "article, whitepaper, webinar, case_study, podcast, video, report, "
-    "roadmap or framework",
-    ("AssetCreate", "kind"): "article, whitepaper, webinar, case_study, podcast, video, report, "
-    "roadmap or framework",
-    ("AssetPatch", "kind"): "article, whitepaper, webinar, case_study, podcast, video, report, "
-    "roadmap or framework",
-    ("AssetDetail", "kind"): "article, whitepaper, webinar, case_study, podcast, video, report, "
-    "roadmap or framework",
+    ("Asset", "kind"): _KINDS,
+    ("AssetCreate", "kind"): _KINDS,
+    ("AssetPatch", "kind"): _KINDS,
+    ("AssetDetail", "kind"): _KINDS,
     ("Warning", "kind"): "near_duplicate",
     ("ImportResult", "kind"): "what was imported: assets, pipelines, deals or shares",
-    ("Asset", "status"): "draft, approved or retired",
-    ("AssetCreate", "status"): "draft, approved (default) or retired",
-    ("AssetPatch", "status"): "draft, approved or retired (retired: retires it)",
-    ("AssetDetail", "status"): "draft, approved or retired",
+    ("Asset", "status"): _STATUSES,
+    ("AssetCreate", "status"): f"{_STATUSES} (default: {_ASSET_STATUS_DEFAULT})",
+    ("AssetPatch", "status"): f"{_STATUSES} (retired: retires it)",
+    ("AssetDetail", "status"): _STATUSES,
     ("CoverageCell", "status"): "gap (demand, no live asset), thin (demand, fewer than "
     "min_assets live assets) or ok",
     ("CoverageCell", "stage"): "the buying stage",
@@ -196,8 +203,7 @@ BY_SCHEMA: dict[tuple[str, str], str] = {
     ("RecommendedDeal", "name"): "the deal's name",
     ("DealSummary", "stage"): "the deal's current CRM stage",
     ("DealDetail", "stage"): "the deal's current CRM stage",
-    ("RecommendedAsset", "kind"): "article, whitepaper, webinar, case_study, podcast, video, "
-    "report, roadmap or framework",
+    ("RecommendedAsset", "kind"): _KINDS,
 }
 
 

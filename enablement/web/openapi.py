@@ -25,7 +25,6 @@ _STATUS_TEXT = {
     413: "Body too large (over 5 MB)",
     415: "Wrong content type (JSON bodies must be application/json)",
     422: "Invalid input: details name every bad field",
-    429: "Too many requests",
     503: "Unavailable: the database does not answer or its schema is behind the code "
     "(code schema_outdated: run `enablement init`)",
 }

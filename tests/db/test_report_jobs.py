@@ -9,7 +9,7 @@ from enablement import create_app
 from enablement.db.models import ReportJob, Share
 from enablement.db.types import utcnow
 from enablement.services import reports as report_service
-from enablement.services.report_jobs import JOB_LEASE
+from enablement.services.report_jobs import JOB_LEASE, ReportRunner
 from tests.simulator import insert, simulate
 
 URL = "/api/v1/reports/effectiveness?as_of=2026-06-30T00:00:00Z"
@@ -24,11 +24,17 @@ def data(sessions):
 
 @pytest.fixture
 def threaded(settings):
-    """An app computing reports in its background thread (as served), like one gunicorn worker."""
+    """An app computing reports in its background thread (as served), like one gunicorn worker.
+
+    make(held) gives its report runner a HeldJobs to start each job through; make() leaves the
+    app to make its own runner on the first report request.
+    """
     made = []
 
-    def make():
+    def make(held: HeldJobs | None = None):
         app = create_app(settings, report_queue="thread")
+        if held is not None:
+            hold_jobs(app, held)
         made.append(app)
         return app
 
@@ -40,30 +46,35 @@ def threaded(settings):
         app.extensions["enablement"].engine.dispose()
 
 
-class SlowEffects:
-    """compute_effectiveness held at a gate until the test opens it; counts its calls."""
+class HeldJobs:
+    """A report runner's before_job: holds every job at a gate until the test opens it; counts them."""
 
-    def __init__(self, monkeypatch):
-        self.real = report_service.compute_effectiveness
+    def __init__(self, open_gate: bool = False):
         self.started, self.gate, self.calls = threading.Event(), threading.Event(), 0
-        monkeypatch.setattr(report_service, "compute_effectiveness", self)
+        if open_gate:
+            self.gate.set()
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, key: str) -> None:
         self.calls += 1
         self.started.set()
         assert self.gate.wait(60), "the test never opened the gate"
-        return self.real(*args, **kwargs)
+
+
+def hold_jobs(app, held: HeldJobs) -> None:
+    """Give the app, before its first report request, a report runner that starts jobs through held."""
+    # NOTE: the runner the app would make on its first report request, made now with the hook.
+    app.extensions["enablement.report_runner"] = ReportRunner(
+        app.extensions["enablement"].sessions, before_job=held
+    )
 
 
 def runner_of(app):
     return app.extensions["enablement.report_runner"]
 
 
-def test_a_report_being_computed_answers_202_with_where_to_fetch_it(
-    threaded, auth, data, monkeypatch
-):
-    slow = SlowEffects(monkeypatch)
-    app = threaded()
+def test_a_report_being_computed_answers_202_with_where_to_fetch_it(threaded, auth, data):
+    slow = HeldJobs()
+    app = threaded(slow)
     client = app.test_client()
     first = client.get(URL, headers=auth("marketing"))
     assert first.status_code == 202
@@ -79,9 +90,9 @@ def test_a_report_being_computed_answers_202_with_where_to_fetch_it(
     assert slow.calls == 1
 
 
-def test_concurrent_requests_for_the_same_report_compute_it_once(threaded, auth, data, monkeypatch):
-    slow = SlowEffects(monkeypatch)
-    app = threaded()
+def test_concurrent_requests_for_the_same_report_compute_it_once(threaded, auth, data):
+    slow = HeldJobs()
+    app = threaded(slow)
     headers = auth("marketing")
     barrier, statuses = threading.Barrier(10), []
 
@@ -102,11 +113,9 @@ def test_concurrent_requests_for_the_same_report_compute_it_once(threaded, auth,
     assert slow.calls == 1
 
 
-def test_two_workers_asking_for_the_same_report_compute_it_once(
-    threaded, auth, data, monkeypatch, sessions
-):
-    slow = SlowEffects(monkeypatch)
-    one, two = threaded(), threaded()
+def test_two_workers_asking_for_the_same_report_compute_it_once(threaded, auth, data, sessions):
+    slow = HeldJobs()
+    one, two = threaded(slow), threaded(slow)
     headers = auth("marketing")
     assert one.test_client().get(URL, headers=headers).status_code == 202
     assert slow.started.wait(30)
@@ -123,9 +132,9 @@ def test_two_workers_asking_for_the_same_report_compute_it_once(
         assert session.scalars(select(ReportJob)).all() == []
 
 
-def test_other_routes_answer_while_a_slow_report_computes(threaded, auth, data, monkeypatch):
-    slow = SlowEffects(monkeypatch)
-    app = threaded()
+def test_other_routes_answer_while_a_slow_report_computes(threaded, auth, data):
+    slow = HeldJobs()
+    app = threaded(slow)
     client = app.test_client()
     assert client.get(URL, headers=auth("marketing")).status_code == 202
     assert slow.started.wait(30)
@@ -139,7 +148,7 @@ def test_other_routes_answer_while_a_slow_report_computes(threaded, auth, data, 
 
 
 def test_after_a_write_the_last_report_is_served_marked_stale_while_a_new_one_computes(
-    threaded, auth, data, monkeypatch, sessions
+    threaded, auth, data, sessions
 ):
     app = threaded()
     client = app.test_client()
@@ -151,7 +160,8 @@ def test_after_a_write_the_last_report_is_served_marked_stale_while_a_new_one_co
     with sessions.begin() as session:
         share = session.scalars(select(Share)).first()
         session.add(Share(deal_id=share.deal_id, asset_id=share.asset_id, shared_at=utcnow()))
-    slow = SlowEffects(monkeypatch)
+    slow = HeldJobs()
+    runner_of(app).before_job = slow  # from now on, jobs wait at the gate
     stale = client.get(URL, headers=headers)
     assert stale.status_code == 200
     assert stale.headers["X-Report-State"] == "stale"
@@ -168,11 +178,10 @@ def test_after_a_write_the_last_report_is_served_marked_stale_while_a_new_one_co
 
 @pytest.mark.parametrize("silent_for, computes", [(JOB_LEASE * 2, True), (JOB_LEASE / 10, False)])
 def test_a_job_whose_owner_went_silent_is_taken_over(
-    threaded, auth, data, monkeypatch, sessions, silent_for, computes
+    threaded, auth, data, sessions, silent_for, computes
 ):
-    slow = SlowEffects(monkeypatch)
-    slow.gate.set()
-    app = threaded()
+    slow = HeldJobs(open_gate=True)
+    app = threaded(slow)
     key = report_service.report_key(
         app.extensions["enablement"].settings,
         "effectiveness",
@@ -188,11 +197,10 @@ def test_a_job_whose_owner_went_silent_is_taken_over(
 
 
 def test_a_job_this_process_failed_to_release_is_taken_again_at_once(
-    threaded, auth, data, monkeypatch, sessions
+    threaded, auth, data, sessions
 ):
-    slow = SlowEffects(monkeypatch)
-    slow.gate.set()
-    app = threaded()
+    slow = HeldJobs(open_gate=True)
+    app = threaded(slow)
     client = app.test_client()
     assert client.get(URL, headers=auth("marketing")).status_code == 202  # makes the runner
     runner_of(app).wait(60)
@@ -214,9 +222,7 @@ def test_a_job_this_process_failed_to_release_is_taken_again_at_once(
     assert client.get(other, headers=auth("marketing")).status_code == 200
 
 
-def test_a_html_page_being_computed_reloads_itself(threaded, auth, data, monkeypatch):
-    slow = SlowEffects(monkeypatch)
-    slow.gate.set()
+def test_a_html_page_being_computed_reloads_itself(threaded, auth, data):
     app = threaded()
     client = app.test_client()
     page = client.get("/api/v1/reports/coverage?format=html", headers=auth("marketing"))

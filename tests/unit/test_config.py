@@ -1,5 +1,7 @@
 """Settings come only from the environment, with clear errors for bad values."""
 
+from datetime import timedelta
+
 import pytest
 
 from enablement.config import Settings, parse_rate_limit
@@ -155,3 +157,14 @@ def test_the_hubspot_api_version_defaults_to_the_current_date_version_and_v3_sta
         "2026-03"
     )
     assert Settings.from_env({**base, "HUBSPOT_API_VERSION": "V3"}).hubspot_api_version == "v3"
+
+
+@pytest.mark.parametrize(
+    "name", ["recommendation_effects_max_age", "recommendation_assets_check_every"]
+)
+@pytest.mark.parametrize("value", [timedelta(seconds=-1), 5])
+def test_a_recommendation_cache_timing_must_be_a_duration_of_zero_or_more(tmp_path, name, value):
+    settings = Settings.from_env({"ENABLEMENT_INSTANCE_PATH": str(tmp_path)})
+    assert getattr(settings.with_overrides(**{name: timedelta(0)}), name) == timedelta(0)
+    with pytest.raises(InvalidInput, match=f"{name} must be a duration of zero or more"):
+        settings.with_overrides(**{name: value})

@@ -358,13 +358,14 @@ def test_an_empty_or_binary_import_is_a_clear_error(marketing):
 
 
 def test_a_report_page_never_computes_in_the_request_and_says_it_is_computing(
-    settings, token_for, demo, monkeypatch
+    settings, token_for, demo
 ):
     from enablement import create_app
-    from tests.db.test_report_jobs import SlowEffects
+    from tests.db.test_report_jobs import HeldJobs, hold_jobs
 
-    slow = SlowEffects(monkeypatch)
+    slow = HeldJobs()
     app = create_app(settings, report_queue="thread")
+    hold_jobs(app, slow)
     client = app.test_client()
     try:
         assert sign_in(client, token_for("marketing")).status_code == 302

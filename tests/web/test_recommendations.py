@@ -24,6 +24,16 @@ def mapped_pipeline() -> dict:
     return data
 
 
+# Re-read the assets' fingerprint on every request, as after its few seconds have passed.
+EVERY_REQUEST = {"recommendation_assets_check_every": timedelta(0)}
+
+
+@pytest.fixture
+def settings(settings, request):
+    """The test settings with the recommendation caches' timings a test asks for (indirect)."""
+    return settings.with_overrides(**getattr(request, "param", {}))
+
+
 @pytest.fixture
 def data(sessions):
     insert_pipeline(sessions, mapped_pipeline())
@@ -247,13 +257,16 @@ def _count_queries(engine, fn) -> int:
     return count
 
 
+# The effects read is reused for a few seconds; held for the whole test so both counts match.
+@pytest.mark.parametrize(
+    "settings",
+    [{**EVERY_REQUEST, "recommendation_effects_max_age": timedelta(hours=1)}],
+    indirect=True,
+    ids=["assets-checked-every-request"],
+)
 def test_queries_per_recommendation_do_not_grow_with_assets_shares_or_deals(
-    client, container, sessions, auth, data, monkeypatch
+    client, container, sessions, auth, data
 ):
-    # The effects read is reused for a few seconds; hold it for the whole test so both counts match.
-    monkeypatch.setattr("enablement.services.recommendations.EFFECTS_MAX_AGE", timedelta(hours=1))
-    # ...and re-read the assets' fingerprint on every request, as after its few seconds.
-    monkeypatch.setattr("enablement.services.recommendations.ASSETS_CHECK_EVERY", timedelta(0))
     headers = auth("sales")
     client.get(url(), headers=headers)  # the token's first use and the prepared index
     small = _count_queries(container.engine, lambda: client.get(url(), headers=headers))
@@ -294,8 +307,10 @@ def test_hostile_deal_ids_are_404_on_every_deal_route(client, auth, data, deal_i
     assert shared.status_code == 404
 
 
-def test_a_retired_asset_leaves_the_recommendations(client, sessions, auth, data, monkeypatch):
-    monkeypatch.setattr("enablement.services.recommendations.ASSETS_CHECK_EVERY", timedelta(0))
+@pytest.mark.parametrize(
+    "settings", [EVERY_REQUEST], indirect=True, ids=["assets-checked-every-request"]
+)
+def test_a_retired_asset_leaves_the_recommendations(client, sessions, auth, data):
     assert "fit" in [
         i["asset"]["id"] for i in client.get(url(), headers=auth("sales")).get_json()["items"]
     ]
