@@ -16,7 +16,7 @@ DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "instance"
 _PROPERTY = re.compile(r"[A-Za-z0-9_]{1,100}")
 DEFAULT_PORT = 5000
 MIN_SECRET_KEY = 16
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a key)
 # Connections per process: SQLAlchemy's own defaults, kept when the settings are not given.
 DEFAULT_POOL_SIZE = 5
 DEFAULT_MAX_OVERFLOW = 10
@@ -134,7 +134,9 @@ def _redis_url(text: str | None) -> str | None:
     text = (text or "").strip()
     if not text:
         return None
-    allowed = "REDIS_URL must be a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379/0"
+    allowed = (
+        "REDIS_URL must be a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379/0"
+    )
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 (a malformed port raises here)
@@ -315,7 +317,10 @@ class Settings:
             ),
             redis_url=_redis_url(env.get("REDIS_URL")),
             database_pool_size=_integer(
-                "DATABASE_POOL_SIZE", env.get("DATABASE_POOL_SIZE") or str(DEFAULT_POOL_SIZE), 1, 1000
+                "DATABASE_POOL_SIZE",
+                env.get("DATABASE_POOL_SIZE") or str(DEFAULT_POOL_SIZE),
+                1,
+                1000,
             ),
             database_max_overflow=_integer(
                 "DATABASE_MAX_OVERFLOW",
