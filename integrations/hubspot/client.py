@@ -60,7 +60,7 @@ from integrations.hubspot.mapping import (
     to_millis,
 )
 from integrations.hubspot.notes import in_note_html, note_html
-from integrations.hubspot.ratelimit import RateLimiter, RetryPolicy
+from integrations.hubspot.ratelimit import RetryPolicy, rate_limiter
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ class HubSpotCrm:
         sleep: Callable[[float], None] = time.sleep,
         search_rate: tuple[int, float] = (4, 1.0),
         timeout: tuple[float, float] = (10.0, 60.0),
+        redis_url: str | None = None,
     ):
         if not access_token:
             raise ExternalServiceError("HUBSPOT_ACCESS_TOKEN is not set")
@@ -142,8 +143,8 @@ class HubSpotCrm:
         self._notes_search = sdk.crm.objects.notes.search_api
         self.properties = properties or DealProperties()
         self.policy = policy or RetryPolicy()
-        self.limiter = RateLimiter(*rate_limit)
-        self.search_limiter = RateLimiter(*search_rate)
+        self.limiter = rate_limiter(rate_limit, redis_url, access_token)
+        self.search_limiter = rate_limiter(search_rate, redis_url, access_token, "search")
         self.stats = CallStats()
         self.search_cap = SEARCH_CAP
         self._sleep = sleep
@@ -157,6 +158,7 @@ class HubSpotCrm:
             access_token=settings.hubspot_access_token,
             api_base=settings.hubspot_api_base,
             rate_limit=settings.hubspot_rate_limit,
+            redis_url=settings.redis_url,
             properties=DealProperties(
                 industry=settings.hubspot_industry_property,
                 personas=settings.hubspot_personas_property,
