@@ -59,7 +59,11 @@ def register_config(app: Flask, settings: Settings) -> None:
 
 def register_database(app: Flask, settings: Settings) -> Container:
     """Engine and session factory, held by the app's container."""
-    engine = db.make_engine(settings.database_url)
+    engine = db.make_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     container = Container(settings=settings, engine=engine, sessions=db.make_sessions(engine))
     app.extensions["enablement"] = container
     return container

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,10 @@ DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "instance"
 _PROPERTY = re.compile(r"[A-Za-z0-9_]{1,100}")
 DEFAULT_PORT = 5000
 MIN_SECRET_KEY = 16
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a key)
+# Connections per process: SQLAlchemy's own defaults, kept when the settings are not given.
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 10
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s\s*$")
 # HubSpot's current date-based API version (a new one each March and September, supported for
 # 18 months); "v3" selects the legacy numbered paths until HubSpot stops answering them.
@@ -122,14 +127,38 @@ def _database_url(text: str) -> str:
     return text.strip()
 
 
+_NEW_KEY = "e.g. python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
 def _secret_key(text: str) -> str:
     """A given SECRET_KEY, long enough to sign links; never echoed in the message."""
     if text and (len(text) < MIN_SECRET_KEY or not text.isprintable()):
         raise InvalidInput(
             f"SECRET_KEY must be at least {MIN_SECRET_KEY} printable characters "
-            "(e.g. python3 -c 'import secrets; print(secrets.token_hex(32))'), or unset "
-            "to generate one into the instance folder"
+            f"({_NEW_KEY}), or unset with the embedded SQLite to generate one into the "
+            "instance folder"
         )
+    return text
+
+
+def _redis_url(text: str | None) -> str | None:
+    """REDIS_URL: a redis:// or rediss:// URL with a host, or None; never echoed (it may hold a password)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    allowed = (
+        "REDIS_URL must be a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379/0"
+    )
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (a malformed port raises here)
+    except ValueError:
+        raise InvalidInput(f"{allowed}; the value given is malformed") from None
+    if parts.scheme.lower() not in ("redis", "rediss") or not parts.hostname:
+        raise InvalidInput(f"{allowed}; got scheme {parts.scheme or 'none'!r}")
+    database = parts.path.strip("/")
+    if database and not (database.isascii() and database.isdigit()):
+        raise InvalidInput(f"{allowed}; the path must be a database number")
     return text
 
 
@@ -166,22 +195,40 @@ def _portal_id(text: str | None) -> str | None:
 
 def _load_secret_key(instance_path: Path) -> str:
     """Read the generated secret key from the instance folder, creating it once."""
-    path = instance_path / "secret_key"
+    path = instance_path / SECRET_KEY_FILE
     try:
-        if path.exists():
-            return path.read_text().strip()
-        instance_path.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32)
-        # NOTE: O_EXCL so two workers starting at once agree on one key.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
+        if not path.exists():
+            _publish_new_key(path)
+        key = path.read_text().strip()
     except OSError as e:
         raise _unwritable(instance_path, e) from None
+    if len(key) < MIN_SECRET_KEY:
+        raise InvalidInput(
+            f"the generated secret key {path} is damaged (too short): delete it to make a new "
+            "one (links shared with the old key stop working), or set SECRET_KEY"
+        )
+    return key
+
+
+def _publish_new_key(path: Path) -> None:
+    """Write a new key in full to a private temporary file, then link it into place unless one is there.
+
+    NOTE: a reader sees no key file or a complete one, never an empty or partial one (the old
+    create-then-write left a moment with an empty file). os.link fails when the name exists, so
+    when several processes start together exactly one key wins and every process reads it.
+    """
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process published its key first: that one is read
+    finally:
+        os.unlink(temporary)
 
 
 def _unwritable(instance_path: Path, error: OSError) -> InvalidInput:
@@ -238,6 +285,11 @@ class Settings:
     # Where API report requests compute: "thread" (a background thread, answers 202 or the last
     # report meanwhile) or "inline" (in the request). Unset: inline when testing, else thread.
     report_queue: str = ""
+    # The shared store of every process and host (Redis); None: each process keeps its own.
+    redis_url: str | None = None
+    # PostgreSQL connections per process: kept open, and opened beyond those at busy moments.
+    database_pool_size: int = DEFAULT_POOL_SIZE
+    database_max_overflow: int = DEFAULT_MAX_OVERFLOW
     check_schema: bool = True
     testing: bool = False
     extra: dict = field(default_factory=dict)
@@ -295,6 +347,19 @@ class Settings:
             report_queue=_choice(
                 "REPORT_QUEUE", env.get("REPORT_QUEUE") or "thread", REPORT_QUEUES
             ),
+            redis_url=_redis_url(env.get("REDIS_URL")),
+            database_pool_size=_integer(
+                "DATABASE_POOL_SIZE",
+                env.get("DATABASE_POOL_SIZE") or str(DEFAULT_POOL_SIZE),
+                1,
+                1000,
+            ),
+            database_max_overflow=_integer(
+                "DATABASE_MAX_OVERFLOW",
+                env.get("DATABASE_MAX_OVERFLOW") or str(DEFAULT_MAX_OVERFLOW),
+                0,
+                1000,
+            ),
         )
         return settings.with_overrides(**overrides)
 
@@ -303,6 +368,13 @@ class Settings:
         settings = replace(self, **overrides)
         for name in ("recommendation_effects_max_age", "recommendation_assets_check_every"):
             _duration(name, getattr(settings, name))
+        if not settings.secret_key and settings.database_url and not settings.is_sqlite:
+            # NOTE: a key generated per host would sign links, sessions and CSRF tokens that the
+            # other hosts (and the next host after a move) reject.
+            raise InvalidInput(
+                "SECRET_KEY must be set when the database is not the embedded SQLite: every "
+                f"process and host of the service must sign with the same key ({_NEW_KEY})"
+            )
         if not settings.database_url or not settings.secret_key:
             # NOTE: only then is the instance folder used; checked here for a one-line error.
             _writable_folder(settings.instance_path)

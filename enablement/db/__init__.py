@@ -43,8 +43,14 @@ def outage(error: Exception) -> Unavailable:
     return Unavailable(f"the database is unavailable ({kind}); try again shortly")
 
 
-def make_engine(url: str, **kwargs) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and real transactions."""
+def make_engine(
+    url: str, pool_size: int | None = None, max_overflow: int | None = None, **kwargs
+) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and real transactions; PostgreSQL a sized pool.
+
+    pool_size and max_overflow (DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW) are connections per
+    process; None keeps SQLAlchemy's defaults (5 and 10). SQLite ignores them.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -74,6 +80,10 @@ def make_engine(url: str, **kwargs) -> Engine:
     # NOTE: pool_pre_ping tests each pooled connection when it is checked out, so the first
     # requests after a PostgreSQL restart reconnect instead of failing on a dead socket.
     kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
+    if pool_size is not None:
+        kwargs["pool_size"] = pool_size
+    if max_overflow is not None:
+        kwargs["max_overflow"] = max_overflow
     connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 

@@ -21,11 +21,18 @@ to a table a cache does not read leaves that cache alone. Per table, the fingerp
 - crm_stages: a digest of every row and column. The stage map is small (hundreds of rows) and
   has no write timestamp, so its content is the cheapest fingerprint that sees every change.
 
-NOTE: write timestamps come from the writer's clock when it flushes. Under SQLite writes are
-serialised (BEGIN IMMEDIATE), so a later write always carries a later time. Under PostgreSQL two
-overlapping transactions can commit out of timestamp order; an update (not an insert or delete,
-which move the count) that commits after a newer-stamped one went unseen is missed until the next
-write to that table, bounded for reports "as of now" by their maximum age.
+NOTE: write timestamps come from the writer's clock when it flushes: with several hosts, each
+host's clock. An update (not an insert or delete, which move the count) stamped earlier than the
+newest stamp, because its host's clock is behind or because its transaction committed after a
+newer-stamped one, would leave (count, newest) unchanged. So deals and assets, the tables that
+are updated, also carry the sum of the stamps written in the last RECENT_WINDOW to
+2 * RECENT_WINDOW by the database's own clock (a range of the updated_at index): any update
+whose stamp is within RECENT_WINDOW of the database's clock moves that sum, whatever the order of
+commits or the host. The window starts on a multiple of RECENT_WINDOW, so it moves every
+RECENT_WINDOW only, and then changes a fingerprint only if a row written 10-20 minutes before
+leaves it (one extra rebuild after a quiet write, never a stale cache). What is still missed:
+an update stamped more than RECENT_WINDOW before the database's clock (a host that far behind,
+or a transaction open that long), until the next write to the table or the cache's maximum age.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Integer, Table, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from enablement.db.models import (
@@ -55,6 +62,9 @@ _NEWEST = {
     Share.__tablename__: Share.created_at,
     RecommendationImpression.__tablename__: RecommendationImpression.created_at,
 }
+# Tables whose rows are updated: their fingerprint also sums the recent stamps (see above).
+_UPDATED = {Deal.__tablename__, Asset.__tablename__}
+RECENT_WINDOW = 600  # seconds; longer than any plausible clock skew or write transaction
 # Small tables fingerprinted by their whole content.
 _DIGESTED = {CrmStage.__tablename__: CrmStage.__table__}
 
@@ -81,16 +91,41 @@ def table_versions(session: Session, tables: Iterable) -> tuple[TableVersion, ..
                 select(func.count()).select_from(newest.table).scalar_subquery(),
                 select(func.max(newest)).scalar_subquery(),
             ]
+            if name in _UPDATED:
+                columns.append(_recent_sum(newest, session.get_bind().dialect.name))
     marks = iter(session.execute(select(*columns)).one() if columns else ())
     versions = []
     for name in names:
         if name in _NEWEST:
             count, newest = next(marks), next(marks)
             mark = newest.isoformat() if hasattr(newest, "isoformat") else newest
+            if mark is not None and name in _UPDATED:
+                mark = f"{mark}+{next(marks)}"
+            elif name in _UPDATED:
+                next(marks)
             versions.append((name, int(count), None if mark is None else str(mark)))
         else:
             versions.append((name, *_digest(session, _DIGESTED[name])))
     return tuple(versions)
+
+
+def _recent_sum(column, dialect: str):
+    """The sum of the stamps at or after the window's start, by the database's clock (exact: integers or numeric)."""
+    if dialect == "postgresql":
+        # NOTE: stamps are naive UTC; now() is converted to the same before comparing.
+        start = literal_column(
+            f"to_timestamp(floor(extract(epoch from now()) / {RECENT_WINDOW}) * {RECENT_WINDOW}"
+            f" - {RECENT_WINDOW}) AT TIME ZONE 'UTC'"
+        )
+        stamp = func.extract("epoch", column)
+    else:
+        # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' text: compared as text, summed as whole ms.
+        start = literal_column(
+            f"datetime(CAST(strftime('%s', 'now') AS INTEGER) / {RECENT_WINDOW} * {RECENT_WINDOW}"
+            f" - {RECENT_WINDOW}, 'unixepoch')"
+        )
+        stamp = cast((func.julianday(column) - 2440587.5) * 86_400_000, Integer)
+    return select(func.coalesce(func.sum(stamp), 0)).where(column >= start).scalar_subquery()
 
 
 def _digest(session: Session, table: Table) -> tuple[int, str]:

@@ -7,7 +7,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -36,13 +35,7 @@ from enablement.domain.links import (
 )
 from enablement.errors import Conflict, Forbidden, InvalidInput, NotFound
 from enablement.services.deals import visible_deal
-from enablement.services.link_spool import (
-    LinkTarget,
-    link_memory,
-    replay_spool,
-    spool_path,
-    spool_view,
-)
+from enablement.services.link_spool import HostLinks, LinkTarget, SharedLinks, links_for
 
 MAX_USER_AGENT = 512
 # Where a share came from; shares from these are logged as notes on the CRM deal when
@@ -262,7 +255,7 @@ def _create_share(
         token = link_token(settings.secret_key, share_id)
         target = LinkTarget(share_id, asset.url)
         session.info.setdefault("links_to_remember", []).append(
-            lambda: link_memory(settings.instance_path).remember(token_hash(token), target)
+            lambda: links_for(settings).remember(token_hash(token), target)
         )
     return _answer(settings, share_id, when), True
 
@@ -409,15 +402,14 @@ def follow_link(
     token: str,
     user_agent: str | None,
     count: bool = True,
-    instance_path: Path | None = None,
+    links: HostLinks | SharedLinks | None = None,
 ) -> str:
     """The asset URL behind a link token; records a view for a human visitor when count is True.
 
     Unknown or malformed tokens, and assets without an absolute http(s) URL, are NotFound.
-    With `instance_path`, while the database is unavailable a link this host has resolved or
-    created before still redirects to its stored asset URL and its view goes to the spool
-    file, replayed by the first click after the database is back; another link re-raises the
-    outage (503).
+    With `links` (services.link_spool.links_for), while the database is unavailable a link
+    created or resolved before still redirects to its stored asset URL and its view is spooled
+    (see link_spool for where, and who replays it); another link re-raises the outage (503).
     """
     if not looks_like_token(token):
         raise NotFound("no such link")
@@ -436,18 +428,13 @@ def follow_link(
             if record:
                 session.add(LinkView(share_id=row.id, viewed_at=utcnow(), user_agent=agent))
     except OUTAGE_ERRORS:
-        target = link_memory(instance_path).recall(digest) if instance_path else None
+        target = links.recall(digest) if links is not None else None
         if target is None:
             raise
         if record:
-            spool_view(spool_path(instance_path), target.share_id, utcnow(), agent)
+            links.spool(target.share_id, utcnow(), agent)
         return target.url
-    if instance_path is not None:
-        link_memory(instance_path).remember(digest, LinkTarget(row.id, row.url))
-        spool = spool_path(instance_path)
-        if spool.exists():
-            try:
-                replay_spool(sessions, spool)
-            except OUTAGE_ERRORS:
-                pass  # NOTE: the views went back to the spool; the next click tries again
+    if links is not None:
+        links.remember(digest, LinkTarget(row.id, row.url))
+        links.settle(sessions)
     return row.url

@@ -7,6 +7,7 @@ import json
 from flask import Blueprint, redirect, request
 
 from enablement.context import ctx
+from enablement.services.link_spool import links_for
 from enablement.services.shares import create_share, follow_link, idempotency_for, list_shares
 from enablement.web.deal_schemas import (
     ShareBody,
@@ -87,7 +88,7 @@ def open_link(token: str):
         token,
         request.headers.get("User-Agent"),
         count=request.method == "GET",
-        instance_path=container.settings.instance_path,
+        links=links_for(container.settings),
     )
     response = redirect(url, code=302)
     response.headers["Cache-Control"] = "no-store"

@@ -62,7 +62,7 @@ from integrations.hubspot.mapping import (
     to_millis,
 )
 from integrations.hubspot.notes import in_note_html, note_html
-from integrations.hubspot.ratelimit import RateLimiter, RetryPolicy
+from integrations.hubspot.ratelimit import RetryPolicy, rate_limiter
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ class HubSpotCrm:
         search_rate: tuple[int, float] = (4, 1.0),
         timeout: tuple[float, float] = (10.0, 60.0),
         api_version: str = HUBSPOT_API_VERSION,
+        redis_url: str | None = None,
     ):
         if not access_token:
             raise ExternalServiceError("HUBSPOT_ACCESS_TOKEN is not set")
@@ -213,8 +214,8 @@ class HubSpotCrm:
         self._token = access_token
         self.properties = properties or DealProperties()
         self.policy = policy or RetryPolicy()
-        self.limiter = RateLimiter(*rate_limit)
-        self.search_limiter = RateLimiter(*search_rate)
+        self.limiter = rate_limiter(rate_limit, redis_url, access_token)
+        self.search_limiter = rate_limiter(search_rate, redis_url, access_token, "search")
         self.stats = CallStats()
         self.search_cap = SEARCH_CAP
         self._sleep = sleep
@@ -228,6 +229,7 @@ class HubSpotCrm:
             access_token=settings.hubspot_access_token,
             api_base=settings.hubspot_api_base,
             rate_limit=settings.hubspot_rate_limit,
+            redis_url=settings.redis_url,
             properties=DealProperties.from_settings(settings),
             api_version=settings.hubspot_api_version,
         )

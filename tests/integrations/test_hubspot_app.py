@@ -179,4 +179,3 @@ def test_the_cards_dependencies_are_pinned_to_exact_versions_and_locked():
         assert lock["packages"][f"node_modules/{name}"]["version"] == version
     tooling = json.loads((TOOLING / "package.json").read_text())["dependencies"]
     assert all(re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", v) for v in tooling.values())
-
