@@ -15,6 +15,7 @@ from enablement.db.types import utcnow
 from enablement.errors import Forbidden, Unauthenticated, Unavailable
 from enablement.services.recommendations import owner_for_hubspot_user, recommend_for_deal
 from enablement.services.shares import create_share
+from enablement.services.tokens import owner_actor
 from enablement.web.deal_schemas import ShareBody
 from enablement.web.endpoint import load, read_json
 from integrations.hubspot.signatures import signed_url, verify_v3
@@ -88,7 +89,7 @@ def card():
         query["associatedObjectId"],
         query["limit"],
         owner_scope=owner_id,
-        requested_by=owner_id,
+        requested_by=owner_actor(owner_id),
         source="hubspot_card",
     )
     items = [
@@ -129,6 +130,7 @@ def card_share():
         container.settings,
         body["deal_id"],
         body["asset_id"],
+        actor=owner_actor(owner_id),
         shared_by=owner_id,
         channel=body.get("channel") or "hubspot",
         owner_scope=owner_id,

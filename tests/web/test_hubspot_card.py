@@ -77,7 +77,7 @@ def test_a_signed_request_gets_the_deals_recommendations_with_share_actions(card
     }
     with sessions() as session:
         impression = session.get(RecommendationImpression, body["impression_id"])
-        assert (impression.source, impression.requested_by) == ("hubspot_card", "o1")
+        assert (impression.source, impression.requested_by) == ("hubspot_card", "owner:o1")
     # The share button: the same answer as the API's share, linked to the impression.
     raw = json.dumps(item["share"]["body"]).encode()
     qs, headers = signed("POST", SHARES, card_query(), raw)
