@@ -77,7 +77,7 @@ def world(container) -> World:
     insert_deals(sessions, sample_deal("d2", history=((3, "demo"),)))
     create_asset(container, asset_record(1))
     create_asset(container, asset_record(2))
-    shared, _ = create_share(sessions, settings, "d1", "asset-1", shared_by="o1")
+    shared, _ = create_share(sessions, settings, "d1", "asset-1", shared_by="o1", actor="owner:o1")
     world = World(container, shared["link"].rsplit("/", 1)[1])
     warm(world)
     return world
@@ -120,7 +120,7 @@ def confirm_a_stage_mapping(w: World):
 
 
 def share_an_asset(w: World):
-    create_share(w.sessions, w.settings, "d2", "asset-2", shared_by="o1")
+    create_share(w.sessions, w.settings, "d2", "asset-2", shared_by="o1", actor="owner:o1")
 
 
 def open_a_link(w: World):
