@@ -13,8 +13,9 @@ from typing import IO
 
 from marshmallow import Schema, ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from enablement.config import Settings
 from enablement.db.crm import UpsertCounts, upsert_deals, upsert_pipelines
 from enablement.db.models import Asset, CrmStage, Deal, Pipeline, Share, StageChange
 from enablement.domain.crm import UNSET, DealRecord, PipelineRecord, StageEntry, StageRecord
@@ -98,7 +99,13 @@ def _apply(result: ImportResult, counts: UpsertCounts) -> None:
 # ---------------------------------------------------------------- pipelines
 
 
-def import_pipelines(container, stream: IO[bytes], fmt: str, skip_invalid: bool) -> ImportResult:
+def import_pipelines(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    stream: IO[bytes],
+    fmt: str,
+    skip_invalid: bool,
+) -> ImportResult:
     """Create or update pipelines and stages (JSONL); a given buying_stage is a confirmed mapping."""
     if fmt != "jsonl":
         raise BadRequest("pipelines are imported from JSON Lines only (stages are nested)")
@@ -113,7 +120,7 @@ def import_pipelines(container, stream: IO[bytes], fmt: str, skip_invalid: bool)
         records.append(record)
     if not _finish(result, len(records), skip_invalid):
         return result
-    with container.sessions.begin() as session:
+    with sessions.begin() as session:
         _apply(result, upsert_pipelines(session, records, mapped_by="import"))
     return result
 
@@ -172,7 +179,9 @@ def pipeline_warnings(record: PipelineRecord, line: int) -> list[dict]:
     return warnings
 
 
-def export_pipelines(container, out: IO[str], fmt: str) -> int:
+def export_pipelines(
+    sessions: sessionmaker[Session], settings: Settings, out: IO[str], fmt: str
+) -> int:
     """Write every pipeline with its stages as JSON Lines, in the format import reads.
 
     A confirmed mapping is written as the stage's buying_stage (null: deliberately none),
@@ -180,7 +189,7 @@ def export_pipelines(container, out: IO[str], fmt: str) -> int:
     """
     if fmt != "jsonl":
         raise BadRequest("pipelines are exported as JSON Lines only (stages are nested)")
-    with container.sessions() as session:
+    with sessions() as session:
         pipelines = session.scalars(
             select(Pipeline).order_by(Pipeline.display_order, Pipeline.id)
         ).all()
@@ -274,7 +283,8 @@ def _deal_record(data: dict) -> DealRecord:
 
 
 def import_deals(
-    container,
+    sessions: sessionmaker[Session],
+    settings: Settings,
     stream: IO[bytes],
     fmt: str,
     skip_invalid: bool,
@@ -282,7 +292,7 @@ def import_deals(
 ) -> ImportResult:
     """Create or update deals with their complete stage history, in batches of DEAL_BATCH."""
     result = ImportResult("deals")
-    with container.sessions() as session:
+    with sessions() as session:
         known = _known_stages(session)
     seen: dict[str, int] = {}
     records: list[DealRecord] = []
@@ -298,7 +308,7 @@ def import_deals(
         return result
     # NOTE: one transaction for the whole file (all or nothing); the session is emptied per
     # batch so a 100,000-deal file never holds more than one batch of ORM objects.
-    with container.sessions.begin() as session:
+    with sessions.begin() as session:
         for start in range(0, len(records), DEAL_BATCH):
             _apply(result, upsert_deals(session, records[start : start + DEAL_BATCH], "import"))
             session.flush()
@@ -307,14 +317,16 @@ def import_deals(
     return result
 
 
-def export_deals(container, out: IO[str], fmt: str) -> int:
+def export_deals(
+    sessions: sessionmaker[Session], settings: Settings, out: IO[str], fmt: str
+) -> int:
     """Write every deal (deleted ones with "deleted": true) in the format import reads."""
-    return write_records(_deal_rows(container), fmt, out, DEAL_COLUMNS, LIST_FIELDS)
+    return write_records(_deal_rows(sessions), fmt, out, DEAL_COLUMNS, LIST_FIELDS)
 
 
-def _deal_rows(container) -> Iterator[dict]:
+def _deal_rows(sessions) -> Iterator[dict]:
     """Deals ordered by id, read in batches with their histories."""
-    with container.sessions() as session:
+    with sessions() as session:
         last = ""
         while True:
             deals = session.scalars(
@@ -371,7 +383,13 @@ def deal_row(deal: Deal, history: list[tuple]) -> dict:
 # ---------------------------------------------------------------- shares
 
 
-def import_shares(container, stream: IO[bytes], fmt: str, skip_invalid: bool) -> ImportResult:
+def import_shares(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    stream: IO[bytes],
+    fmt: str,
+    skip_invalid: bool,
+) -> ImportResult:
     """Add shares of assets to deals; a share already stored (deal, asset, shared_at) is unchanged."""
     result = ImportResult("shares")
     loaded: list[tuple[int, dict]] = []
@@ -381,7 +399,7 @@ def import_shares(container, stream: IO[bytes], fmt: str, skip_invalid: bool) ->
         if _duplicate(result, seen, key, line, "shared_at"):
             continue
         loaded.append((line, data))
-    with container.sessions() as session:
+    with sessions() as session:
         deals = _existing(session, Deal.id, {d["deal_id"] for _, d in loaded})
         assets = _existing(session, Asset.id, {d["asset_id"] for _, d in loaded})
     valid = []
@@ -398,7 +416,7 @@ def import_shares(container, stream: IO[bytes], fmt: str, skip_invalid: bool) ->
     result.errors.sort(key=lambda e: e.line)
     if not _finish(result, len(valid), skip_invalid):
         return result
-    with container.sessions.begin() as session:
+    with sessions.begin() as session:
         for start in range(0, len(valid), SHARE_BATCH):
             batch = valid[start : start + SHARE_BATCH]
             stored = _stored_shares(session, batch)
@@ -417,7 +435,7 @@ def import_shares(container, stream: IO[bytes], fmt: str, skip_invalid: bool) ->
                         data.get("channel"),
                     )
                 )
-            store_shares(session, container.settings, new, "import")
+            store_shares(session, settings, new, "import")
             result.created += len(new)
     return result
 
@@ -441,13 +459,15 @@ def _stored_shares(session: Session, batch: list[dict]) -> set[tuple]:
     return {tuple(row) for row in rows}
 
 
-def export_shares(container, out: IO[str], fmt: str) -> int:
+def export_shares(
+    sessions: sessionmaker[Session], settings: Settings, out: IO[str], fmt: str
+) -> int:
     """Write every share in the format import reads."""
-    return write_records(_share_rows(container), fmt, out, SHARE_COLUMNS)
+    return write_records(_share_rows(sessions), fmt, out, SHARE_COLUMNS)
 
 
-def _share_rows(container) -> Iterator[dict]:
-    with container.sessions() as session:
+def _share_rows(sessions) -> Iterator[dict]:
+    with sessions() as session:
         last_id = 0
         while True:
             rows = session.execute(

@@ -6,14 +6,14 @@ from collections.abc import Callable
 
 from enablement.services import asset_imports, crm_imports
 
-# kind -> fn(container, stream: IO[bytes], fmt, skip_invalid, **options) -> ImportResult
+# kind -> fn(sessions, settings, stream: IO[bytes], fmt, skip_invalid, **options) -> ImportResult
 IMPORTERS: dict[str, Callable] = {
     "pipelines": crm_imports.import_pipelines,
     "deals": crm_imports.import_deals,
     "assets": asset_imports.import_assets,
     "shares": crm_imports.import_shares,
 }
-# kind -> fn(container, out: IO[str], fmt) -> int (records written)
+# kind -> fn(sessions, settings, out: IO[str], fmt) -> int (records written)
 EXPORTERS: dict[str, Callable] = {
     "pipelines": crm_imports.export_pipelines,
     "deals": crm_imports.export_deals,

@@ -75,8 +75,8 @@ def world(container) -> World:
     insert_deals(sessions, sample_deal("d1"))
     # d2 goes in last, so its one stage change holds the highest id.
     insert_deals(sessions, sample_deal("d2", history=((3, "demo"),)))
-    create_asset(container, asset_record(1))
-    create_asset(container, asset_record(2))
+    create_asset(sessions, settings, asset_record(1))
+    create_asset(sessions, settings, asset_record(2))
     shared, _ = create_share(sessions, settings, "d1", "asset-1", shared_by="o1", actor="owner:o1")
     world = World(container, shared["link"].rsplit("/", 1)[1])
     warm(world)
@@ -84,11 +84,11 @@ def world(container) -> World:
 
 
 def create_another_asset(w: World):
-    create_asset(w.container, asset_record(3))
+    create_asset(w.sessions, w.settings, asset_record(3))
 
 
 def rename_an_asset(w: World):
-    update_asset(w.container, "asset-2", {"title": "Renamed field notes"})
+    update_asset(w.sessions, w.settings, "asset-2", {"title": "Renamed field notes"})
 
 
 def retire_an_asset(w: World):
