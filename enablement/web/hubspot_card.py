@@ -12,6 +12,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from enablement.context import ctx
 from enablement.db.types import utcnow
+from enablement.domain.timestamps import format_timestamp
 from enablement.errors import Forbidden, Unauthenticated, Unavailable
 from enablement.services.recommendations import owner_for_hubspot_user, recommend_for_deal
 from enablement.services.shares import create_share
@@ -136,5 +137,5 @@ def card_share():
         owner_scope=owner_id,
         impression_id=body.get("impression_id"),
     )
-    share["shared_at"] = share["shared_at"].isoformat()
+    share["shared_at"] = format_timestamp(share["shared_at"])
     return share, 201 if created else 200

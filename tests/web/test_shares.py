@@ -54,7 +54,7 @@ def test_only_an_admin_may_backfill_shared_at(client, sessions, auth, data):
         assert client.post(URL, json=body, headers=auth(role)).status_code == 403
     response = client.post(URL, json=body, headers=auth("admin"))
     assert response.status_code == 201
-    assert response.get_json()["shared_at"] == "2026-01-20T09:00:00+00:00"
+    assert response.get_json()["shared_at"] == "2026-01-20T09:00:00Z"
     assert shares(sessions)[0].source == "backfill"
 
 
