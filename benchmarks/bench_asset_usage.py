@@ -66,7 +66,9 @@ def fill(container, shares: int) -> str:
         + "\n"
         for i in range(ASSETS)
     ).encode()
-    asset_imports.import_assets(container, io.BytesIO(lines), "jsonl", False)
+    asset_imports.import_assets(
+        container.sessions, container.settings, io.BytesIO(lines), "jsonl", False
+    )
     rng = random.Random(5)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     # NOTE: a Pareto draw makes a few assets very popular, as sharing is in practice.

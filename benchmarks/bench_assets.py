@@ -88,11 +88,15 @@ def main() -> int:
         with app.app_context():
             first = timed(
                 f"import {size} assets (empty library)",
-                lambda: asset_imports.import_assets(container, io.BytesIO(data), "jsonl", False),
+                lambda: asset_imports.import_assets(
+                    container.sessions, container.settings, io.BytesIO(data), "jsonl", False
+                ),
             )
             again = timed(
                 "re-import the same file",
-                lambda: asset_imports.import_assets(container, io.BytesIO(data), "jsonl", False),
+                lambda: asset_imports.import_assets(
+                    container.sessions, container.settings, io.BytesIO(data), "jsonl", False
+                ),
             )
             assert first.created == size and again.unchanged == size, (first, again)
             timed(
@@ -105,7 +109,8 @@ def main() -> int:
             created = timed(
                 f"create one, near-duplicate check against {size}",
                 lambda: assets.create_asset(
-                    container,
+                    container.sessions,
+                    container.settings,
                     {
                         "title": records(size)[5]["title"],
                         "url": "https://elsewhere.example.com/x",
@@ -116,7 +121,10 @@ def main() -> int:
             )
             assert created["warnings"], "the copied title should be reported"
             timed(
-                "export CSV", lambda: asset_imports.export_assets(container, io.StringIO(), "csv")
+                "export CSV",
+                lambda: asset_imports.export_assets(
+                    container.sessions, container.settings, io.StringIO(), "csv"
+                ),
             )
             same = [
                 {**r, "title": "One title for every asset", "url": r["url"] + "/copy"}
@@ -125,7 +133,9 @@ def main() -> int:
             data = "".join(json.dumps(r) + "\n" for r in same).encode()
             copied = timed(
                 f"import {size} more, all with one title",
-                lambda: asset_imports.import_assets(container, io.BytesIO(data), "jsonl", False),
+                lambda: asset_imports.import_assets(
+                    container.sessions, container.settings, io.BytesIO(data), "jsonl", False
+                ),
             )
             assert copied.created == size, copied
             print(f"{'  near-duplicate warnings':<52} {len(copied.warnings):7d}")

@@ -103,18 +103,35 @@ def main() -> None:
     path = tmp / "deals.jsonl"
     deals_file(path, args.deals)
     print(f"{args.deals} deals, file {path.stat().st_size / 1e6:.1f} MB, {url.split(':')[0]}")
-    transfers.import_pipelines(container, io.BytesIO(json.dumps(PIPELINE).encode()), "jsonl", False)
+    transfers.import_pipelines(
+        container.sessions,
+        container.settings,
+        io.BytesIO(json.dumps(PIPELINE).encode()),
+        "jsonl",
+        False,
+    )
     with path.open("rb") as f:
         result, _ = timed(
-            "import deals", lambda: transfers.import_deals(container, f, "jsonl", False)
+            "import deals",
+            lambda: transfers.import_deals(
+                container.sessions, container.settings, f, "jsonl", False
+            ),
         )
     print(f"  created {result.created}, errors {len(result.errors)}")
     with path.open("rb") as f:
         result, _ = timed(
-            "re-import (unchanged)", lambda: transfers.import_deals(container, f, "jsonl", False)
+            "re-import (unchanged)",
+            lambda: transfers.import_deals(
+                container.sessions, container.settings, f, "jsonl", False
+            ),
         )
     print(f"  unchanged {result.unchanged}")
-    timed("export deals", lambda: crm_exports.export_deals(container, io.StringIO(), "jsonl"))
+    timed(
+        "export deals",
+        lambda: crm_exports.export_deals(
+            container.sessions, container.settings, io.StringIO(), "jsonl"
+        ),
+    )
     queries = ["globex renewal", "umbrela pilot", "stark", "wayne wonka 12", "piper migraton"]
     timed(
         "first search (builds the candidate cache)",

@@ -46,7 +46,9 @@ def import_command(kind: str, file: Path, skip_invalid: bool, fmt: str | None) -
     options = {"on_progress": ProgressBar(f"importing {kind}")} if kind == "deals" else {}
     with file.open("rb") as stream:
         try:
-            result: ImportResult = fn(ctx(), stream, fmt, skip_invalid, **options)
+            result: ImportResult = fn(
+                ctx().sessions, ctx().settings, stream, fmt, skip_invalid, **options
+            )
         finally:
             for bar in options.values():
                 bar.close()
@@ -89,8 +91,8 @@ def export_command(kind: str, fmt: str, output: Path | None) -> None:
         raise click.UsageError(f"{kind} are exported as JSON Lines only (stages are nested)")
     fn = EXPORTERS[kind]
     if output is None:
-        count = fn(ctx(), sys.stdout, fmt)
+        count = fn(ctx().sessions, ctx().settings, sys.stdout, fmt)
     else:
         with output.open("w", encoding="utf-8", newline="") as out:
-            count = fn(ctx(), out, fmt)
+            count = fn(ctx().sessions, ctx().settings, out, fmt)
     click.echo(f"exported {count} {kind}", err=True)

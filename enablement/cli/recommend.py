@@ -11,6 +11,7 @@ from enablement.cli import needs_schema
 from enablement.context import ctx
 from enablement.domain.recommend import MAX_LIMIT
 from enablement.render import text_table
+from enablement.services.tokens import cli_actor
 
 
 def register(cli: click.Group) -> None:
@@ -21,9 +22,9 @@ def register(cli: click.Group) -> None:
 def _who() -> str:
     """Who asked, for the impression log: the operating-system user running the command."""
     try:
-        return f"cli:{getpass.getuser()}"
+        return cli_actor(getpass.getuser())
     except (KeyError, OSError):
-        return "cli"
+        return cli_actor(None)
 
 
 @click.command("recommend")

@@ -228,8 +228,8 @@ class Share(Base):
         Index("ix_shares_writeback", "writeback_state"),
         # "Recommended, then shared" joins shares to the impression they came from.
         Index("ix_shares_impression", "impression_id"),
-        # A rep's own shares (GET /api/v1/shares?mine=true), newest first.
-        Index("ix_shares_shared_by", "shared_by", "shared_at"),
+        # A caller's own shares (GET /api/v1/shares?mine=true), newest first.
+        Index("ix_shares_actor", "actor", "shared_at"),
         # Cache fingerprints read the newest share (enablement.db.versioning).
         Index("ix_shares_created", "created_at"),
     )
@@ -238,7 +238,11 @@ class Share(Base):
     deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id"))
     asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"))
     shared_at: Mapped[datetime] = mapped_column()
+    # Who shared it as people read it (an owner id or a token's name; a name from a file).
     shared_by: Mapped[str | None] = mapped_column(String(255))
+    # Who shared it as an identity (services.tokens: owner:<id>, token:<id>); None for shares
+    # from files and the demo, which belong to no caller.
+    actor: Mapped[str | None] = mapped_column(String(255))
     channel: Mapped[str | None] = mapped_column(String(32))
     # sha256 of the link token; the token itself is never stored.
     link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -364,6 +368,7 @@ class RecommendationImpression(Base):
     holdout: Mapped[bool] = mapped_column(Boolean, default=False)
     # Where it was shown: api, cli, hubspot_card.
     source: Mapped[str] = mapped_column(String(16), default="api")
+    # Who asked, as an actor (services.tokens: owner:<id>, token:<id>, cli:<user>).
     requested_by: Mapped[str | None] = mapped_column(String(255))
     token_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

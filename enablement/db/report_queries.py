@@ -1,4 +1,4 @@
-"""Read-only queries for reports: plain rows and data frames, no business rules."""
+"""Read-only queries for reports and listings: plain rows and data frames, no business rules."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from enablement.db.models import (
     Share,
     StageChange,
 )
+from enablement.domain.links import link_token, link_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -157,7 +158,10 @@ def impressions(session: Session) -> pd.DataFrame:
 
 @reads(Share, Deal, LinkView)
 def shares_with_views(session: Session) -> pd.DataFrame:
-    """Shares to live deals with their recorded view counts (a views column)."""
+    """Shares to live deals with their recorded view counts (a views column), for the reports.
+
+    Every share of every live deal at once; listed_shares is its paged twin for the API.
+    """
     import pandas as pd
 
     views = (
@@ -181,6 +185,50 @@ def shares_with_views(session: Session) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["share_id", "deal_id", "asset_id", "shared_at", "shared_by", "views"]
     )
+
+
+def listed_shares(
+    session: Session,
+    where,
+    order_by,
+    *,
+    public_base_url: str,
+    secret_key: str,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[dict]:
+    """Shares matching `where` as the API lists them: asset title, buyer views and the link.
+
+    Deleted deals included (a deal's page still shows its shares). NOTE: views are counted per
+    share through the link_views index (a correlated count): an aggregate over every view
+    joined in would cost the whole table on every request.
+    """
+    views = (
+        select(func.count()).where(LinkView.share_id == Share.id).correlate(Share).scalar_subquery()
+    )
+    rows = session.execute(
+        select(Share, Asset.title, views)
+        .join(Asset, Asset.id == Share.asset_id)
+        .where(where)
+        .order_by(*order_by)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": share.id,
+            "deal_id": share.deal_id,
+            "asset_id": share.asset_id,
+            "asset_title": title,
+            "shared_at": share.shared_at,
+            "shared_by": share.shared_by,
+            "channel": share.channel,
+            "impression_id": share.impression_id,
+            "views": count,
+            "link": link_url(public_base_url, link_token(secret_key, share.id)),
+        }
+        for share, title, count in rows
+    ]
 
 
 @reads(Asset)

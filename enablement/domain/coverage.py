@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from enablement.domain.assets import is_live, is_stale
 from enablement.domain.stages import BUYING_STAGES, review_problem
 from enablement.domain.tags import tag_key
+from enablement.domain.timestamps import format_timestamp
 
 DIMENSIONS = {"persona": "personas", "industry": "industries", "topic": "topics"}
 SHARE_WINDOW_DAYS = 90
@@ -188,7 +189,7 @@ def compute_coverage(
     ]
     current = [a for a in assets if not a.retired and a.status != "retired"]
     return {
-        "as_of": as_of.isoformat(),
+        "as_of": format_timestamp(as_of),
         "min_assets": min_assets,
         "stages": stage_rows,
         "cells": cells,

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from typing import IO
 
 from sqlalchemy import select
-from sqlalchemy.orm import lazyload, noload
+from sqlalchemy.orm import Session, lazyload, noload, sessionmaker
 
-from enablement.context import Container
+from enablement.config import Settings
 from enablement.db.assets import CHUNK, insert_assets, near_duplicate_warnings
 from enablement.db.models import Asset
 from enablement.domain.assets import (
@@ -73,7 +73,8 @@ def _validate_all(
 
 
 def import_asset_records(
-    container: Container,
+    sessions: sessionmaker[Session],
+    settings: Settings,
     numbered: Iterable[tuple[int, object]],
     skip_invalid: bool = False,
     from_text: bool = False,
@@ -90,8 +91,8 @@ def import_asset_records(
     result.skipped = len(errors)
     if not valid:
         return result
-    terms = container.settings.product_terms
-    with write_transaction(container.sessions) as session:
+    terms = settings.product_terms
+    with write_transaction(sessions) as session:
         ids = [values["id"] for _, values in valid]
         found: dict[str, Asset] = {}
         for start in range(0, len(ids), CHUNK):
@@ -121,20 +122,28 @@ def import_asset_records(
     return result
 
 
-def import_assets(container: Container, stream: IO[bytes], fmt: str, skip_invalid: bool):
+def import_assets(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    stream: IO[bytes],
+    fmt: str,
+    skip_invalid: bool,
+) -> ImportResult:
     """Import assets from a JSON Lines or CSV stream (lists in CSV joined by ';')."""
     required = [spec.name for spec in ASSET_FIELDS if spec.required]
     numbered = list(
         read_records(stream, fmt, list_fields=LIST_FIELDS, columns=FIELDS, required=required)
     )
-    return import_asset_records(container, numbered, skip_invalid, from_text=fmt == "csv")
+    return import_asset_records(sessions, settings, numbered, skip_invalid, from_text=fmt == "csv")
 
 
-def import_asset_list(container: Container, items: list, skip_invalid: bool) -> ImportResult:
+def import_asset_list(
+    sessions: sessionmaker[Session], settings: Settings, items: list, skip_invalid: bool
+) -> ImportResult:
     """Import assets from a JSON array; positions are 1-based indexes."""
     if not isinstance(items, list):
         raise InvalidInput("the body must be a JSON array of asset objects")
-    return import_asset_records(container, enumerate(items, start=1), skip_invalid)
+    return import_asset_records(sessions, settings, enumerate(items, start=1), skip_invalid)
 
 
 def asset_record(asset: Asset) -> dict:
@@ -142,9 +151,11 @@ def asset_record(asset: Asset) -> dict:
     return to_record({field: getattr(asset, field) for field in FIELDS})
 
 
-def export_assets(container: Container, out: IO[str], fmt: str) -> int:
+def export_assets(
+    sessions: sessionmaker[Session], settings: Settings, out: IO[str], fmt: str
+) -> int:
     """Write every asset (retired too), ordered by id, in the format import reads."""
-    with container.sessions() as session:
+    with sessions() as session:
         rows = session.scalars(
             select(Asset)
             .options(noload(Asset.tags))

@@ -10,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, noload, sessionmaker
 
 from enablement.config import Settings
-from enablement.context import Container
 from enablement.db import assets as asset_queries
 from enablement.db.models import Asset, LinkView, Share
 from enablement.db.types import utcnow
@@ -202,7 +201,7 @@ def _invalid_body(errors: dict) -> InvalidInput:
     return InvalidInput("invalid body", {"body": errors})
 
 
-def create_asset(container: Container, fields: dict) -> dict:
+def create_asset(sessions: sessionmaker[Session], settings: Settings, fields: dict) -> dict:
     """Create an asset; the answer carries near-duplicate warnings (never blocking).
 
     Without an id the asset gets the id derived from its URL (as an id-less file
@@ -212,7 +211,7 @@ def create_asset(container: Container, fields: dict) -> dict:
     if errors:
         raise _invalid_body(errors)
     today = _today()
-    with write_transaction(container.sessions) as session:
+    with write_transaction(sessions) as session:
         asset_id = values.get("id")
         if asset_id is not None:
             if session.get(Asset, asset_id) is not None:
@@ -222,7 +221,7 @@ def create_asset(container: Container, fields: dict) -> dict:
             if session.get(Asset, asset_id) is not None:
                 asset_id = f"{asset_id}-{utcnow().strftime('%Y%m%d%H%M%S%f')}"
         asset = Asset(id=asset_id, tags=[])
-        apply_values(asset, values, container.settings.product_terms)
+        apply_values(asset, values, settings.product_terms)
         session.add(asset)
         session.flush()
         warnings = asset_queries.near_duplicate_warnings(session, _candidates(asset))
@@ -231,7 +230,9 @@ def create_asset(container: Container, fields: dict) -> dict:
     return view
 
 
-def update_asset(container: Container, asset_id: str, changes: dict) -> dict:
+def update_asset(
+    sessions: sessionmaker[Session], settings: Settings, asset_id: str, changes: dict
+) -> dict:
     """Change some fields of an asset; status 'retired' retires it, another status revives it."""
     values, errors = validate_asset(changes, partial=True)
     values.pop("id", None)
@@ -240,13 +241,13 @@ def update_asset(container: Container, asset_id: str, changes: dict) -> dict:
     if errors:
         raise _invalid_body(errors)
     today = _today()
-    with container.sessions.begin() as session:
+    with sessions.begin() as session:
         asset = session.get(Asset, asset_id)
         if asset is None:
             raise NotFound(f"no asset {asset_id!r}")
         warnings: list[dict] = []
         if differs(asset, values):
-            apply_values(asset, values, container.settings.product_terms)
+            apply_values(asset, values, settings.product_terms)
             session.flush()
             warnings = asset_queries.near_duplicate_warnings(session, _candidates(asset))
         view = asset_view(asset, today, body=True)

@@ -20,7 +20,7 @@ DEAL_BATCH = 500  # deals, each with its history
 SHARE_BATCH = 1000
 
 
-def export_pipelines(container, out: IO[str], fmt: str) -> int:
+def export_pipelines(sessions, settings, out: IO[str], fmt: str) -> int:
     """Write every pipeline with its stages as JSON Lines, in the format import reads.
 
     A confirmed mapping is written as the stage's buying_stage (null: deliberately none),
@@ -28,7 +28,7 @@ def export_pipelines(container, out: IO[str], fmt: str) -> int:
     """
     if fmt != "jsonl":
         raise BadRequest("pipelines are exported as JSON Lines only (stages are nested)")
-    with container.sessions() as session:
+    with sessions() as session:
         pipelines = session.scalars(
             select(Pipeline).order_by(Pipeline.display_order, Pipeline.id)
         ).all()
@@ -61,14 +61,14 @@ def pipeline_row(pipeline: Pipeline) -> dict:
     }
 
 
-def export_deals(container, out: IO[str], fmt: str) -> int:
+def export_deals(sessions, settings, out: IO[str], fmt: str) -> int:
     """Write every deal (deleted ones with "deleted": true) in the format import reads."""
-    return write_records(_deal_rows(container), fmt, out, DEAL_COLUMNS, LIST_FIELDS)
+    return write_records(_deal_rows(sessions, settings), fmt, out, DEAL_COLUMNS, LIST_FIELDS)
 
 
-def _deal_rows(container) -> Iterator[dict]:
+def _deal_rows(sessions, settings) -> Iterator[dict]:
     """Deals ordered by id, read in batches with their histories."""
-    with container.sessions() as session:
+    with sessions() as session:
         last = ""
         while True:
             deals = session.scalars(
@@ -122,14 +122,14 @@ def deal_row(deal: Deal, history: list[tuple]) -> dict:
     return row
 
 
-def export_shares(container, out: IO[str], fmt: str) -> int:
+def export_shares(sessions, settings, out: IO[str], fmt: str) -> int:
     """Write every share in the format import reads."""
-    return write_records(_share_rows(container), fmt, out, SHARE_COLUMNS)
+    return write_records(_share_rows(sessions, settings), fmt, out, SHARE_COLUMNS)
 
 
-def _share_rows(container) -> Iterator[dict]:
+def _share_rows(sessions, settings) -> Iterator[dict]:
     """Shares ordered by id, read in batches."""
-    with container.sessions() as session:
+    with sessions() as session:
         last_id = 0
         while True:
             rows = session.execute(

@@ -49,14 +49,14 @@ def _apply(result: ImportResult, counts: UpsertCounts) -> None:
 
 
 def import_pipelines(
-    container, read: FileRecords[PipelineRecord], skip_invalid: bool
+    sessions, settings, read: FileRecords[PipelineRecord], skip_invalid: bool
 ) -> ImportResult:
     """Create or update pipelines and stages; a given buying_stage is a confirmed mapping."""
     result = _result("pipelines", read)
     records = [record for _, record in read.records]
     if not _finish(result, len(records), skip_invalid):
         return result
-    with container.sessions.begin() as session:
+    with sessions.begin() as session:
         _apply(result, upsert_pipelines(session, records, mapped_by="import"))
     return result
 
@@ -91,7 +91,8 @@ def _check_deal(record: DealRecord, known: dict[str, set[str]]) -> dict:
 
 
 def import_deals(
-    container,
+    sessions,
+    settings,
     read: FileRecords[DealRecord],
     skip_invalid: bool,
     on_progress: Progress = _no_progress,
@@ -99,7 +100,7 @@ def import_deals(
 ) -> ImportResult:
     """Create or update deals with their complete stage history, `batch` deals per write."""
     result = _result("deals", read)
-    with container.sessions() as session:
+    with sessions() as session:
         known = _known_stages(session)
     records: list[DealRecord] = []
     for line, record in read.records:
@@ -112,7 +113,7 @@ def import_deals(
         return result
     # NOTE: one transaction for the whole file (all or nothing); the session is emptied per
     # batch so a 100,000-deal file never holds more than one batch of ORM objects.
-    with container.sessions.begin() as session:
+    with sessions.begin() as session:
         for start in range(0, len(records), batch):
             _apply(result, upsert_deals(session, records[start : start + batch], "import"))
             session.flush()
@@ -122,11 +123,11 @@ def import_deals(
 
 
 def import_shares(
-    container, read: FileRecords[ShareRecord], skip_invalid: bool, batch: int = SHARE_BATCH
+    sessions, settings, read: FileRecords[ShareRecord], skip_invalid: bool, batch: int = SHARE_BATCH
 ) -> ImportResult:
     """Add shares of assets to deals; a share already stored (deal, asset, shared_at) is unchanged."""
     result = _result("shares", read)
-    with container.sessions() as session:
+    with sessions() as session:
         deals = _existing(session, Deal.id, {r.deal_id for _, r in read.records})
         assets = _existing(session, Asset.id, {r.asset_id for _, r in read.records})
     valid: list[ShareRecord] = []
@@ -142,7 +143,7 @@ def import_shares(
             valid.append(record)
     if not _finish(result, len(valid), skip_invalid):
         return result
-    with container.sessions.begin() as session:
+    with sessions.begin() as session:
         for start in range(0, len(valid), batch):
             chunk = valid[start : start + batch]
             stored = _stored_shares(session, chunk)
@@ -152,7 +153,7 @@ def import_shares(
                 if (r.deal_id, r.asset_id, r.shared_at) not in stored
             ]
             result.unchanged += len(chunk) - len(new)
-            store_shares(session, container.settings, new, "import")
+            store_shares(session, settings, new, "import")
             result.created += len(new)
     return result
 

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
 from enablement.db.models import CrmStage, Deal, Pipeline, Share, StageChange
+from enablement.db.report_queries import listed_shares
 from enablement.db.versioning import table_versions
 from enablement.domain.stages import BUYING_STAGES
+from enablement.domain.storable import text_problem
 from enablement.errors import NotFound
 
 # Matches scoring below this (0..100) are not search results.
@@ -122,18 +124,27 @@ def _open_condition():
 
 
 def is_plausible_id(value: str) -> bool:
-    """False for ids no row can have (too long, NUL or other control characters, lone surrogates).
+    """False for ids no row can have: not 1 to 64 characters, or text the database cannot store.
 
-    Checked before querying: PostgreSQL refuses NUL in a string and a lone surrogate cannot be
-    encoded, which would otherwise turn a bad URL into a server error instead of a 404.
+    Checked before querying (enablement.domain.storable): PostgreSQL refuses NUL in a string
+    and a lone surrogate cannot be encoded, which would turn a bad id into a server error
+    instead of a 404.
     """
-    if not isinstance(value, str) or not 0 < len(value) <= 64:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return not any(ord(c) < 32 or ord(c) == 127 for c in value)
+    return isinstance(value, str) and 0 < len(value) <= 64 and text_problem(value) is None
+
+
+def reaches(owner_scope: str | None, deal_owner_id: str | None) -> bool:
+    """The one sales-scope rule: a caller scoped to an owner reaches that owner's deals only.
+
+    `owner_scope` is services.tokens.Principal.owner_scope (None: every deal); the SQL form of
+    the rule is _reach_condition.
+    """
+    return owner_scope is None or deal_owner_id == owner_scope
+
+
+def _reach_condition(owner_scope: str | None):
+    """SQL form of `reaches` (None when every deal is reached)."""
+    return None if owner_scope is None else Deal.owner_id == owner_scope
 
 
 def visible_deal(session: Session, deal_id: str, owner_scope: str | None) -> Deal:
@@ -148,11 +159,7 @@ def visible_deal(session: Session, deal_id: str, owner_scope: str | None) -> Dea
 
 def check_visible(deal: Deal | None, deal_id: str, owner_scope: str | None) -> Deal:
     """The sales-scope rule on a loaded deal (see visible_deal): the deal, or NotFound."""
-    if (
-        deal is None
-        or deal.deleted_at is not None
-        or (owner_scope is not None and deal.owner_id != owner_scope)
-    ):
+    if deal is None or deal.deleted_at is not None or not reaches(owner_scope, deal.owner_id):
         raise NotFound(f"no deal {deal_id!r}")
     return deal
 
@@ -218,9 +225,11 @@ def search_deals(
     """
     q = (q or "").strip()
     if owner_scope is not None:
-        if owner_id is not None and owner_id != owner_scope:
+        if owner_id is not None and not reaches(owner_scope, owner_id):
             return {"items": [], "page": page, "per_page": per_page, "total": 0}
         owner_id = owner_scope
+    # NOTE: from here on owner_id is the scope the list is limited to (asked for, or imposed).
+    owner_id = owner_id or None
     offset = (page - 1) * per_page
     scores: dict[str, float] = {}
     with sessions() as session:
@@ -231,8 +240,8 @@ def search_deals(
             ids = list(scores)
         else:
             filters = [Deal.deleted_at.is_(None)]
-            if owner_id:
-                filters.append(Deal.owner_id == owner_id)
+            if owner_id is not None:
+                filters.append(_reach_condition(owner_id))
             if stage in BUYING_STAGES:
                 filters.append(CrmStage.buying_stage == stage)
             elif stage:
@@ -260,13 +269,13 @@ def search_deals(
 def _fuzzy(c: _Candidates, q: str, owner_id: str | None, stage: str | None, open: bool | None):
     """Rank the candidates that pass the filters."""
     # NOTE: typo-tolerant matching cannot be prefiltered with LIKE, so every candidate is scored.
-    if not owner_id and not stage and open is None:
+    if owner_id is None and not stage and open is None:
         return rank_by_text(q, c.ids, c.texts)
     column = c.buying if stage in BUYING_STAGES else c.stages
     keep = [
         i
         for i in range(len(c.ids))
-        if (not owner_id or c.owners[i] == owner_id)
+        if reaches(owner_id, c.owners[i])
         and (not stage or column[i] == stage)
         and (open is None or c.closed[i] != open)
     ]
@@ -310,13 +319,10 @@ def get_deal(
     owner_scope: str | None = None,
 ) -> dict:
     """A deal with its current CRM and buying stage, full stage history and shares (with views)."""
-    # NOTE: imported here: the share rules import this module (the sales-scope rule lives here).
-    from enablement.services.shares import shares_with_views
-
     with sessions() as session:
         deal = session.get(Deal, deal_id) if is_plausible_id(deal_id) else None
         # NOTE: deleted deals stay readable here (deleted_at is shown), but never across owners.
-        if deal is None or (owner_scope is not None and deal.owner_id != owner_scope):
+        if deal is None or not reaches(owner_scope, deal.owner_id):
             raise NotFound(f"no deal {deal_id!r}")
         history = session.execute(
             select(StageChange.pipeline_id, StageChange.stage_id, StageChange.entered_at)
@@ -329,8 +335,12 @@ def get_deal(
             for s in session.scalars(select(CrmStage).where(CrmStage.pipeline_id.in_(pipelines)))
         }
         pipeline = session.get(Pipeline, deal.pipeline_id)
-        shares = shares_with_views(
-            session, settings, Share.deal_id == deal_id, (Share.shared_at, Share.id)
+        shares = listed_shares(
+            session,
+            Share.deal_id == deal_id,
+            (Share.shared_at, Share.id),
+            public_base_url=settings.public_base_url,
+            secret_key=settings.secret_key,
         )
         current = stages.get((deal.pipeline_id, deal.current_stage_id))
         result = _summary(

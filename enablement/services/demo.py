@@ -135,7 +135,18 @@ def _store(session: Session, settings: Settings, data: DemoData) -> None:
         ids = store_shares(
             session,
             settings,
-            [NewShare(s.deal_id, s.asset_id, s.shared_at, s.shared_by, s.channel) for s in chunk],
+            [
+                # NOTE: a demo share is made by its rep: that owner's tokens list it as theirs.
+                NewShare(
+                    s.deal_id,
+                    s.asset_id,
+                    s.shared_at,
+                    s.shared_by,
+                    s.channel,
+                    actor=tokens.owner_actor(s.shared_by),
+                )
+                for s in chunk
+            ],
             "demo",
         )
         views = [

@@ -22,7 +22,7 @@ from enablement.domain import coverage as coverage_domain
 from enablement.domain.cycle_time import compute_cycle_time
 from enablement.domain.effectiveness import compute_effectiveness, recommender_impact
 from enablement.domain.episodes import build_episodes, to_days
-from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
+from enablement.domain.timestamps import InvalidTimestamp, format_timestamp, parse_timestamp
 from enablement.errors import InvalidInput
 from enablement.services.report_jobs import ReportRunner
 
@@ -164,7 +164,7 @@ def _checked(kind: str, as_of) -> datetime | None:
 
 def report_key(settings: Settings, kind: str, as_of: datetime | None) -> str:
     """The report_cache key of one part (a LOADS kind) at as_of (None: "now")."""
-    key = f"{kind}:{as_of.isoformat()}" if as_of is not None else f"{kind}:latest"
+    key = f"{kind}:{format_timestamp(as_of)}" if as_of is not None else f"{kind}:latest"
     if kind == "coverage":
         # The thin/ok threshold is a setting, so it is part of what the cached answer depends on.
         key += f":min{settings.coverage_min_assets}"
@@ -220,7 +220,7 @@ def _cached(
 
 def _compute(kind: str, data: dict, settings: Settings, as_of: datetime) -> dict:
     """Pure computation of one report from loaded data."""
-    as_of_iso = as_of.isoformat()
+    as_of_iso = format_timestamp(as_of)
     if kind == "recommendations":
         return _recommendations(data, settings, as_of_iso)
     episodes, crm_episodes = build_episodes(data["history"], data["stage_map"], as_of)

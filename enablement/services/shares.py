@@ -23,6 +23,7 @@ from enablement.db.models import (
     RecommendationItem,
     Share,
 )
+from enablement.db.report_queries import listed_shares
 from enablement.db.types import utcnow
 from enablement.domain.assets import is_live
 from enablement.domain.links import (
@@ -79,9 +80,10 @@ class NewShare:
     deal_id: str
     asset_id: str
     shared_at: datetime
-    shared_by: str | None = None
+    shared_by: str | None = None  # as people read it
     channel: str | None = None
     impression_id: str | None = None  # the recommendation it was shared from, if any
+    actor: str | None = None  # who made it (services.tokens); None from files
 
 
 def store_shares(
@@ -107,6 +109,7 @@ def store_shares(
                 "asset_id": s.asset_id,
                 "shared_at": s.shared_at.astimezone(UTC),
                 "shared_by": s.shared_by,
+                "actor": s.actor,
                 "channel": s.channel,
                 "source": source,
                 "impression_id": s.impression_id,
@@ -153,6 +156,7 @@ def create_share(
     deal_id: str,
     asset_id: str,
     *,
+    actor: str,
     shared_by: str | None,
     channel: str | None = None,
     shared_at: datetime | None = None,
@@ -165,7 +169,8 @@ def create_share(
 
     The same share is answered (created False) instead of a new one: a share already stored at
     the same (deal, asset, shared_at), also when two workers race to create it; and, for shares
-    made now, one of the same asset to the same deal by the same person within REPEAT_WINDOW.
+    made now, one of the same asset to the same deal by the same actor within REPEAT_WINDOW.
+    `actor` is who shares (services.tokens), `shared_by` how people read it.
     With `idempotency`, a repeat of the key by the same token answers the first answer again
     (InvalidInput when the request differs). Only callers allowed to backfill may give shared_at.
     `owner_scope` limits a scoped sales caller to its owner's deals; `impression_id` names the
@@ -182,7 +187,7 @@ def create_share(
         answer, created = _create_share(
             session,
             settings,
-            NewShare(deal_id, asset_id, when, shared_by, channel, impression_id),
+            NewShare(deal_id, asset_id, when, shared_by, channel, impression_id, actor),
             shared_at is not None,
             owner_scope,
         )
@@ -261,15 +266,13 @@ def _create_share(
 
 
 def _recent_repeat(session: Session, new: NewShare) -> Share | None:
-    """The newest share of this asset to this deal by this person within REPEAT_WINDOW, if any."""
+    """The newest share of this asset to this deal by this actor within REPEAT_WINDOW, if any."""
     return session.scalars(
         select(Share)
         .where(
             Share.deal_id == new.deal_id,
             Share.asset_id == new.asset_id,
-            Share.shared_by == new.shared_by
-            if new.shared_by is not None
-            else Share.shared_by.is_(None),
+            Share.actor == new.actor,
             Share.shared_at >= new.shared_at - REPEAT_WINDOW,
             Share.shared_at <= new.shared_at,
         )
@@ -341,60 +344,27 @@ def _check_impression(session: Session, impression_id: str, deal_id: str, asset_
 def list_shares(
     sessions: sessionmaker[Session],
     settings: Settings,
-    shared_by: str,
+    actor: str,
     page: int = 1,
     per_page: int = 50,
 ) -> dict:
-    """A page of the shares made by one person (newest first), with buyer views and links."""
+    """A page of the shares one actor made (newest first), with buyer views and links.
+
+    `actor` is who made them as services.tokens spells it (an owner: every token bound to
+    that owner and the app card acting for it; else one token).
+    """
     with sessions() as session:
-        total = session.scalar(
-            select(func.count()).select_from(Share).where(Share.shared_by == shared_by)
-        )
-        items = shares_with_views(
+        total = session.scalar(select(func.count()).select_from(Share).where(Share.actor == actor))
+        items = listed_shares(
             session,
-            settings,
-            Share.shared_by == shared_by,
+            Share.actor == actor,
             (Share.shared_at.desc(), Share.id.desc()),
+            public_base_url=settings.public_base_url,
+            secret_key=settings.secret_key,
             offset=(page - 1) * per_page,
             limit=per_page,
         )
     return {"items": items, "page": page, "per_page": per_page, "total": total}
-
-
-def shares_with_views(
-    session: Session, settings: Settings, where, order_by, offset: int = 0, limit: int | None = None
-) -> list[dict]:
-    """Shares matching `where` as the API shows them: asset title, buyer views and the link.
-
-    NOTE: views are counted per share through the link_views index (a correlated count): an
-    aggregate over every view joined in would cost the whole table on every request.
-    """
-    views = (
-        select(func.count()).where(LinkView.share_id == Share.id).correlate(Share).scalar_subquery()
-    )
-    rows = session.execute(
-        select(Share, Asset.title, views)
-        .join(Asset, Asset.id == Share.asset_id)
-        .where(where)
-        .order_by(*order_by)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return [
-        {
-            "id": share.id,
-            "deal_id": share.deal_id,
-            "asset_id": share.asset_id,
-            "asset_title": title,
-            "shared_at": share.shared_at,
-            "shared_by": share.shared_by,
-            "channel": share.channel,
-            "impression_id": share.impression_id,
-            "views": count,
-            "link": link_url(settings.public_base_url, link_token(settings.secret_key, share.id)),
-        }
-        for share, title, count in rows
-    ]
 
 
 def follow_link(

@@ -22,6 +22,21 @@ LAST_USED_GRANULARITY = timedelta(minutes=5)
 SHOWN_PREFIX = 8
 
 
+def owner_actor(owner_id: str) -> str:
+    """The actor of a CRM owner: every token bound to the owner, and the owner on the app card."""
+    return f"owner:{owner_id}"
+
+
+def token_actor(token_id: int) -> str:
+    """The actor of one token not bound to an owner: that token alone."""
+    return f"token:{token_id}"
+
+
+def cli_actor(user: str | None) -> str:
+    """The actor of a command run by an operating-system user (or by an unknown one)."""
+    return f"cli:{user}" if user else "cli"
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: a token's name, role and (for sales) CRM owner id."""
@@ -34,6 +49,30 @@ class Principal:
     def has_role(self, role: str) -> bool:
         """True when this principal's role is at least `role` (sales < marketing < admin)."""
         return ROLES.index(self.role) >= ROLES.index(role)
+
+    @property
+    def actor(self) -> str:
+        """Who is asking, as stored with shares and impressions ("mine", the repeat window).
+
+        NOTE: token names are not unique and may look like owner ids, so identity is never the
+        name: it is the owner for a token bound to one, else the token itself. Each kind has
+        its own prefix (owner:, token:, cli:), so no two kinds can ever spell the same actor.
+        """
+        return owner_actor(self.owner_id) if self.owner_id else token_actor(self.token_id)
+
+    @property
+    def owner_scope(self) -> str | None:
+        """The CRM owner whose deals alone this caller reaches: a sales token's owner, else None (all).
+
+        Decided here for every deal route (list, show, shares, recommendations); services apply
+        it through services.deals.reaches.
+        """
+        return self.owner_id if self.role == "sales" and self.owner_id else None
+
+    @property
+    def shown_as(self) -> str:
+        """Who is asking, as people read it on a share (shared_by): the owner id, else the name."""
+        return self.owner_id or self.name
 
 
 def hash_token(token: str) -> str:

@@ -72,7 +72,7 @@ def list_assets(principal, query):
 )
 def create_asset(principal, body):
     """Create one asset."""
-    return assets.create_asset(ctx(), body)
+    return assets.create_asset(ctx().sessions, ctx().settings, body)
 
 
 @bp.get("/api/v1/assets/<asset_id>")
@@ -93,7 +93,7 @@ def get_asset(principal, asset_id):
 )
 def update_asset(principal, asset_id, body):
     """Update some fields."""
-    return assets.update_asset(ctx(), asset_id, body)
+    return assets.update_asset(ctx().sessions, ctx().settings, asset_id, body)
 
 
 @bp.delete("/api/v1/assets/<asset_id>")
@@ -126,16 +126,20 @@ def import_assets(principal, query):
     skip_invalid = query["skip_invalid"]
     mimetype = request.mimetype
     if mimetype == "application/json":
-        result = asset_imports.import_asset_list(ctx(), read_json(), skip_invalid)
+        result = asset_imports.import_asset_list(
+            ctx().sessions, ctx().settings, read_json(), skip_invalid
+        )
     elif mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise BadRequest("send the file in the multipart field 'file'")
         fmt = detect_format(upload.filename, upload.mimetype)
-        result = asset_imports.import_assets(ctx(), upload.stream, fmt, skip_invalid)
+        result = asset_imports.import_assets(
+            ctx().sessions, ctx().settings, upload.stream, fmt, skip_invalid
+        )
     elif mimetype in FILE_TYPES:
         result = asset_imports.import_assets(
-            ctx(), request.stream, FILE_TYPES[mimetype], skip_invalid
+            ctx().sessions, ctx().settings, request.stream, FILE_TYPES[mimetype], skip_invalid
         )
     else:
         raise UnsupportedMediaType(

@@ -49,8 +49,8 @@ class DealSummarySchema(Schema):
     currency = fields.String(allow_none=True)
     industry = fields.String(allow_none=True)
     owner_id = fields.String(allow_none=True)
-    created_at = fields.AwareDateTime()
-    closed_at = fields.AwareDateTime(allow_none=True)
+    created_at = Timestamp()
+    closed_at = Timestamp(allow_none=True)
     score = fields.Float(allow_none=True, metadata={"description": "match score 0-100 when q"})
 
 
@@ -61,7 +61,7 @@ class StageHistoryEntrySchema(Schema):
     stage_id = fields.String()
     label = fields.String(allow_none=True)
     buying_stage = fields.String(allow_none=True)
-    entered_at = fields.AwareDateTime()
+    entered_at = Timestamp()
 
 
 class DealShareSchema(Schema):
@@ -70,7 +70,7 @@ class DealShareSchema(Schema):
     id = fields.Integer()
     asset_id = fields.String()
     asset_title = fields.String()
-    shared_at = fields.AwareDateTime()
+    shared_at = Timestamp()
     shared_by = fields.String(allow_none=True)
     channel = fields.String(allow_none=True)
     views = fields.Integer()
@@ -83,7 +83,7 @@ class DealDetailSchema(DealSummarySchema):
     pipeline = fields.Nested(PipelineRefSchema)
     personas = fields.List(fields.String())
     topics = fields.List(fields.String())
-    deleted_at = fields.AwareDateTime(allow_none=True)
+    deleted_at = Timestamp(allow_none=True)
     stage_history = fields.List(fields.Nested(StageHistoryEntrySchema))
     shares = fields.List(fields.Nested(DealShareSchema))
 
@@ -113,7 +113,7 @@ class ShareCreatedSchema(Schema):
 
     id = fields.Integer()
     link = fields.String()
-    shared_at = fields.AwareDateTime()
+    shared_at = Timestamp()
 
 
 class ShareListQuery(PageQuery):

@@ -8,7 +8,7 @@ from enablement.context import ctx
 from enablement.errors import InvalidInput
 from enablement.services.deals import get_deal, search_deals
 from enablement.web.deal_schemas import DealDetailSchema, DealQuery, DealSummarySchema
-from enablement.web.endpoint import endpoint, owner_scope
+from enablement.web.endpoint import endpoint
 from enablement.web.schemas import paged
 
 bp = Blueprint("deals", __name__)
@@ -32,7 +32,7 @@ def list_deals(principal, query):
                 {"owner_id": ["this token has no owner"]},
             )
         query["owner_id"] = principal.owner_id
-    return search_deals(ctx().sessions, **query, owner_scope=owner_scope(principal))
+    return search_deals(ctx().sessions, **query, owner_scope=principal.owner_scope)
 
 
 @bp.get("/api/v1/deals/<deal_id>")
@@ -46,4 +46,4 @@ def list_deals(principal, query):
 def show_deal(principal, deal_id):
     """One deal."""
     container = ctx()
-    return get_deal(container.sessions, container.settings, deal_id, owner_scope(principal))
+    return get_deal(container.sessions, container.settings, deal_id, principal.owner_scope)

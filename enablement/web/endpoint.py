@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError
 from enablement.context import ctx
 from enablement.domain.storable import refuse_json_constant, value_problem
 from enablement.errors import BadRequest, InvalidInput, UnsupportedMediaType
-from enablement.services.tokens import Principal, authenticate, require_role
+from enablement.services.tokens import authenticate, require_role
 
 
 @dataclass(frozen=True)
@@ -117,14 +117,3 @@ def load(schema: Schema, data, where: str):
         return schema.load(data)
     except ValidationError as e:
         raise InvalidInput(f"invalid {where}", {where: e.messages}) from None
-
-
-def owner_scope(principal: Principal) -> str | None:
-    """The CRM owner whose deals alone this caller reaches: a sales token's owner, else None (all).
-
-    The one place the sales-scope rule is decided for every deal route (list, show, shares,
-    recommendations); services apply it through services.deals.visible_deal.
-    """
-    if principal.role == "sales" and principal.owner_id:
-        return principal.owner_id
-    return None

@@ -11,9 +11,11 @@ from flask import Blueprint, request
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from enablement.context import ctx
+from enablement.domain.timestamps import format_timestamp
 from enablement.errors import Forbidden, Unauthenticated, Unavailable
 from enablement.services.recommendations import owner_for_hubspot_user, recommend_for_deal
 from enablement.services.shares import create_share
+from enablement.services.tokens import owner_actor
 from enablement.web.deal_schemas import ShareBody
 from enablement.web.endpoint import load, read_json
 from enablement.web.webhooks import signature_problem
@@ -78,7 +80,7 @@ def card():
         query["associatedObjectId"],
         query["limit"],
         owner_scope=owner_id,
-        requested_by=owner_id,
+        requested_by=owner_actor(owner_id),
         source="hubspot_card",
     )
     items = [
@@ -119,10 +121,11 @@ def card_share():
         container.settings,
         body["deal_id"],
         body["asset_id"],
+        actor=owner_actor(owner_id),
         shared_by=owner_id,
         channel=body.get("channel") or "hubspot",
         owner_scope=owner_id,
         impression_id=body.get("impression_id"),
     )
-    share["shared_at"] = share["shared_at"].isoformat()
+    share["shared_at"] = format_timestamp(share["shared_at"])
     return share, 201 if created else 200

@@ -15,7 +15,7 @@ from enablement.web.deal_schemas import (
     ShareListItemSchema,
     ShareListQuery,
 )
-from enablement.web.endpoint import endpoint, owner_scope
+from enablement.web.endpoint import endpoint
 from enablement.web.schemas import paged
 
 bp = Blueprint("links", __name__)
@@ -47,11 +47,12 @@ def post_share(principal, body, deal_id):
         container.settings,
         deal_id,
         body["asset_id"],
-        shared_by=principal.owner_id or principal.name,
+        actor=principal.actor,
+        shared_by=principal.shown_as,
         channel=body.get("channel"),
         shared_at=body.get("shared_at"),
         may_backfill=principal.has_role("admin"),
-        owner_scope=owner_scope(principal),
+        owner_scope=principal.owner_scope,
         impression_id=body.get("impression_id"),
         idempotency=idempotency,
     )
@@ -68,12 +69,12 @@ def post_share(principal, body, deal_id):
     errors=(422,),
 )
 def get_shares(principal, query):
-    """A page of the shares this token made (shared_by is its owner id, else its name)."""
+    """A page of the caller's shares: its owner's (by any of its tokens or the card), else its own."""
     container = ctx()
     return list_shares(
         container.sessions,
         container.settings,
-        principal.owner_id or principal.name,
+        principal.actor,
         page=query["page"],
         per_page=query["per_page"],
     )

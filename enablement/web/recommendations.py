@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify
 from enablement.context import ctx
 from enablement.services.recommendations import recommend_for_deal
 from enablement.web.deal_schemas import RecommendationQuery, RecommendationsSchema
-from enablement.web.endpoint import endpoint, owner_scope
+from enablement.web.endpoint import endpoint
 
 bp = Blueprint("recommendations", __name__)
 
@@ -29,8 +29,8 @@ def get_recommendations(principal, query, deal_id):
         container.settings,
         deal_id,
         query["limit"],
-        owner_scope=owner_scope(principal),
-        requested_by=principal.owner_id or principal.name,
+        owner_scope=principal.owner_scope,
+        requested_by=principal.actor,
         token_id=principal.token_id,
         source="api",
     )

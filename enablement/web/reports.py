@@ -11,6 +11,7 @@ from enablement.context import ctx
 from enablement.domain.effectiveness.verdicts import VERDICTS
 from enablement.domain.report_filters import EffectFilter, filter_effectiveness
 from enablement.domain.stages import BUYING_STAGES
+from enablement.domain.timestamps import format_timestamp
 from enablement.render import render, render_api_json
 from enablement.services.report_jobs import ReportRunner
 from enablement.services.reports import ReportAnswer, request_report
@@ -332,7 +333,7 @@ def _marked(response: Response, answer: ReportAnswer) -> Response:
         digest = hashlib.sha256(answer.version.encode("utf-8")).hexdigest()[:16]
         response.headers["X-Report-Version"] = digest
     if answer.computed_at is not None:
-        response.headers["X-Report-Computed-At"] = answer.computed_at.isoformat()
+        response.headers["X-Report-Computed-At"] = format_timestamp(answer.computed_at)
     if answer.state == "stale":
         # A newer report is being computed: ask again after this long to get it.
         response.headers["Retry-After"] = str(answer.retry_after)
@@ -356,7 +357,7 @@ def _computing(kind: str, query: dict, answer: ReportAnswer) -> Response:
             f"<p>The {kind} report is being computed; this page reloads by itself.</p>"
         )
         return Response(page, status=202, mimetype="text/html", headers=headers)
-    as_of = query["as_of"].isoformat() if query.get("as_of") is not None else None
+    as_of = format_timestamp(query["as_of"]) if query.get("as_of") is not None else None
     body = jsonify(status="computing", report=kind, as_of=as_of, retry_after=answer.retry_after)
     body.status_code = 202
     body.headers.update(headers)

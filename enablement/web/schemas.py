@@ -6,7 +6,7 @@ from functools import cache
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
+from enablement.domain.timestamps import InvalidTimestamp, format_timestamp, parse_timestamp
 
 MAX_PER_PAGE = 200
 # The OpenAPI form of the timestamp rule (domain.timestamps): years 1970-2100 and a zone.
@@ -24,7 +24,7 @@ class StrictSchema(Schema):
 
 
 class Timestamp(fields.AwareDateTime):
-    """A timestamp read by the product's one rule (zone required, 1970-2100); written as ISO 8601."""
+    """A timestamp read and written by the product's one rule (domain.timestamps): UTC with Z out."""
 
     def __init__(self, **kwargs):
         metadata = {
@@ -33,6 +33,9 @@ class Timestamp(fields.AwareDateTime):
             **kwargs.pop("metadata", {}),
         }
         super().__init__(format="iso", default_timezone=None, metadata=metadata, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return format_timestamp(value)
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:

@@ -9,7 +9,7 @@ from enablement.context import ctx
 from enablement.domain.stages import BUYING_STAGES
 from enablement.services.stage_map import set_stage_mapping, show_stage_map
 from enablement.web.endpoint import endpoint
-from enablement.web.schemas import StrictSchema
+from enablement.web.schemas import StrictSchema, Timestamp
 
 bp = Blueprint("stage_map", __name__)
 
@@ -37,7 +37,7 @@ class StageMapItemSchema(Schema):
     unmapped = fields.Boolean()
     reason = fields.String(allow_none=True)
     mapped_by = fields.String(allow_none=True)
-    mapped_at = fields.AwareDateTime(allow_none=True)
+    mapped_at = Timestamp(allow_none=True)
 
 
 class ReviewItemSchema(Schema):

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 from enablement.context import ctx
 from enablement.services import tokens
 from enablement.web.endpoint import endpoint
-from enablement.web.schemas import StrictSchema
+from enablement.web.schemas import StrictSchema, Timestamp
 
 bp = Blueprint("tokens", __name__, url_prefix="/api/v1")
 
@@ -38,9 +38,9 @@ class TokenSchema(Schema):
     prefix = TokenPrefix(
         metadata={"description": "the first characters of the token, to recognise it"}
     )
-    created_at = fields.DateTime()
-    last_used_at = fields.DateTime(allow_none=True)
-    revoked_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    last_used_at = Timestamp(allow_none=True)
+    revoked_at = Timestamp(allow_none=True)
 
 
 class TokenListSchema(Schema):

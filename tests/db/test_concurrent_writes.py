@@ -15,7 +15,9 @@ def test_many_buyers_opening_links_at_once_are_all_redirected_and_counted(app, c
     insert_pipeline(sessions)
     insert_deals(sessions, sample_deal())
     insert_asset(sessions)
-    share, _ = create_share(sessions, container.settings, "d1", "a1", shared_by="rep")
+    share, _ = create_share(
+        sessions, container.settings, "d1", "a1", shared_by="rep", actor="owner:rep"
+    )
     path = share["link"].removeprefix(container.settings.public_base_url)
 
     def open_link(_):

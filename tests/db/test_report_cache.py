@@ -82,20 +82,20 @@ def world(container) -> World:
     insert_deals(sessions, sample_deal("d1"))
     # d2 goes in last, so its one stage change holds the highest id.
     insert_deals(sessions, sample_deal("d2", history=((3, "demo"),)))
-    create_asset(container, asset_record(1))
-    create_asset(container, asset_record(2))
-    shared, _ = create_share(sessions, settings, "d1", "asset-1", shared_by="o1")
+    create_asset(sessions, settings, asset_record(1))
+    create_asset(sessions, settings, asset_record(2))
+    shared, _ = create_share(sessions, settings, "d1", "asset-1", shared_by="o1", actor="owner:o1")
     world = World(container, shared["link"].rsplit("/", 1)[1])
     warm(world)
     return world
 
 
 def create_another_asset(w: World):
-    create_asset(w.container, asset_record(3))
+    create_asset(w.sessions, w.settings, asset_record(3))
 
 
 def rename_an_asset(w: World):
-    update_asset(w.container, "asset-2", {"title": "Renamed field notes"})
+    update_asset(w.sessions, w.settings, "asset-2", {"title": "Renamed field notes"})
 
 
 def retire_an_asset(w: World):
@@ -127,7 +127,7 @@ def confirm_a_stage_mapping(w: World):
 
 
 def share_an_asset(w: World):
-    create_share(w.sessions, w.settings, "d2", "asset-2", shared_by="o1")
+    create_share(w.sessions, w.settings, "d2", "asset-2", shared_by="o1", actor="owner:o1")
 
 
 def open_a_link(w: World):

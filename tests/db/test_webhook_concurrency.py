@@ -119,7 +119,9 @@ def test_webhooks_sync_and_share_clicks_do_not_queue_behind_one_row(hook_app, da
     container = hook_app.extensions["enablement"]
     sessions = container.sessions
     insert_asset(sessions)
-    share, _ = create_share(sessions, container.settings, "202", "a1", shared_by="rep")
+    share, _ = create_share(
+        sessions, container.settings, "202", "a1", shared_by="rep", actor="owner:rep"
+    )
     token = share["link"].rsplit("/", 1)[-1]
     holding, release = threading.Event(), threading.Event()
 
@@ -143,7 +145,7 @@ def test_webhooks_sync_and_share_clicks_do_not_queue_behind_one_row(hook_app, da
                 [deal_record(sample_deal("204", history=((0, "disc"), (9, "won"))))],
                 "hubspot",
             )
-        create_share(sessions, container.settings, "205", "a1", shared_by="rep")
+        create_share(sessions, container.settings, "205", "a1", shared_by="rep", actor="owner:rep")
         follow_link(sessions, token, BROWSER)
         elapsed = time.perf_counter() - started
         assert not release.is_set()

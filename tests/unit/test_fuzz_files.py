@@ -77,7 +77,7 @@ def sample_deal_time():
 def run_import(container, kind: str, body: bytes, fmt: str):
     """Import and return the result, or the documented error raised; anything else fails the test."""
     try:
-        return IMPORTERS[kind](container, io.BytesIO(body), fmt, False)
+        return IMPORTERS[kind](container.sessions, container.settings, io.BytesIO(body), fmt, False)
     except DOCUMENTED as e:
         return e
 
@@ -86,13 +86,25 @@ def run_import(container, kind: str, body: bytes, fmt: str):
 def stored(container):
     """A pipeline, a deal and an asset, so that deal and share records can be valid."""
     transfers.import_pipelines(
-        container, io.BytesIO(json.dumps(sample_pipeline("p1")).encode()), "jsonl", False
+        container.sessions,
+        container.settings,
+        io.BytesIO(json.dumps(sample_pipeline("p1")).encode()),
+        "jsonl",
+        False,
     )
     transfers.import_deals(
-        container, io.BytesIO(json.dumps(sample_deal("d1")).encode()), "jsonl", False
+        container.sessions,
+        container.settings,
+        io.BytesIO(json.dumps(sample_deal("d1")).encode()),
+        "jsonl",
+        False,
     )
     asset_imports.import_assets(
-        container, io.BytesIO(json.dumps(asset_record(1)).encode()), "jsonl", False
+        container.sessions,
+        container.settings,
+        io.BytesIO(json.dumps(asset_record(1)).encode()),
+        "jsonl",
+        False,
     )
     return container
 

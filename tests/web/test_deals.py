@@ -103,7 +103,7 @@ def test_a_deal_shows_history_with_labels_and_buying_stages(client, auth, deals)
         ("disc", "Discovery call", "interest"),
         ("prop", "Proposal sent", "closing"),
     ]
-    assert body["stage_history"][0]["entered_at"] == "2026-01-05T09:00:00+00:00"
+    assert body["stage_history"][0]["entered_at"] == "2026-01-05T09:00:00Z"
     assert body["personas"] == ["cfo"]
     assert body["shares"] == []
 

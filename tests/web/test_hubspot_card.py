@@ -12,6 +12,7 @@ from enablement.db.models import Owner, RecommendationImpression, Share
 from integrations.hubspot.signatures import sign_v3, signed_url, verify_v3
 from tests.crm_data import insert_asset, insert_deals, insert_pipeline, sample_deal
 from tests.web.test_recommendations import mapped_pipeline
+from tests.web.test_timestamp_output import ONE_FORMAT
 
 SECRET = "card-client-secret"  # noqa: S105 - a test value
 PORTAL = "4242"
@@ -77,7 +78,7 @@ def test_a_signed_request_gets_the_deals_recommendations_with_share_actions(card
     }
     with sessions() as session:
         impression = session.get(RecommendationImpression, body["impression_id"])
-        assert (impression.source, impression.requested_by) == ("hubspot_card", "o1")
+        assert (impression.source, impression.requested_by) == ("hubspot_card", "owner:o1")
     # The share button: the same answer as the API's share, linked to the impression.
     raw = json.dumps(item["share"]["body"]).encode()
     qs, headers = signed("POST", SHARES, card_query(), raw)
@@ -86,6 +87,7 @@ def test_a_signed_request_gets_the_deals_recommendations_with_share_actions(card
     )
     assert shared.status_code == 201, shared.get_json()
     assert set(shared.get_json()) == {"id", "link", "shared_at"}
+    assert ONE_FORMAT.match(shared.get_json()["shared_at"])
     with sessions() as session:
         share = session.scalars(select(Share)).one()
         assert (share.shared_by, share.impression_id, share.channel) == (

@@ -160,7 +160,8 @@ def test_an_asset_title_with_markup_renders_as_text(marketing, container):
     from enablement.services.assets import create_asset
 
     create_asset(
-        container,
+        container.sessions,
+        container.settings,
         {
             "title": "<script>alert(1)</script>",
             "url": "https://x.example/a",

@@ -91,7 +91,7 @@ def test_recommendations_rank_live_assets_for_the_deal_and_log_an_impression(
             "evaluation",
             False,
         )
-        assert (impression.requested_by, impression.source) == ("o1", "api")
+        assert (impression.requested_by, impression.source) == ("owner:o1", "api")
         assert [(i.asset_id, i.rank, i.score) for i in impression.items] == [
             ("fit", 1, item["score"]),
             ("plain", 2, body["items"][1]["score"]),

@@ -54,7 +54,7 @@ def test_only_an_admin_may_backfill_shared_at(client, sessions, auth, data):
         assert client.post(URL, json=body, headers=auth(role)).status_code == 403
     response = client.post(URL, json=body, headers=auth("admin"))
     assert response.status_code == 201
-    assert response.get_json()["shared_at"] == "2026-01-20T09:00:00+00:00"
+    assert response.get_json()["shared_at"] == "2026-01-20T09:00:00Z"
     assert shares(sessions)[0].source == "backfill"
 
 
@@ -156,7 +156,14 @@ def test_concurrent_identical_backfills_store_one_share(app, settings, sessions,
         try:
             results.append(
                 create_share(
-                    sessions, settings, "d1", "a1", shared_by="x", shared_at=when, may_backfill=True
+                    sessions,
+                    settings,
+                    "d1",
+                    "a1",
+                    actor="token:1",
+                    shared_by="x",
+                    shared_at=when,
+                    may_backfill=True,
                 )
             )
         except Exception as e:  # noqa: BLE001 - collected and asserted below
@@ -171,3 +178,62 @@ def test_concurrent_identical_backfills_store_one_share(app, settings, sessions,
     assert len({r[0]["id"] for r in results}) == 1
     assert sum(created for _, created in results) == 1
     assert len(shares(sessions)) == 1
+
+
+def _bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _mine(client, headers) -> list[tuple[str, str]]:
+    body = client.get("/api/v1/shares?mine=true", headers=headers).get_json()
+    assert body["total"] == len(body["items"])
+    return [(s["deal_id"], s["asset_id"]) for s in body["items"]]
+
+
+def test_two_team_tokens_with_the_same_name_have_their_own_shares(
+    client, sessions, token_for, data
+):
+    alex, other_alex = (_bearer(token_for("sales", "Alex")) for _ in range(2))
+    first = client.post(URL, json={"asset_id": "a1"}, headers=alex)
+    # Not a repeat of the first share: another token, though named alike, within the window.
+    second = client.post(URL, json={"asset_id": "a1"}, headers=other_alex)
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.get_json()["id"] != second.get_json()["id"]
+    assert client.post(URL, json={"asset_id": "a1"}, headers=alex).get_json() == first.get_json()
+    with sessions() as session:
+        ids = {s.id for s in session.scalars(select(Share))}
+    assert len(ids) == 2
+    assert _mine(client, alex) == [("d1", "a1")]
+    assert (
+        client.get("/api/v1/shares?mine=true", headers=alex).get_json()["items"][0]["id"]
+        == first.get_json()["id"]
+    )
+    # Display is unchanged: both read "Alex".
+    assert [s.shared_by for s in shares(sessions)] == ["Alex", "Alex"]
+
+
+def test_a_team_token_named_like_an_owner_id_sees_none_of_that_owners_shares(
+    client, token_for, data
+):
+    owner = _bearer(token_for("sales", "Rita", owner_id="o1"))
+    impostor = _bearer(token_for("sales", "o1"))
+    assert client.post(URL, json={"asset_id": "a1"}, headers=owner).status_code == 201
+    assert _mine(client, impostor) == []
+    assert client.post(URL, json={"asset_id": "a1"}, headers=impostor).status_code == 201
+    assert _mine(client, owner) == [("d1", "a1")]
+    assert len(_mine(client, impostor)) == 1
+
+
+def test_an_owner_bound_token_sees_its_owners_shares_made_by_any_of_its_tokens(
+    client, token_for, data
+):
+    laptop = _bearer(token_for("sales", "Rita laptop", owner_id="o1"))
+    phone = _bearer(token_for("sales", "Rita phone", owner_id="o1"))
+    someone_else = _bearer(token_for("sales", "Sam", owner_id="o2"))
+    shared = client.post(URL, json={"asset_id": "a1"}, headers=laptop)
+    # The owner is the person: a repeat from the phone within the window is the same share.
+    again = client.post(URL, json={"asset_id": "a1"}, headers=phone)
+    assert (shared.status_code, again.status_code) == (201, 200)
+    assert again.get_json() == shared.get_json()
+    assert _mine(client, phone) == _mine(client, laptop) == [("d1", "a1")]
+    assert _mine(client, someone_else) == []

@@ -1,7 +1,7 @@
 """The browser pages: sign in with a token, then sales, asset library, reports and stage map.
 
 Every page calls the same services as the API; the role rules are the API's (services.tokens,
-web.endpoint.owner_scope). The session cookie holds the token's id, never the token.
+Principal.owner_scope). The session cookie holds the token's id, never the token.
 """
 
 from __future__ import annotations

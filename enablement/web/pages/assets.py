@@ -103,7 +103,7 @@ def create_asset(principal):
     """Create through the same validation as the API; errors are shown beside the fields."""
     record = record_from_form(request.form, for_update=False)
     try:
-        created = asset_service.create_asset(ctx(), record)
+        created = asset_service.create_asset(ctx().sessions, ctx().settings, record)
     except (InvalidInput, Conflict) as e:
         html = render_template(
             "pages/asset_form.html",
@@ -137,7 +137,7 @@ def update_asset(principal, asset_id):
     asset = asset_service.get_asset(ctx().sessions, asset_id)
     record = record_from_form(request.form, for_update=True)
     try:
-        asset_service.update_asset(ctx(), asset_id, record)
+        asset_service.update_asset(ctx().sessions, ctx().settings, asset_id, record)
     except InvalidInput as e:
         html = render_template(
             "pages/asset_form.html",
@@ -178,7 +178,9 @@ def import_file(principal):
     skip_invalid = request.form.get("skip_invalid") == "on"
     fmt = detect_format(upload.filename, upload.mimetype)
     try:
-        result = asset_imports.import_assets(ctx(), upload.stream, fmt, skip_invalid).as_dict()
+        result = asset_imports.import_assets(
+            ctx().sessions, ctx().settings, upload.stream, fmt, skip_invalid
+        ).as_dict()
     except InvalidInput as e:
         return render_template("pages/asset_import.html", result=None, error=e), e.status
     status = 422 if result["errors"] and not skip_invalid else 200

@@ -10,7 +10,7 @@ from enablement.services.deals import get_deal, search_deals
 from enablement.services.recommendations import recommend_for_deal
 from enablement.services.shares import create_share
 from enablement.web.deal_schemas import DealQuery
-from enablement.web.endpoint import load, owner_scope
+from enablement.web.endpoint import load
 from enablement.web.pages import bp, page
 
 PER_PAGE = 25
@@ -28,7 +28,7 @@ def deals(principal):
     """Open deals (a rep sees their own), best fuzzy match first when searching."""
     query = load(DealQuery(), {"per_page": PER_PAGE, **filled(request.args)}, "query")
     query.setdefault("open", True)
-    answer = search_deals(ctx().sessions, **query, owner_scope=owner_scope(principal))
+    answer = search_deals(ctx().sessions, **query, owner_scope=principal.owner_scope)
     pages = max(1, -(-answer["total"] // answer["per_page"]))
     return render_template("pages/deals.html", answer=answer, query=query, pages=pages)
 
@@ -50,7 +50,7 @@ def deal(principal, deal_id):
     from enablement.db.types import utcnow
 
     container = ctx()
-    scope = owner_scope(principal)
+    scope = principal.owner_scope
     detail = get_deal(container.sessions, container.settings, deal_id, scope)
     recommendations = None
     if detail["deleted_at"] is None:
@@ -60,7 +60,7 @@ def deal(principal, deal_id):
             deal_id,
             5,
             owner_scope=scope,
-            requested_by=principal.owner_id or principal.name,
+            requested_by=principal.actor,
             token_id=principal.token_id,
             # NOTE: the impression sources are api, cli and hubspot_card; the page is an API client.
             source="api",
@@ -85,9 +85,10 @@ def share(principal, deal_id):
         container.settings,
         deal_id,
         asset_id,
-        shared_by=principal.owner_id or principal.name,
+        actor=principal.actor,
+        shared_by=principal.shown_as,
         channel="email",
-        owner_scope=owner_scope(principal),
+        owner_scope=principal.owner_scope,
         impression_id=impression_id,
     )
     flash(answer["link"], "share-link")
