@@ -9,8 +9,8 @@ spooled. A link nobody remembers answers 503 with Retry-After during the outage.
 Where that memory and spool live (links_for picks one per app):
 - REDIS_URL set (SharedLinks): in Redis, shared by every process and host of the app, bounded
   (MAX_SHARED links) and expiring (SHARED_TTL after the last click or share). Spooled views are
-  a Redis list that a job moves into link_views (replay_spooled_views), exactly once whichever
-  host runs it; no click replays them.
+  a Redis list moved into link_views (replay_spooled_views) exactly once whichever host runs
+  it: the next click any host answers from the database replays it.
 - no REDIS_URL (HostLinks, the embedded SQLite): a per-process LRU over a SQLite file in the
   instance folder, and a spool file beside it that the first click answered after the database
   is back replays. Both live on the one host that also holds the database file.
@@ -433,8 +433,22 @@ class SharedLinks:
             spool_view(spool_path(self.instance_path), share_id, viewed_at, user_agent)
 
     def settle(self, sessions: sessionmaker[Session]) -> None:
-        """After a click answered from the database: only a last-resort host spool is replayed here."""
+        """After a click answered from the database: replay the shared spool (any host) and a last-resort host spool."""
+        from enablement.db import OUTAGE_ERRORS
+
         _replay_file(sessions, spool_path(self.instance_path))
+        try:
+            # NOTE: until a scheduled job replays the spool, the first click any host answers from
+            # the database after an outage does; one round trip when nothing waits.
+            waiting, claimed = (
+                self.redis.pipeline().llen(self.spool_key).exists(self._claims).execute()
+            )
+            if waiting or claimed:
+                self.replay(sessions)
+        except shared_store.store_errors() as e:
+            log.warning("spooled views not replayed yet (the shared store failed: %s)", e)
+        except OUTAGE_ERRORS:
+            log.warning("spooled views not replayed yet: the database went away again")
 
     def pending(self) -> int:
         """Views waiting in the shared spool (claimed batches not included)."""

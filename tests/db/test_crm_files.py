@@ -193,7 +193,8 @@ def test_deals_are_written_in_batches_within_one_import(container, sessions, tmp
     progress = []
     with path.open("rb") as stream:
         result = import_deals(
-            container,
+            container.sessions,
+            container.settings,
             read_deals(stream, "jsonl"),
             False,
             on_progress=lambda *p: progress.append(p),
