@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 
 from enablement.db.models import Asset, Deal, LinkView, ReportCache, Share
 from enablement.db.types import utcnow
+from enablement.domain.timestamps import format_timestamp
 from enablement.render import render
 from enablement.services.assets import rescore_assets
 from enablement.services.reports import effects, get_report
@@ -55,7 +56,7 @@ def test_the_effectiveness_report_has_the_documented_shape(sessions, settings, d
     )
     assert report["items"]
     assert all(set(item) == EFFECT_KEYS for item in report["items"])
-    assert report["as_of"] == data.as_of.isoformat()
+    assert report["as_of"] == format_timestamp(data.as_of)
     titles = {it["asset_id"]: it["title"] for it in report["items"]}
     assert titles["a-short"] == "Piece a-short"
     for item in report["items"]:
