@@ -51,11 +51,13 @@ class HeldJobs:
 
     def __init__(self, open_gate: bool = False):
         self.started, self.gate, self.calls = threading.Event(), threading.Event(), 0
+        self.keys: list[str] = []
         if open_gate:
             self.gate.set()
 
     def __call__(self, key: str) -> None:
         self.calls += 1
+        self.keys.append(key)
         self.started.set()
         assert self.gate.wait(60), "the test never opened the gate"
 
