@@ -21,7 +21,24 @@ REMAINING_HEADER = "X-HubSpot-RateLimit-Remaining"
 INTERVAL_HEADER = "X-HubSpot-RateLimit-Interval-Milliseconds"
 
 
-class RateLimiter:
+class _Budget:
+    """What both limiters derive from their `calls` per `period` and their `slot()`."""
+
+    calls: int
+    period: float
+
+    @property
+    def rate(self) -> float:
+        """Requests per second the client is held to now (after any tightening by HubSpot)."""
+        return self.calls / self.period
+
+    def acquire(self) -> float:
+        """Wait for a slot for a request that is answered at once; returns the seconds waited."""
+        with self.slot() as waited:
+            return waited
+
+
+class RateLimiter(_Budget):
     """At most `calls` requests reaching the server in any `period` seconds, whatever the latency.
 
     NOTE: HubSpot counts a request when it arrives, somewhere between our send and its
@@ -58,16 +75,6 @@ class RateLimiter:
         self._sent: deque[float] = deque()  # when each of our recent requests was sent
         self._in_flight = 0
         self._lock = threading.Lock()
-
-    @property
-    def rate(self) -> float:
-        """Requests per second the client is held to now (after any tightening by HubSpot)."""
-        return self.calls / self.period
-
-    def acquire(self) -> float:
-        """Wait for a slot for a request that is answered at once; returns the seconds waited."""
-        with self.slot() as waited:
-            return waited
 
     @contextmanager
     def slot(self) -> Iterator[float]:
@@ -177,7 +184,7 @@ return math.max(foreign, 0)
 IN_FLIGHT_SECONDS = 120.0
 
 
-class SharedRateLimiter:
+class SharedRateLimiter(_Budget):
     """RateLimiter's promise kept by every process and host that uses one HubSpot app together.
 
     NOTE: the same rule as RateLimiter (a request counts from its send until one period after
@@ -212,16 +219,6 @@ class SharedRateLimiter:
         self._answered = redis.register_script(_ANSWERED)
         self._observe = redis.register_script(_OBSERVE)
         self._lock = threading.Lock()
-
-    @property
-    def rate(self) -> float:
-        """Requests per second the budget is held to now (after any tightening by HubSpot)."""
-        return self.calls / self.period
-
-    def acquire(self) -> float:
-        """Wait for a slot for a request that is answered at once; returns the seconds waited."""
-        with self.slot() as waited:
-            return waited
 
     @contextmanager
     def slot(self) -> Iterator[float]:
