@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from enablement.db.models import CrmStage, Deal, Owner, Pipeline, StageChange
-from enablement.db.types import utcnow
+from enablement.db.types import upsert_insert, utcnow
 from enablement.domain.crm import UNSET, DealRecord, OwnerRecord, PipelineRecord, StageEntry
 from enablement.domain.deal_history import DealState, latest_entry, synced_history
 from enablement.domain.stages import suggest_buying_stage
@@ -289,11 +289,7 @@ def lock_deals(session: Session, ids: Iterable[str]) -> dict[str, Deal]:
 
 def _insert_ignoring_duplicates(session: Session, table, rows: list[dict], keys: list[str]):
     """INSERT ... ON CONFLICT (keys) DO NOTHING on either engine; returns the statement's result."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(table).on_conflict_do_nothing(index_elements=keys)
+    statement = upsert_insert(session, table).on_conflict_do_nothing(index_elements=keys)
     return session.execute(statement, rows)
 
 
@@ -394,10 +390,6 @@ def add_stage_entries(
         {"deal_id": d, "pipeline_id": p, "stage_id": s, "entered_at": t, "source": source}
         for d, p, s, t in dict.fromkeys(entries)
     ]
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
     added: set[tuple[str, str, str, datetime]] = set()
     table = StageChange.__table__
     key = [table.c.deal_id, table.c.pipeline_id, table.c.stage_id, table.c.entered_at]
@@ -406,7 +398,7 @@ def add_stage_entries(
     if rows:
         # One cached statement over many parameter sets (batched into multi-row INSERTs).
         statement = (
-            dialect_insert(table)
+            upsert_insert(session, table)
             .on_conflict_do_nothing(index_elements=[c.name for c in key])
             .returning(*key)
         )

@@ -412,14 +412,31 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class ReportJob(Base):
-    """A report being computed, by whom, and when it last said it is still at it."""
+class Job(Base):
+    """A piece of background work: what, its key, where it stands, and what went wrong last.
 
-    __tablename__ = "report_jobs"
+    One row per key: asking for work whose key is queued or running adds nothing (a report is
+    computed once however many ask); asking again after it ended queues the same row again.
+    """
 
-    # The report_cache key of the report (its kind and parameters): one computation per key.
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(128))
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Renewed while the computation runs; a job silent for longer than its lease is taken over.
-    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_run_after", "state", "run_after"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # What the work is and its parameters, e.g. "report:effectiveness:latest": one job per key.
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    # queued, running, succeeded or failed (enablement.db.jobs.STATES).
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # Not to start before (a retry's backoff, or a delayed job).
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Which worker runs it; renewed while it runs, taken over when silent longer than the lease.
+    owner: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()

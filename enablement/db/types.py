@@ -32,3 +32,12 @@ class UTCDateTime(TypeDecorator):
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+def upsert_insert(session, table):
+    """The engine's own INSERT (PostgreSQL's or SQLite's), which has ON CONFLICT: one rule for both."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

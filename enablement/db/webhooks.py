@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.db.models import WebhookEvent
-from enablement.db.types import utcnow
+from enablement.db.types import upsert_insert, utcnow
 from enablement.domain.deal_events import APPLIED, PENDING, STATUSES
 
 KEY = ("portal_id", "subscription_id", "event_id", "occurred_at")
@@ -65,10 +65,6 @@ def store_events(session: Session, rows: Sequence[dict]) -> tuple[dict[tuple, in
     workers storing the same event at once: exactly one insert wins (ON CONFLICT DO NOTHING
     on the unique key), the other sees a repeat.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
     now = utcnow()
     unique: dict[tuple, dict] = {}
     repeats: list[tuple] = []
@@ -86,7 +82,7 @@ def store_events(session: Session, rows: Sequence[dict]) -> tuple[dict[tuple, in
     # NOTE: one cached statement run over many parameter sets (SQLAlchemy batches them into
     # multi-row INSERTs itself); a .values(list) statement is compiled anew for every batch.
     statement = (
-        dialect_insert(table)
+        upsert_insert(session, table)
         .on_conflict_do_nothing(index_elements=list(KEY))
         .returning(table.c.id, *(table.c[k] for k in KEY))
     )
