@@ -10,6 +10,7 @@ from flask import Flask
 from enablement import db
 from enablement.config import Settings
 from enablement.context import Container
+from enablement.services.jobs import job_queue
 
 
 def template_folder() -> Path:
@@ -65,6 +66,8 @@ def register_database(app: Flask, settings: Settings) -> Container:
         max_overflow=settings.database_max_overflow,
     )
     container = Container(settings=settings, engine=engine, sessions=db.make_sessions(engine))
+    # NOTE: nothing of the job engine is loaded or connected until the first job is queued.
+    container.jobs = job_queue(container)
     app.extensions["enablement"] = container
     return container
 

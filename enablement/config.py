@@ -36,7 +36,11 @@ def parse_rate_limit(text: str) -> tuple[int, float]:
     return int(match.group(1)), float(match.group(2))
 
 
-REPORT_QUEUES = ("thread", "inline")
+# Where background work runs: "redis" (Dramatiq on REDIS_URL; `enablement worker` processes),
+# "embedded" (Dramatiq in the server's own process, no extra service) or "inline" (in the caller).
+JOB_QUEUES = ("redis", "embedded", "inline")
+# REPORT_QUEUE, the earlier name: "thread" meant the background of the server process.
+_REPORT_QUEUE_ALIASES = {"thread": "", "inline": "inline"}
 
 
 def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
@@ -45,6 +49,17 @@ def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise InvalidInput(f"{name} must be one of {', '.join(allowed)}, got {text[:40]!r}")
     return value
+
+
+def _job_queue(env: dict[str, str]) -> str:
+    """JOB_QUEUE, or the earlier REPORT_QUEUE ("thread" is today's default); "" for the default."""
+    if env.get("JOB_QUEUE"):
+        return _choice("JOB_QUEUE", env["JOB_QUEUE"], JOB_QUEUES)
+    if env.get("REPORT_QUEUE"):
+        return _REPORT_QUEUE_ALIASES[
+            _choice("REPORT_QUEUE", env["REPORT_QUEUE"], tuple(_REPORT_QUEUE_ALIASES))
+        ]
+    return ""
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -172,6 +187,15 @@ def _property_name(name: str, text: str) -> str:
     return text
 
 
+def _namespace(text: str) -> str:
+    """JOBS_NAMESPACE: a Redis key prefix of letters, digits, '.', '_' and '-'."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", text):
+        raise InvalidInput(
+            f"JOBS_NAMESPACE must be 1-64 letters, digits, '.', '_' or '-', got {text[:40]!r}"
+        )
+    return text
+
+
 def _api_version(text: str) -> str:
     """HUBSPOT_API_VERSION: a HubSpot date version (YYYY-03 or YYYY-09) or v3."""
     value = text.strip().lower()
@@ -282,9 +306,19 @@ class Settings:
     product_terms: tuple[str, ...] = ()
     coverage_min_assets: int = 2
     max_body_bytes: int = 5 * 1024 * 1024
-    # Where API report requests compute: "thread" (a background thread, answers 202 or the last
-    # report meanwhile) or "inline" (in the request). Unset: inline when testing, else thread.
-    report_queue: str = ""
+    # Where background work runs (JOB_QUEUES). Unset: "inline" when testing, else "redis" with
+    # REDIS_URL and "embedded" without.
+    job_queue: str = ""
+    # The job engine's key prefix in Redis: processes with the same one share one queue.
+    jobs_namespace: str = "enablement"
+    # A running job whose worker has not said it is alive for this long is run again elsewhere.
+    jobs_lease: timedelta = timedelta(seconds=60)
+    # The first retry of a failed job waits this long, each next one twice as long (at most 1 h).
+    jobs_min_backoff: timedelta = timedelta(seconds=15)
+    worker_processes: int = 1
+    worker_threads: int = 2
+    # `enablement scheduler` runs an incremental HubSpot sync this often; 0: never.
+    sync_every_minutes: int = 15
     # The shared store of every process and host (Redis); None: each process keeps its own.
     redis_url: str | None = None
     # PostgreSQL connections per process: kept open, and opened beyond those at busy moments.
@@ -344,8 +378,22 @@ class Settings:
             coverage_min_assets=_integer(
                 "COVERAGE_MIN_ASSETS", env.get("COVERAGE_MIN_ASSETS") or "2", 0, 1000
             ),
-            report_queue=_choice(
-                "REPORT_QUEUE", env.get("REPORT_QUEUE") or "thread", REPORT_QUEUES
+            job_queue=_job_queue(env),
+            jobs_namespace=_namespace(env.get("JOBS_NAMESPACE") or "enablement"),
+            jobs_lease=timedelta(
+                seconds=_integer(
+                    "JOBS_HEARTBEAT_TIMEOUT", env.get("JOBS_HEARTBEAT_TIMEOUT") or "60", 5, 86400
+                )
+            ),
+            jobs_min_backoff=timedelta(
+                seconds=_integer("JOBS_MIN_BACKOFF", env.get("JOBS_MIN_BACKOFF") or "15", 1, 3600)
+            ),
+            worker_processes=_integer(
+                "WORKER_PROCESSES", env.get("WORKER_PROCESSES") or "1", 1, 64
+            ),
+            worker_threads=_integer("WORKER_THREADS", env.get("WORKER_THREADS") or "2", 1, 64),
+            sync_every_minutes=_integer(
+                "SYNC_EVERY_MINUTES", env.get("SYNC_EVERY_MINUTES") or "15", 0, 10080
             ),
             redis_url=_redis_url(env.get("REDIS_URL")),
             database_pool_size=_integer(
@@ -383,9 +431,14 @@ class Settings:
             settings = replace(settings, database_url=f"sqlite:///{db_file}")
         if not settings.secret_key:
             settings = replace(settings, secret_key=_load_secret_key(settings.instance_path))
-        if not settings.report_queue:
+        if not settings.job_queue:
             # NOTE: like Celery's "always eager": a test sees the report in the first answer.
-            settings = replace(settings, report_queue="inline" if settings.testing else "thread")
+            default = "redis" if settings.redis_url else "embedded"
+            settings = replace(settings, job_queue="inline" if settings.testing else default)
+        if settings.job_queue not in JOB_QUEUES:
+            raise InvalidInput(f"JOB_QUEUE must be one of {', '.join(JOB_QUEUES)}")
+        if settings.job_queue == "redis" and not settings.redis_url:
+            raise InvalidInput("JOB_QUEUE=redis needs REDIS_URL (the broker every worker reads)")
         return settings
 
     @property

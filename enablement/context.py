@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
 from enablement.domain.crm import Crm
+from enablement.queue import JobQueue
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Container:
     engine: Engine
     sessions: sessionmaker[Session]
     crm: Crm | None = None  # HubSpot, or an in-memory CRM in tests; None when not configured
+    jobs: JobQueue | None = None  # the job engine's side in this process (enablement.queue)
 
 
 def ctx() -> Container:

@@ -95,13 +95,14 @@ from enablement.cli import (  # noqa: E402
     demo,
     files,
     hubspot,
+    jobs,
     recommend,
     reports,
     stage_map,
     sync,
 )
 
-for _module in (admin, files, stage_map, demo, reports, sync, assets, recommend, hubspot):
+for _module in (admin, files, stage_map, demo, reports, sync, assets, recommend, hubspot, jobs):
     _module.register(cli)
 
 

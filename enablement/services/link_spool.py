@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
@@ -279,8 +280,13 @@ class HostLinks:
         """Keep a view made during an outage for later."""
         spool_view(spool_path(self.instance_path), share_id, viewed_at, user_agent)
 
-    def settle(self, sessions: sessionmaker[Session]) -> None:
-        """After a click answered from the database: move this host's spooled views into it."""
+    def settle(
+        self, sessions: sessionmaker[Session], queue_replay: Callable[[], None] | None = None
+    ) -> None:
+        """After a click answered from the database: move this host's spooled views into it.
+
+        The spool is a file of this host, so this host replays it (one stat when it is empty).
+        """
         _replay_file(sessions, spool_path(self.instance_path))
 
 
@@ -432,18 +438,26 @@ class SharedLinks:
             log.error("view spooled on this host only (the shared store failed: %s)", e)
             spool_view(spool_path(self.instance_path), share_id, viewed_at, user_agent)
 
-    def settle(self, sessions: sessionmaker[Session]) -> None:
-        """After a click answered from the database: replay the shared spool (any host) and a last-resort host spool."""
+    def settle(
+        self, sessions: sessionmaker[Session], queue_replay: Callable[[], None] | None = None
+    ) -> None:
+        """After a click answered from the database: have the shared spool replayed, and a
+        last-resort host spool.
+
+        With queue_replay (the link_views job, on any worker) the click only queues it; without
+        (no job queue) the click replays. The scheduler also queues it every minute, so views
+        spooled by a host that went away are not stranded. One round trip when nothing waits.
+        """
         from enablement.db import OUTAGE_ERRORS
 
         _replay_file(sessions, spool_path(self.instance_path))
         try:
-            # NOTE: until a scheduled job replays the spool, the first click any host answers from
-            # the database after an outage does; one round trip when nothing waits.
             waiting, claimed = (
                 self.redis.pipeline().llen(self.spool_key).exists(self._claims).execute()
             )
-            if waiting or claimed:
+            if (waiting or claimed) and queue_replay is not None:
+                queue_replay()
+            elif waiting or claimed:
                 self.replay(sessions)
         except shared_store.store_errors() as e:
             log.warning("spooled views not replayed yet (the shared store failed: %s)", e)

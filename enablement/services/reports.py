@@ -6,6 +6,7 @@ The recommendations report is counted by the database instead (services.recommen
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +25,6 @@ from enablement.domain.effectiveness import compute_effectiveness, recommender_i
 from enablement.domain.episodes import build_episodes, to_days
 from enablement.domain.timestamps import InvalidTimestamp, format_timestamp, parse_timestamp
 from enablement.errors import InvalidInput
-from enablement.services.report_jobs import ReportRunner
 
 KINDS = ("coverage", "cycle-time", "effectiveness", "recommendations")
 # A report for "now" (no as_of given) is reused while its tables are unchanged, up to this age.
@@ -118,25 +118,23 @@ class ReportAnswer:
 def request_report(
     sessions: sessionmaker[Session],
     settings: Settings,
-    runner: ReportRunner | None,
+    queue: Callable[[str, str, datetime | None], None] | None,
     kind: str,
     as_of: datetime | None = None,
 ) -> ReportAnswer:
-    """The report as far as it is computed, starting its computation on `runner` when needed.
+    """The report as far as it is computed, queueing its computation when needed.
 
-    Never computes in the caller's thread unless runner is None (then it is get_report). However
-    many callers (threads or processes) ask for the same report, it is computed once.
+    queue(key, kind, as_of) asks the job engine for it (services.jobs.queue_report): however
+    many callers (threads, processes, hosts) ask for the same report, it is computed once, in
+    a worker. Without a queue (inline) it is get_report, in the caller's thread.
     """
     as_of = _checked(kind, as_of)
-    if runner is None:
+    if queue is None:
         return ReportAnswer("fresh", get_report(sessions, settings, kind, as_of))
     parts = [kind, "recommender-impact"] if kind == "effectiveness" else [kind]
     looks = [_look(sessions, settings, part, as_of) for part in parts]
     if not all(fresh for _, fresh in looks):
-        runner.submit(
-            report_key(settings, kind, as_of),
-            lambda: get_report(sessions, settings, kind, as_of),
-        )
+        queue(report_key(settings, kind, as_of), kind, as_of)
     rows = [row for row, _ in looks]
     if any(row is None for row in rows):
         return ReportAnswer("computing")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -373,13 +373,15 @@ def follow_link(
     user_agent: str | None,
     count: bool = True,
     links: HostLinks | SharedLinks | None = None,
+    queue_replay: Callable[[], None] | None = None,
 ) -> str:
     """The asset URL behind a link token; records a view for a human visitor when count is True.
 
     Unknown or malformed tokens, and assets without an absolute http(s) URL, are NotFound.
     With `links` (services.link_spool.links_for), while the database is unavailable a link
     created or resolved before still redirects to its stored asset URL and its view is spooled
-    (see link_spool for where, and who replays it); another link re-raises the outage (503).
+    (see link_spool for where, and who replays it: queue_replay queues that job); another
+    link re-raises the outage (503).
     """
     if not looks_like_token(token):
         raise NotFound("no such link")
@@ -406,5 +408,5 @@ def follow_link(
         return target.url
     if links is not None:
         links.remember(digest, LinkTarget(row.id, row.url))
-        links.settle(sessions)
+        links.settle(sessions, queue_replay)
     return row.url

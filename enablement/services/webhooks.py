@@ -8,8 +8,9 @@ Order of work for a batch (house style: verify, validate, store, apply, answer):
    never behind one shared row), each event is claimed while still pending, applied in
    occurredAt order and marked, so an event is never applied twice;
 3. deals the service did not know are created from the events at once, and, when a CRM
-   is configured, completed from it in a background thread after the answer (HubSpot
-   waits at most 5 seconds for it; the CRM's rate limit and retries could take longer).
+   is configured, completed from it by a background job after the answer (HubSpot
+   waits at most 5 seconds for it; the CRM's rate limit and retries could take longer):
+   the result names them (unknown_deals) and the caller queues the job.
 
 What an event does to a deal (history entries, the newest change wins, merges) is
 decided by enablement.domain.deal_history on plain records; this module loads the
@@ -20,13 +21,12 @@ one retry policy (inbox.in_transaction).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.db import webhooks as inbox
@@ -54,7 +54,7 @@ from enablement.domain.deal_events import (
     RejectedEvent,
 )
 from enablement.domain.deal_history import apply_events, stage_pipeline
-from enablement.errors import EnablementError, Unavailable
+from enablement.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,6 @@ class BatchResult:
     created_deals: list[str] = field(default_factory=list)
     # Deals the events named that were not stored before (created, or waiting for a pipeline).
     unknown_deals: list[str] = field(default_factory=list)
-    fetching: threading.Thread | None = field(default=None, repr=False)
 
     def counts(self) -> dict:
         """The counters as a plain dict (the HTTP answer)."""
@@ -94,9 +93,7 @@ class BatchResult:
         }
 
 
-def receive_events(
-    sessions: sessionmaker[Session], events: Sequence[Event], crm: Crm | None = None
-) -> BatchResult:
+def receive_events(sessions: sessionmaker[Session], events: Sequence[Event]) -> BatchResult:
     """Store a delivery's events durably (one commit; Unavailable if the database fails), then apply the new ones."""
     result = BatchResult(received=len(events))
     rows = [_row(event) for event in events]
@@ -114,7 +111,6 @@ def receive_events(
         else:
             todo.append((row_id, event))
     apply_stored(sessions, todo, result)
-    _start_fetch(sessions, crm, result)
     return result
 
 
@@ -232,7 +228,6 @@ def _pipeline_from_events(session: Session, events: list[DealEvent], stages: dic
 def apply_unapplied(
     sessions: sessionmaker[Session],
     read_event: Callable[[dict], Event],
-    crm: Crm | None = None,
     older_than: timedelta = RETRY_AFTER,
     limit: int = 100,
 ) -> BatchResult:
@@ -253,51 +248,35 @@ def apply_unapplied(
         result.rejected += len(unreadable)
     result.received = len(rows)
     apply_stored(sessions, todo, result)
-    _start_fetch(sessions, crm, result)
     return result
-
-
-def _start_fetch(sessions: sessionmaker[Session], crm: Crm | None, result: BatchResult) -> None:
-    """Complete unknown deals from the CRM in a background thread (after the answer)."""
-    if result.unknown_deals and crm is not None:
-        result.fetching = threading.Thread(
-            target=complete_from_crm,
-            args=(sessions, crm, list(result.unknown_deals)),
-            name="webhook-deal-fetch",
-            daemon=True,
-        )
-        result.fetching.start()
 
 
 def complete_from_crm(sessions: sessionmaker[Session], crm: Crm, deal_ids: list[str]) -> int:
     """Fetch deals the webhook created from the CRM and store them by the sync's rule; returns how many.
 
-    Runs after the answer. Entries the events added after the CRM's copy was read are
-    kept; a failure only logs (the next `enablement sync` completes the deals).
+    Runs as a job after the answer. Entries the events added after the CRM's copy was read
+    are kept. A failure raises (EnablementError from the CRM, SQLAlchemyError): the job is
+    tried again with backoff, and the next `enablement sync` completes the deals anyway.
     """
-    try:
-        records = crm.fetch_deals(deal_ids)
+    records = crm.fetch_deals(deal_ids)
+    with sessions.begin() as session:
+        known = set(session.scalars(select(Pipeline.id)))
+    if any(r.pipeline_id not in known for r in records):
+        pipelines = crm.fetch_pipelines()
         with sessions.begin() as session:
+            upsert_pipelines(session, pipelines)
             known = set(session.scalars(select(Pipeline.id)))
-        if any(r.pipeline_id not in known for r in records):
-            pipelines = crm.fetch_pipelines()
-            with sessions.begin() as session:
-                upsert_pipelines(session, pipelines)
-                known = set(session.scalars(select(Pipeline.id)))
-        records = [r for r in records if r.pipeline_id in known]
-        with sessions.begin() as session:
-            lock_deals(session, [r.id for r in records])
-            # Entries events added after HubSpot's copy was modified are kept by upsert_deals.
-            upsert_deals(session, records, "hubspot")
-            # The CRM's copy was read after these events occurred, so it already holds them.
-            inbox.settle_pending(
-                session, [r.id for r in records], "included in the CRM's copy of the deal"
-            )
-        log.info("webhook deals completed from the CRM: fetched=%d", len(records))
-        return len(records)
-    except (EnablementError, SQLAlchemyError) as e:
-        log.warning("webhook deals not completed from the CRM (%s); the next sync will", e)
-        return 0
+    records = [r for r in records if r.pipeline_id in known]
+    with sessions.begin() as session:
+        lock_deals(session, [r.id for r in records])
+        # Entries events added after HubSpot's copy was modified are kept by upsert_deals.
+        upsert_deals(session, records, "hubspot")
+        # The CRM's copy was read after these events occurred, so it already holds them.
+        inbox.settle_pending(
+            session, [r.id for r in records], "included in the CRM's copy of the deal"
+        )
+    log.info("webhook deals completed from the CRM: fetched=%d", len(records))
+    return len(records)
 
 
 def webhook_stats(sessions: sessionmaker[Session]) -> dict:

@@ -12,6 +12,7 @@ def blueprints() -> list[Blueprint]:
         deals,
         health,
         hubspot_card,
+        jobs,
         links,
         openapi,
         pages,
@@ -36,6 +37,7 @@ def blueprints() -> list[Blueprint]:
             recommendations,
             hubspot_card,
             webhooks,
+            jobs,
             pages,
         )
     ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 from flask import Blueprint, redirect, request
 
 from enablement.context import ctx
+from enablement.services.jobs import queue_link_views
 from enablement.services.link_spool import links_for
 from enablement.services.shares import create_share, follow_link, idempotency_for, list_shares
 from enablement.web.deal_schemas import (
@@ -90,6 +92,7 @@ def open_link(token: str):
         request.headers.get("User-Agent"),
         count=request.method == "GET",
         links=links_for(container.settings),
+        queue_replay=functools.partial(queue_link_views, container),
     )
     response = redirect(url, code=302)
     response.headers["Cache-Control"] = "no-store"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, fields, pre_load, validate
 
 from enablement.context import ctx
@@ -13,7 +14,7 @@ from enablement.domain.report_filters import EffectFilter, filter_effectiveness
 from enablement.domain.stages import BUYING_STAGES
 from enablement.domain.timestamps import format_timestamp
 from enablement.render import render, render_api_json
-from enablement.services.report_jobs import ReportRunner
+from enablement.services.jobs import queue_report
 from enablement.services.reports import ReportAnswer, request_report
 from enablement.web.endpoint import endpoint
 from enablement.web.schemas import StrictSchema, Timestamp
@@ -274,17 +275,12 @@ class RecommendationsReportSchema(Schema):
     )
 
 
-def report_runner() -> ReportRunner | None:
-    """This app's background report runner, or None when reports compute inline (REPORT_QUEUE)."""
+def report_runner():
+    """How this app queues a report computation (a job), or None when reports compute inline."""
     container = ctx()
-    if container.settings.report_queue == "inline":
+    if container.settings.job_queue == "inline":
         return None
-    runner = current_app.extensions.get("enablement.report_runner")
-    if runner is None:
-        runner = current_app.extensions.setdefault(
-            "enablement.report_runner", ReportRunner(container.sessions)
-        )
-    return runner
+    return functools.partial(queue_report, container)
 
 
 def _answer(kind: str, query: dict) -> Response:

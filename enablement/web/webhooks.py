@@ -13,12 +13,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from enablement.context import ctx
 from enablement.db.types import utcnow
 from enablement.errors import Unauthenticated, Unavailable
-from enablement.services.webhooks import apply_unapplied, receive_events, webhook_stats
+from enablement.services.jobs import queue_deal_fetch, queue_webhook_pending
+from enablement.services.webhooks import receive_events, webhook_stats
 from enablement.web.endpoint import endpoint
 from enablement.web.request_guard import read_body
 from integrations.hubspot.mapping import DealProperties
 from integrations.hubspot.signatures import verify_request
-from integrations.hubspot.webhooks import BATCH_LIMIT, read_batch, read_event
+from integrations.hubspot.webhooks import BATCH_LIMIT, read_batch
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def hubspot_webhook():
         log.warning(
             "webhook batch of %d events (HubSpot sends at most %d)", len(batch.events), BATCH_LIMIT
         )
-    result = receive_events(container.sessions, batch.events, container.crm)
+    result = receive_events(container.sessions, batch.events)
     counts = result.counts()
     log.info(
         "webhook batch %s created_deals=%d ms=%.1f",
@@ -55,27 +56,23 @@ def hubspot_webhook():
         len(result.created_deals),
         (time.perf_counter() - started) * 1000,
     )
+    # NOTE: follow-ups are jobs, so HubSpot never waits for them and they outlive this worker.
+    # Completing deals known only from events is queued before the answer (a worker killed
+    # after answering loses nothing); the pass over events an earlier delivery stored but
+    # could not apply (the database failed between the two commits) after it, since the
+    # scheduler runs that pass every minute anyway.
+    _queue(queue_deal_fetch, container, list(result.unknown_deals))
     response = jsonify(counts)
-    # NOTE: after the answer is sent, so HubSpot never waits for it: events an earlier
-    # delivery stored but could not apply (the database failed between the two commits).
-    response.call_on_close(functools.partial(_later_pass, container))
+    response.call_on_close(functools.partial(_queue, queue_webhook_pending, container))
     return response, 200
 
 
-def _later_pass(container) -> None:
-    """Apply stored events whose apply never ran; a failure here only logs (the next pass retries)."""
+def _queue(queue, container, *args) -> None:
+    """Queue a follow-up job; a database failure only logs (the next sync or pass completes it)."""
     try:
-        properties = DealProperties.from_settings(container.settings)
-        reader = functools.partial(read_event, properties=properties)
-        result = apply_unapplied(container.sessions, reader, container.crm)
+        queue(container, *args)
     except SQLAlchemyError as e:
-        log.warning("webhook later pass failed: %s", type(e).__name__)
-        return
-    if result.received:
-        log.info(
-            "webhook later pass %s",
-            " ".join(f"{name}={value}" for name, value in result.counts().items()),
-        )
+        log.warning("webhook follow-up not queued: %s", type(e).__name__)
 
 
 def signature_problem(secret: str, body: bytes) -> str | None:

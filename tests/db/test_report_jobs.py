@@ -1,4 +1,8 @@
-"""Reports off the request workers: computed once however many ask, never starving other routes."""
+"""Reports off the request workers: computed once however many ask, never starving other routes.
+
+These run the embedded job engine (Dramatiq's in-memory broker and worker in the app's process,
+what `make run` uses); tests/test_workers.py runs the same with Redis and worker processes.
+"""
 
 import threading
 
@@ -6,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from enablement import create_app
-from enablement.db.models import ReportJob, Share
+from enablement.db.jobs import RUNNING, SUCCEEDED
+from enablement.db.models import Job, Share
 from enablement.db.types import utcnow
 from enablement.services import reports as report_service
-from enablement.services.report_jobs import JOB_LEASE, ReportRunner
 from tests.simulator import insert, simulate
 
 URL = "/api/v1/reports/effectiveness?as_of=2026-06-30T00:00:00Z"
@@ -24,15 +28,15 @@ def data(sessions):
 
 @pytest.fixture
 def threaded(settings):
-    """An app computing reports in its background thread (as served), like one gunicorn worker.
+    """An app computing reports on its embedded job engine (as served without REDIS_URL), like
+    one gunicorn worker.
 
-    make(held) gives its report runner a HeldJobs to start each job through; make() leaves the
-    app to make its own runner on the first report request.
+    make(held) gives its job queue a HeldJobs to start each job through.
     """
     made = []
 
     def make(held: HeldJobs | None = None):
-        app = create_app(settings, report_queue="thread")
+        app = create_app(settings, job_queue="embedded")
         if held is not None:
             hold_jobs(app, held)
         made.append(app)
@@ -40,14 +44,13 @@ def threaded(settings):
 
     yield make
     for app in made:
-        runner = app.extensions.get("enablement.report_runner")
-        if runner is not None:
-            runner.wait(60)
+        runner_of(app).wait(60)
+        runner_of(app).close()
         app.extensions["enablement"].engine.dispose()
 
 
 class HeldJobs:
-    """A report runner's before_job: holds every job at a gate until the test opens it; counts them."""
+    """A job queue's before_job: holds every job at a gate until the test opens it; counts them."""
 
     def __init__(self, open_gate: bool = False):
         self.started, self.gate, self.calls = threading.Event(), threading.Event(), 0
@@ -63,15 +66,13 @@ class HeldJobs:
 
 
 def hold_jobs(app, held: HeldJobs) -> None:
-    """Give the app, before its first report request, a report runner that starts jobs through held."""
-    # NOTE: the runner the app would make on its first report request, made now with the hook.
-    app.extensions["enablement.report_runner"] = ReportRunner(
-        app.extensions["enablement"].sessions, before_job=held
-    )
+    """Have the app's job queue start every job through held."""
+    runner_of(app).before_job = held
 
 
 def runner_of(app):
-    return app.extensions["enablement.report_runner"]
+    """The app's job queue (enablement.queue.JobQueue)."""
+    return app.extensions["enablement"].jobs
 
 
 def test_a_report_being_computed_answers_202_with_where_to_fetch_it(threaded, auth, data):
@@ -122,16 +123,17 @@ def test_two_workers_asking_for_the_same_report_compute_it_once(threaded, auth, 
     assert one.test_client().get(URL, headers=headers).status_code == 202
     assert slow.started.wait(30)
     with sessions() as session:
-        assert len(session.scalars(select(ReportJob)).all()) == 1
-    # The second worker sees the first one's job and starts none of its own.
+        assert [j.state for j in session.scalars(select(Job))] == [RUNNING]
+    # The second worker sees the first one's job and sends no message of its own.
     assert two.test_client().get(URL, headers=headers).status_code == 202
-    assert "enablement.report_runner" not in two.extensions or not runner_of(two).pending()
+    assert runner_of(two)._broker is None
     slow.gate.set()
     runner_of(one).wait(60)
     assert two.test_client().get(URL, headers=headers).status_code == 200
     assert slow.calls == 1
     with sessions() as session:
-        assert session.scalars(select(ReportJob)).all() == []
+        job = session.scalars(select(Job)).one()
+        assert (job.state, job.attempts, job.kind) == (SUCCEEDED, 1, "report")
 
 
 def test_other_routes_answer_while_a_slow_report_computes(threaded, auth, data):
@@ -178,50 +180,38 @@ def test_after_a_write_the_last_report_is_served_marked_stale_while_a_new_one_co
     assert slow.calls == 1
 
 
-@pytest.mark.parametrize("silent_for, computes", [(JOB_LEASE * 2, True), (JOB_LEASE / 10, False)])
-def test_a_job_whose_owner_went_silent_is_taken_over(
+@pytest.mark.parametrize("silent_for, computes", [(2.0, True), (0.1, False)])
+def test_a_job_whose_worker_went_silent_is_run_again_when_asked_again(
     threaded, auth, data, sessions, silent_for, computes
 ):
     slow = HeldJobs(open_gate=True)
     app = threaded(slow)
+    settings = app.extensions["enablement"].settings
     key = report_service.report_key(
-        app.extensions["enablement"].settings,
-        "effectiveness",
-        report_service.parse_timestamp("2026-06-30T00:00:00Z"),
+        settings, "effectiveness", report_service.parse_timestamp("2026-06-30T00:00:00Z")
     )
     with sessions.begin() as session:
-        then = utcnow() - silent_for
-        session.add(ReportJob(key=key, owner="a-killed-worker", started_at=then, heartbeat_at=then))
-    assert app.test_client().get(URL, headers=auth("marketing")).status_code == 202
-    if "enablement.report_runner" in app.extensions:
-        runner_of(app).wait(60)
-    assert slow.calls == (1 if computes else 0)
-
-
-def test_a_job_this_process_failed_to_release_is_taken_again_at_once(
-    threaded, auth, data, sessions
-):
-    slow = HeldJobs(open_gate=True)
-    app = threaded(slow)
-    client = app.test_client()
-    assert client.get(URL, headers=auth("marketing")).status_code == 202  # makes the runner
-    runner_of(app).wait(60)
-    calls = slow.calls
-    key = report_service.report_key(
-        app.extensions["enablement"].settings,
-        "effectiveness",
-        report_service.parse_timestamp("2026-07-31T00:00:00Z"),
-    )
-    with sessions.begin() as session:
-        now = utcnow()
+        then = utcnow() - settings.jobs_lease * silent_for
         session.add(
-            ReportJob(key=key, owner=runner_of(app).owner, started_at=now, heartbeat_at=now)
+            Job(
+                key=f"report:{key}",
+                kind="report",
+                payload={"kind": "effectiveness", "as_of": "2026-06-30T00:00:00Z"},
+                state=RUNNING,
+                attempts=1,
+                max_attempts=2,
+                owner="a-killed-worker",
+                heartbeat_at=then,
+                run_after=then,
+            )
         )
-    other = "/api/v1/reports/effectiveness?as_of=2026-07-31T00:00:00Z"
-    assert client.get(other, headers=auth("marketing")).status_code == 202
+    assert app.test_client().get(URL, headers=auth("marketing")).status_code == 202
     runner_of(app).wait(60)
-    assert slow.calls == calls + 1
-    assert client.get(other, headers=auth("marketing")).status_code == 200
+    assert slow.calls == (1 if computes else 0)
+    with sessions() as session:
+        job = session.scalars(select(Job)).one()
+        assert job.state == (SUCCEEDED if computes else RUNNING)
+        assert job.attempts == (2 if computes else 1)
 
 
 def test_a_html_page_being_computed_reloads_itself(threaded, auth, data):

@@ -46,6 +46,7 @@ TABLE = {
     ("GET", "/api/v1/reports/effectiveness"): "marketing",
     ("GET", "/api/v1/reports/recommendations"): "marketing",
     ("GET", "/api/v1/webhooks/stats"): "admin",
+    ("GET", "/api/v1/jobs"): "admin",
     # Pages: a signed-in session (cookie), never a bearer token; signed out -> the sign-in page.
     ("GET", "/signin"): PUBLIC,
     ("POST", "/signin"): "signin-form",

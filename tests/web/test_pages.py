@@ -365,7 +365,7 @@ def test_a_report_page_never_computes_in_the_request_and_says_it_is_computing(
     from tests.db.test_report_jobs import HeldJobs, hold_jobs
 
     slow = HeldJobs()
-    app = create_app(settings, report_queue="thread")
+    app = create_app(settings, job_queue="embedded")
     hold_jobs(app, slow)
     client = app.test_client()
     try:
@@ -375,15 +375,14 @@ def test_a_report_page_never_computes_in_the_request_and_says_it_is_computing(
         assert "Computing the effectiveness report" in first.text
         assert '<meta http-equiv="refresh"' in first.text
         slow.gate.set()
-        app.extensions["enablement.report_runner"].wait(60)
+        app.extensions["enablement"].jobs.wait(60)
         done = client.get("/reports/effectiveness")
         assert done.status_code == 200 and "Computing" not in done.text
         # NOTE: the page also asks for the recommendations funnel, a report of its own.
-        assert len([k for k in slow.keys if k.startswith("effectiveness")]) == 1
-        assert sorted(k.split(":")[0] for k in slow.keys) == ["effectiveness", "recommendations"]
+        assert len([k for k in slow.keys if k.startswith("report:effectiveness")]) == 1
+        assert sorted(k.split(":")[1] for k in slow.keys) == ["effectiveness", "recommendations"]
     finally:
         slow.gate.set()
-        runner = app.extensions.get("enablement.report_runner")
-        if runner is not None:
-            runner.wait(60)
+        app.extensions["enablement"].jobs.wait(60)
+        app.extensions["enablement"].jobs.close()
         app.extensions["enablement"].engine.dispose()
