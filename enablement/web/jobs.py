@@ -17,10 +17,10 @@ bp = Blueprint("jobs", __name__)
 class JobQuery(StrictSchema):
     """Filters of the job list."""
 
-    state = fields.List(
-        fields.String(validate=validate.OneOf(STATES)),
-        load_default=list,
-        metadata={"description": "only jobs in these states (repeat the parameter)"},
+    state = fields.String(
+        validate=validate.OneOf(STATES),
+        load_default=None,
+        metadata={"description": "only jobs in this state"},
     )
     kind = fields.String(validate=validate.OneOf(sorted(KINDS)), load_default=None)
     limit = fields.Integer(validate=validate.Range(1, 1000), load_default=100)
@@ -70,4 +70,5 @@ class JobListSchema(Schema):
 )
 def jobs(principal, query):
     """The job list."""
-    return list_jobs(ctx().sessions, query["state"], query["kind"], query["limit"])
+    states = (query["state"],) if query["state"] else ()
+    return list_jobs(ctx().sessions, states, query["kind"], query["limit"])

@@ -1,8 +1,10 @@
-"""Webhook events for deals the service does not know, completed from a fake HubSpot over real HTTP on loopback."""
+"""Webhook events for deals the service does not know, completed from a fake HubSpot over real HTTP on loopback.
+
+The completion is a deal_fetch job, run inline here (the tests' job queue).
+"""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -51,13 +53,6 @@ def stage_event(event_id: int, deal_id: int, moment: datetime, stage_id: str) ->
     }
 
 
-def wait_for_fetches() -> None:
-    """Wait for the background fetches the webhook started (they run after the answer)."""
-    for thread in threading.enumerate():
-        if thread.name == "webhook-deal-fetch":
-            thread.join(timeout=30)
-
-
 def test_an_unknown_deal_is_fetched_from_hubspot_after_the_answer(crm_app, fake):
     fake.add_deal(
         4711,
@@ -72,8 +67,8 @@ def test_an_unknown_deal_is_fetched_from_hubspot_after_the_answer(crm_app, fake)
     assert answer.status_code == 200
     # No pipeline was stored, so the event waits; the fetch brings pipelines, the deal and its history.
     assert answer.get_json()["pending"] == 1
-    # The fetch runs in a background thread; find it and wait for it.
-    wait_for_fetches()
+    # The fetch is a deal_fetch job; the tests' job queue runs it inline, as it is queued
+    # (tests/test_workers.py has it run by a worker process after the web app is gone).
     with sessions() as session:
         stored = session.get(Deal, "4711")
         assert stored is not None
@@ -102,7 +97,6 @@ def test_a_later_event_racing_the_fetch_is_kept(crm_app, fake):
     later = T1 + timedelta(days=3)
     answer = post(client, [stage_event(2, 4712, later, "presentationscheduled")])
     assert answer.get_json()["applied"] == 1
-    wait_for_fetches()
     # HubSpot's copy (read by the fake, which has not seen the move) plus the newer event.
     assert [s for s, _ in history(sessions, "4712")] == [
         "appointmentscheduled",
