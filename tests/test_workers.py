@@ -186,7 +186,11 @@ def test_a_worker_killed_mid_report_loses_no_job_another_finishes_it(
     # The scheduler's pass (cron-style, once) sends the stranded job again after the lease.
     time.sleep(LEASE_SECONDS + 0.5)
     scheduler = subprocess.run(
-        [ENABLEMENT, "scheduler", "--once"], env=workers.env, capture_output=True, text=True, timeout=60
+        [ENABLEMENT, "scheduler", "--once"],
+        env=workers.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert scheduler.returncode == 0, scheduler.stderr
     assert "1 stranded sent again" in scheduler.stdout

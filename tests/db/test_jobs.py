@@ -72,7 +72,9 @@ def test_a_failing_job_is_retried_with_growing_backoff_then_ends_failed_and_visi
     row = job(sessions, "probe:b")
     assert (row.state, row.attempts, row.last_error) == (table.QUEUED, 1, "RuntimeError: boom 1")
     first_wait = row.run_after - row.updated_at
-    assert first_wait == pytest.approx(container.settings.jobs_min_backoff, abs=timedelta(seconds=1))
+    assert first_wait == pytest.approx(
+        container.settings.jobs_min_backoff, abs=timedelta(seconds=1)
+    )
     # not due yet: a message now runs nothing
     queue.run(job_id)
     assert len(recorder.runs) == 1

@@ -85,6 +85,15 @@ def test_bad_values_name_their_variable(tmp_path, name, value):
         ("HUBSPOT_API_VERSION", "v4", "or v3"),
         ("HUBSPOT_API_VERSION", "latest", "date version"),
         ("SECRET_KEY", "long enough but\x00with a NUL", "at least 16 printable characters"),
+        ("JOB_QUEUE", "celery", "redis, embedded, inline"),
+        ("JOB_QUEUE", "redis", "needs REDIS_URL"),
+        ("REPORT_QUEUE", "process", "thread, inline"),
+        ("JOBS_NAMESPACE", "a b", "letters, digits"),
+        ("JOBS_HEARTBEAT_TIMEOUT", "1", "from 5 to 86400"),
+        ("JOBS_MIN_BACKOFF", "0", "from 1 to 3600"),
+        ("WORKER_THREADS", "0", "from 1 to 64"),
+        ("WORKER_PROCESSES", "many", "whole number"),
+        ("SYNC_EVERY_MINUTES", "-5", "from 0 to 10080"),
     ],
 )
 def test_every_bad_setting_names_its_variable_and_what_is_allowed(tmp_path, name, value, allowed):
@@ -168,3 +177,15 @@ def test_a_recommendation_cache_timing_must_be_a_duration_of_zero_or_more(tmp_pa
     assert getattr(settings.with_overrides(**{name: timedelta(0)}), name) == timedelta(0)
     with pytest.raises(InvalidInput, match=f"{name} must be a duration of zero or more"):
         settings.with_overrides(**{name: value})
+
+
+def test_the_job_queue_follows_redis_and_reads_the_earlier_report_queue(tmp_path):
+    base = {"ENABLEMENT_INSTANCE_PATH": str(tmp_path)}
+    assert Settings.from_env(base).job_queue == "embedded"
+    redis = {**base, "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    assert Settings.from_env(redis).job_queue == "redis"
+    assert Settings.from_env({**redis, "JOB_QUEUE": "embedded"}).job_queue == "embedded"
+    assert Settings.from_env({**base, "REPORT_QUEUE": "thread"}).job_queue == "embedded"
+    assert Settings.from_env({**base, "REPORT_QUEUE": "inline"}).job_queue == "inline"
+    tuned = Settings.from_env({**base, "JOBS_HEARTBEAT_TIMEOUT": "30", "WORKER_THREADS": "4"})
+    assert (tuned.jobs_lease.total_seconds(), tuned.worker_threads) == (30, 4)
