@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from enablement.db import OUTAGE_ERRORS
 from enablement.db import jobs as table
+from enablement.db.models import Job
 from enablement.db.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,8 @@ class JobQueue:
             log.warning("job %d not started: the database is unavailable (%s)", job_id, _name(e))
             return
         if claimed is None:
-            return  # done, not due, or alive elsewhere: this message is spent
+            self._early(job_id)
+            return  # done, or alive elsewhere: this message is spent
         spec = self.kinds.get(claimed.kind)
         self._track(claimed.id)
         try:
@@ -157,6 +159,17 @@ class JobQueue:
             log.info("job %s succeeded (attempt %d)", claimed.key, claimed.attempt)
         finally:
             self._untrack(claimed.id)
+
+    def _early(self, job_id: int) -> None:
+        """A retry's message that came before the job is due (hosts' clocks): send it again then."""
+        try:
+            with self.container.sessions() as session:
+                wait = table.early(session, job_id)
+                kind = session.get(Job, job_id).kind if wait else None
+        except OUTAGE_ERRORS:
+            return  # the scheduler's pass sends it once it is stranded
+        if wait and kind in self.kinds and self.mode != "inline":
+            self.send(job_id, kind, wait)
 
     def _failed(self, claimed: table.Claimed, spec: Kind | None, error: Exception) -> None:
         """Record a failed run: queued again after a backoff, or failed for good."""

@@ -118,6 +118,14 @@ def claim(session: Session, job_id: int, owner: str, lease: timedelta) -> Claime
     return Claimed(*taken) if taken is not None else None
 
 
+def early(session: Session, job_id: int) -> timedelta | None:
+    """How long until a queued job is due, when a message for it came early (clocks of hosts
+    differ a little); None when it is not queued or already due."""
+    run_after = session.scalar(select(Job.run_after).where(Job.id == job_id, Job.state == QUEUED))
+    wait = run_after - utcnow() if run_after is not None else None
+    return wait if wait is not None and wait > timedelta(0) else None
+
+
 def renew(session: Session, job_ids: Sequence[int], owner: str) -> None:
     """Say these running jobs are still at work here (the heartbeat)."""
     if job_ids:

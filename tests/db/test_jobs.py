@@ -211,3 +211,28 @@ def test_one_scheduled_sync_per_period_whoever_asks(container, sessions):
     }
     assert job_service.sync_key(now + timedelta(minutes=15), 15) != key
     assert key.startswith("sync:") and key.endswith("Z")
+
+
+def test_a_message_that_comes_before_its_job_is_due_is_sent_again_for_then(settings, sessions):
+    app = create_app(settings, job_queue="embedded")
+    container = app.extensions["enablement"]
+    recorder = Recorder()
+    queue = queue_of(container, recorder)
+    try:
+        with sessions.begin() as session:
+            job_id = table.put(
+                session,
+                "probe:g",
+                "probe",
+                {},
+                3,
+                settings.jobs_lease,
+                utcnow() + timedelta(seconds=1),
+            )
+        queue.send(job_id, "probe")  # no delay: as from a host whose clock is ahead
+        queue.wait(30)
+        assert recorder.runs == [{}]
+        assert job(sessions, "probe:g").state == table.SUCCEEDED
+    finally:
+        queue.close()
+        container.engine.dispose()
