@@ -43,7 +43,9 @@ from enablement.errors import Forbidden, InvalidInput
 from enablement.services.deals import is_deal_closed, visible_deal_with_stage
 from enablement.services.reports import effects as report_effects
 
-SOURCES = ("api", "cli", "hubspot_card")
+SOURCES = ("api", "cli", "hubspot_card", "nudge", "hubspot_workflow")
+# Impressions pushed to the rep or the buyer (nudges, HubSpot workflows), not asked for.
+PUSHED_SOURCES = ("nudge", "hubspot_workflow")
 # How old the per-asset share/open counts may get before the prepared index is rebuilt.
 ENGAGEMENT_MAX_AGE = timedelta(minutes=10)
 

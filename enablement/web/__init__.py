@@ -12,7 +12,9 @@ def blueprints() -> list[Blueprint]:
         deals,
         health,
         hubspot_card,
+        hubspot_workflow,
         links,
+        nudges,
         openapi,
         pages,
         recommendations,
@@ -35,7 +37,9 @@ def blueprints() -> list[Blueprint]:
             reports,
             recommendations,
             hubspot_card,
+            hubspot_workflow,
             webhooks,
+            nudges,
             pages,
         )
     ]

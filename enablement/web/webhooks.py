@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from enablement.context import ctx
 from enablement.db.types import utcnow
 from enablement.errors import Unauthenticated, Unavailable
+from enablement.services.nudges import after_stage_entries
 from enablement.services.webhooks import apply_unapplied, receive_events, webhook_stats
 from enablement.web.endpoint import endpoint
 from enablement.web.request_guard import read_body
@@ -58,16 +59,18 @@ def hubspot_webhook():
     response = jsonify(counts)
     # NOTE: after the answer is sent, so HubSpot never waits for it: events an earlier
     # delivery stored but could not apply (the database failed between the two commits).
-    response.call_on_close(functools.partial(_later_pass, container))
+    deal_ids = [event.deal_id for event in batch.events if event.deal_id]
+    response.call_on_close(functools.partial(_later_pass, container, deal_ids))
     return response, 200
 
 
-def _later_pass(container) -> None:
-    """Apply stored events whose apply never ran; a failure here only logs (the next pass retries)."""
+def _later_pass(container, deal_ids: list[str]) -> None:
+    """Apply stored events whose apply never ran, then the batch's nudges; a failure here only logs."""
     try:
         properties = DealProperties.from_settings(container.settings)
         reader = functools.partial(read_event, properties=properties)
         result = apply_unapplied(container.sessions, reader, container.crm)
+        after_stage_entries(container.sessions, container.settings, container.crm, deal_ids)
     except SQLAlchemyError as e:
         log.warning("webhook later pass failed: %s", type(e).__name__)
         return
