@@ -280,3 +280,96 @@ def test_nudge_times_are_stored_in_utc(world, settings, crm):
     assert nudge.entered_at == NOW - timedelta(minutes=30)
     assert nudge.entered_at.tzinfo == UTC
     assert isinstance(nudge.delivered_at, datetime)
+
+
+class _Receiver:
+    """A local HTTP endpoint that records the nudges posted to it and answers `status`."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[tuple[dict, bytes]] = []
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((dict(self.headers), body))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/nudges"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    """A local webhook receiver, stopped after the test."""
+    server = _Receiver()
+    yield server
+    server.close()
+
+
+def test_the_outgoing_webhook_is_signed_with_an_hmac_of_the_body(world, settings, crm, receiver):
+    import hashlib
+    import hmac
+
+    settings = on(
+        settings, nudges="webhook", nudge_webhook_url=receiver.url, nudge_webhook_secret="s3cret"
+    )
+    put(crm, world, fresh_deal("d1"))
+    after_stage_entries(world, settings, crm, ["d1"], NOW)
+    ((headers, body),) = receiver.received
+    expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Enablement-Signature"], expected)
+    payload = json.loads(body)
+    assert payload["deal"] == {"id": "d1", "name": "Acme d1", "owner_id": "o1"}
+    assert payload["buying_stage"] == "evaluation"
+    (item,) = payload["items"]
+    assert item["title"] == "Fit check" and item["link"].startswith("http://testserver/l/")
+    assert headers["X-Enablement-Nudge-Id"] == str(payload["nudge_id"])
+    assert crm.tasks == [] and nudges(world)[0].state == "delivered"
+
+
+def test_a_task_made_before_the_webhook_failed_is_not_made_again_on_the_retry(
+    world, settings, crm, receiver
+):
+    settings = on(settings, nudge_webhook_url=receiver.url, nudge_webhook_secret="s3cret")
+    put(crm, world, fresh_deal("d1"))
+    receiver.status = 502
+    after_stage_entries(world, settings, crm, ["d1"], NOW)
+    (nudge,) = nudges(world)
+    assert (nudge.state, nudge.last_error) == ("failed", "the nudge webhook answered 502")
+    assert nudge.crm_object_id == crm.tasks[0].id
+    receiver.status = 204
+    deliver_pending_nudges(world, settings, crm, NOW + timedelta(minutes=1))
+    assert len(crm.tasks) == 1 and len(receiver.received) == 2
+    (nudge,) = nudges(world)
+    assert nudge.state == "delivered" and nudge.webhook_sent_at is not None
+
+
+def test_nudges_need_a_valid_configuration():
+    from enablement.config import Settings
+    from enablement.errors import InvalidInput
+
+    for env, message in [
+        ({"NUDGES": "sms"}, "NUDGES must be one of off, task, note, webhook"),
+        ({"NUDGES": "webhook"}, "NUDGES=webhook needs NUDGE_WEBHOOK_URL"),
+        ({"NUDGE_WEBHOOK_URL": "https://hooks.example/x"}, "needs NUDGE_WEBHOOK_SECRET"),
+        ({"NUDGE_WINDOW_HOURS": "-1"}, "NUDGE_WINDOW_HOURS must be a whole number"),
+        ({"NUDGE_WEBHOOK_URL": "ftp://x", "NUDGE_WEBHOOK_SECRET": "s"}, "NUDGE_WEBHOOK_URL"),
+    ]:
+        with pytest.raises(InvalidInput, match=message):
+            Settings.from_env({"SECRET_KEY": "k" * 20, "DATABASE_URL": "sqlite://", **env})
