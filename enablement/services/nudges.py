@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
@@ -529,7 +529,7 @@ def nudge_stats(sessions: sessionmaker[Session], recent: int = 20) -> dict:
                 Nudge.last_error,
                 Nudge.next_attempt_at,
             )
-            .where(or_(Nudge.state == DEAD, and_(Nudge.state == FAILED)))
+            .where(Nudge.state.in_((FAILED, DEAD)))
             .order_by(Nudge.id.desc())
             .limit(recent)
         ).all()

@@ -373,3 +373,30 @@ def test_nudges_need_a_valid_configuration():
     ]:
         with pytest.raises(InvalidInput, match=message):
             Settings.from_env({"SECRET_KEY": "k" * 20, "DATABASE_URL": "sqlite://", **env})
+
+
+def test_a_preparation_whose_worker_vanished_is_taken_over_after_its_lease(world, settings, crm):
+    from enablement.services.nudges import LEASE
+
+    settings = on(settings)
+    put(crm, world, fresh_deal("d1"))
+    with world.begin() as session:  # a worker inserted the nudge, then died before ranking
+        session.add(
+            Nudge(
+                deal_id="d1",
+                pipeline_id="p1",
+                stage_id="demo",
+                entered_at=NOW - timedelta(minutes=30),
+                buying_stage="evaluation",
+                state="preparing",
+                items=[],
+                attempts=0,
+                next_attempt_at=NOW + LEASE,
+                created_at=NOW,
+            )
+        )
+    assert after_stage_entries(world, settings, crm, ["d1"], NOW).prepared == []
+    assert deliver_pending_nudges(world, settings, crm, NOW + LEASE / 2).delivered == 0
+    assert deliver_pending_nudges(world, settings, crm, NOW + LEASE).delivered == 1
+    assert [(n.state, n.stage_id) for n in nudges(world)] == [("delivered", "demo")]
+    assert len(crm.tasks) == 1
