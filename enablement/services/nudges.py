@@ -36,7 +36,7 @@ from enablement.db.models import CrmStage, Deal, Nudge, StageChange
 from enablement.db.types import utcnow
 from enablement.domain.crm import Crm, CrmRefused
 from enablement.domain.links import link_token, link_url
-from enablement.errors import EnablementError
+from enablement.errors import EnablementError, NotFound
 from enablement.services.deals import is_deal_closed
 from enablement.services.recommendations import recommend_for_deal
 from enablement.services.shares import create_share
@@ -256,16 +256,21 @@ def _prepare(
     with sessions() as session:
         row = session.get(Nudge, nudge_id)
         deal_id = row.deal_id
-    answer = recommend_for_deal(
-        sessions,
-        settings,
-        deal_id,
-        settings.nudge_limit,
-        requested_by=ACTOR,
-        source=SOURCE,
-        now=now,
-    )
+    try:
+        answer = recommend_for_deal(
+            sessions,
+            settings,
+            deal_id,
+            settings.nudge_limit,
+            requested_by=ACTOR,
+            source=SOURCE,
+            now=now,
+        )
+    except NotFound:  # deleted since the entry was read
+        answer = {"holdout": False, "items": [], "impression_id": None, "deleted": True}
     reason = "holdout" if answer["holdout"] else None
+    if answer.get("deleted"):
+        reason = "deleted"
     if reason is None and not answer["items"]:
         reason = "no_live_piece"
     items = []
