@@ -512,6 +512,35 @@ def _post_webhook(settings: Settings, message: dict) -> None:
         raise _Failure(f"the nudge webhook could not be reached ({type(e).__name__})") from None
 
 
+def prepared_pieces(
+    sessions: sessionmaker[Session], settings: Settings, deal_id: str
+) -> dict | None:
+    """The pieces already prepared for the deal's current stage entry (a nudge), or None.
+
+    {"impression_id", "items": [{"asset_id", "title", "reason", "link"}]}: the workflow action
+    answers these instead of ranking (and logging) again.
+    """
+    with sessions() as session:
+        entries = _current_entries(session, [deal_id])
+        if not entries:
+            return None
+        entry = entries[0]
+        nudge = session.scalars(
+            select(Nudge).where(
+                Nudge.deal_id == deal_id,
+                Nudge.pipeline_id == entry.pipeline_id,
+                Nudge.stage_id == entry.stage_id,
+                Nudge.entered_at == entry.entered_at,
+                Nudge.state.in_((PENDING, DELIVERING, DELIVERED, FAILED, DEAD)),
+            )
+        ).first()
+        if nudge is None or not nudge.items:
+            return None
+        deal = session.get(Deal, deal_id)
+        message = _message(settings, nudge, deal, None)
+    return {"impression_id": nudge.impression_id, "items": message["items"]}
+
+
 def nudge_stats(sessions: sessionmaker[Session], recent: int = 20) -> dict:
     """Counts per state and per skip reason, and the latest failed or dead deliveries with their error."""
     with sessions() as session:

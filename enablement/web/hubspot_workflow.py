@@ -4,8 +4,9 @@ HubSpot's workflows POST an execution request for the enrolled deal, signed like
 webhooks and the app card (v3, within 5 minutes, from the configured account). The answer
 carries output fields a workflow can use in its next actions: the top piece's title, its
 trackable link (a share with channel `hubspot_workflow`), the reason, and how many pieces
-were offered. The ranking is the recommender's; the answer is logged as an impression with
-source `hubspot_workflow`, so the holdout and the recommender-impact rows see it.
+were offered. A deal nudged on entering its current stage answers the nudge's pieces (already
+ranked, logged and shared); otherwise the recommender ranks them now and the answer is logged
+as an impression with source `hubspot_workflow`, so the holdout and the impact rows see it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from enablement.context import ctx
 from enablement.errors import Forbidden, Unauthenticated, Unavailable
+from enablement.services.nudges import prepared_pieces
 from enablement.services.recommendations import recommend_for_deal
 from enablement.services.shares import create_share
 from enablement.web.endpoint import load
@@ -82,6 +84,19 @@ def suggest_content():
         )
     deal_id = str(request["object"]["objectId"])
     load(_DealId(), {"deal_id": deal_id}, "body")
+    # NOTE: a deal nudged on entering its current stage already has its pieces and shares.
+    prepared = prepared_pieces(container.sessions, settings, deal_id)
+    if prepared is not None:
+        items = prepared["items"][: request["inputFields"]["limit"]]
+        top = items[0]
+        return {
+            "outputFields": {
+                "top_title": top["title"],
+                "top_link": top["link"],
+                "top_reason": top["reason"],
+                "offered_count": len(items),
+            }
+        }
     answer = recommend_for_deal(
         container.sessions,
         settings,

@@ -255,3 +255,22 @@ def test_admins_see_the_nudge_counts_and_the_failing_deliveries(nudge_app, token
     assert failing["next_attempt_at"].endswith("Z")
     sales = {"Authorization": f"Bearer {token_for('sales')}"}
     assert client.get("/api/v1/nudges/stats", headers=sales).status_code == 403
+
+
+def test_a_nudged_deal_answers_the_pieces_its_nudge_prepared_without_ranking_again(nudge_app):
+    container = nudge_app.extensions["enablement"]
+    client = nudge_app.test_client()
+    post(client, [stage_event(1, "101", "demo", timedelta(minutes=2))]).close()
+    with container.sessions() as session:
+        before = session.scalar(select(func.count()).select_from(RecommendationImpression))
+        share = session.scalars(select(Share)).one()
+    response = signed_action(client, execution("101"))
+    assert response.status_code == 200
+    fields = response.get_json()["outputFields"]
+    assert fields["top_title"] == "Fit check" and fields["offered_count"] == 1
+    assert fields["top_link"] in container.crm.tasks[0].body
+    with container.sessions() as session:
+        after = session.scalar(select(func.count()).select_from(RecommendationImpression))
+        assert session.scalar(select(func.count()).select_from(Share)) == 1
+    assert after == before
+    assert share.channel == "nudge"
