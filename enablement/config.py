@@ -41,6 +41,8 @@ def parse_rate_limit(text: str) -> tuple[int, float]:
 JOB_QUEUES = ("redis", "embedded", "inline")
 # REPORT_QUEUE, the earlier name: "thread" meant the background of the server process.
 _REPORT_QUEUE_ALIASES = {"thread": "", "inline": "inline"}
+# Nudges on entering a buying stage (docs/nudges.md): how they reach the deal owner.
+NUDGE_DELIVERIES = ("off", "task", "note", "webhook")
 
 
 def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
@@ -324,6 +326,14 @@ class Settings:
     # PostgreSQL connections per process: kept open, and opened beyond those at busy moments.
     database_pool_size: int = DEFAULT_POOL_SIZE
     database_max_overflow: int = DEFAULT_MAX_OVERFLOW
+    # Nudges (docs/nudges.md): delivery off|task|note|webhook, an optional signed outgoing
+    # webhook, how old a stage entry may be and still be nudged, pieces per nudge, attempts.
+    nudges: str = "off"
+    nudge_webhook_url: str | None = None
+    nudge_webhook_secret: str | None = None
+    nudge_window: timedelta = timedelta(days=1)
+    nudge_limit: int = 3
+    nudge_max_attempts: int = 5
     check_schema: bool = True
     testing: bool = False
     extra: dict = field(default_factory=dict)
@@ -408,14 +418,36 @@ class Settings:
                 0,
                 1000,
             ),
+            nudges=_choice("NUDGES", env.get("NUDGES") or "off", NUDGE_DELIVERIES),
+            nudge_webhook_url=(
+                _web_url("NUDGE_WEBHOOK_URL", env["NUDGE_WEBHOOK_URL"])
+                if env.get("NUDGE_WEBHOOK_URL")
+                else None
+            ),
+            nudge_webhook_secret=env.get("NUDGE_WEBHOOK_SECRET") or None,
+            nudge_window=timedelta(
+                hours=_integer("NUDGE_WINDOW_HOURS", env.get("NUDGE_WINDOW_HOURS") or "24", 0, 8760)
+            ),
+            nudge_limit=_integer("NUDGE_LIMIT", env.get("NUDGE_LIMIT") or "3", 1, 10),
+            nudge_max_attempts=_integer(
+                "NUDGE_MAX_ATTEMPTS", env.get("NUDGE_MAX_ATTEMPTS") or "5", 1, 50
+            ),
         )
         return settings.with_overrides(**overrides)
 
     def with_overrides(self, **overrides) -> Settings:
         """Return a copy with overrides applied and derived defaults filled in."""
         settings = replace(self, **overrides)
-        for name in ("recommendation_effects_max_age", "recommendation_assets_check_every"):
+        for name in (
+            "recommendation_effects_max_age",
+            "recommendation_assets_check_every",
+            "nudge_window",
+        ):
             _duration(name, getattr(settings, name))
+        if settings.nudge_webhook_url and not settings.nudge_webhook_secret:
+            raise InvalidInput("NUDGE_WEBHOOK_URL needs NUDGE_WEBHOOK_SECRET to sign its requests")
+        if settings.nudges == "webhook" and not settings.nudge_webhook_url:
+            raise InvalidInput("NUDGES=webhook needs NUDGE_WEBHOOK_URL")
         if not settings.secret_key and settings.database_url and not settings.is_sqlite:
             # NOTE: a key generated per host would sign links, sessions and CSRF tokens that the
             # other hosts (and the next host after a move) reject.

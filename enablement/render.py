@@ -121,7 +121,8 @@ def _impact_row(row: dict) -> dict:
         {
             **row,
             "asset_id": "",
-            "title": "Recommender impact: recommended group vs holdout",
+            "title": "Recommender impact: recommended group vs holdout"
+            + ("" if row.get("trigger", "any") == "any" else f" ({row['trigger']})"),
             "exposed_episodes": row["recommended_episodes"],
             "exposed_advances": row["recommended_advances"],
             "q_value": row.get("p_value"),

@@ -38,6 +38,18 @@ class Note:
     timestamp: datetime
 
 
+@dataclass(frozen=True)
+class Task:
+    """A task created on a deal for its owner."""
+
+    id: str
+    deal_id: str
+    owner_id: str | None
+    subject: str
+    body: str
+    due: datetime
+
+
 @dataclass
 class _Failure:
     """Calls to let through (`after`), then calls to fail (`times`, None: all), optionally of one method."""
@@ -77,6 +89,7 @@ class InMemoryCrm:
         self.owners: dict[str, OwnerRecord] = {}
         self.deals: dict[str, DealRecord] = {}  # archived ones too, marked deleted
         self.notes: list[Note] = []
+        self.tasks: list[Task] = []
         self.log: list[str] = []  # the method of every call that succeeded, in order
         self._calls = 0
         self._note_ids = itertools.count(1)
@@ -229,6 +242,19 @@ class InMemoryCrm:
             if note.deal_id == str(deal_id) and marker in note.body:
                 return note.id
         return None
+
+    def create_task(
+        self, deal_id: str, owner_id: str | None, subject: str, body: str, due: datetime
+    ) -> str:
+        """Keep a task on an active deal for its owner; returns its id."""
+        self._call("create_task")
+        deal = self.deals.get(str(deal_id))
+        if deal is None or deal.deleted:
+            raise ExternalServiceError(f"the CRM has no deal {deal_id} to add a task to")
+        with self._lock:
+            task = Task(str(next(self._note_ids)), str(deal_id), owner_id, subject, body, due)
+            self.tasks.append(task)
+        return task.id
 
     def call_counts(self) -> CallCounts:
         """Calls made so far (a memory never needs a retry)."""

@@ -46,8 +46,9 @@ def import_command(kind: str, file: Path, skip_invalid: bool, fmt: str | None) -
     options = {"on_progress": ProgressBar(f"importing {kind}")} if kind == "deals" else {}
     with file.open("rb") as stream:
         try:
+            crm = {"crm": ctx().crm} if kind == "deals" else {}  # nudges go through the CRM
             result: ImportResult = fn(
-                ctx().sessions, ctx().settings, stream, fmt, skip_invalid, **options
+                ctx().sessions, ctx().settings, stream, fmt, skip_invalid, **options, **crm
             )
         finally:
             for bar in options.values():

@@ -126,6 +126,7 @@ def register(cli: click.Group) -> None:
                 writeback=container.settings.hubspot_writeback == "notes",
                 on_progress=ticker,
                 sweep=sweep,
+                settings=container.settings,
             )
         except BaseException:
             ticker.close()

@@ -440,3 +440,41 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class Nudge(Base):
+    """The pieces prepared for a deal when it entered a buying stage, and their delivery to its owner.
+
+    One row per (deal, stage entry), whatever the path that saw the entry (webhook, sync, file)
+    and however often: the unique key is what makes preparing and delivering idempotent.
+    state: `skipped` (no nudge; `reason` says why), `pending` (prepared, to deliver),
+    `delivering` (claimed by a worker until `next_attempt_at`), `delivered`, `failed` (retried
+    at `next_attempt_at`), `dead` (attempts used up; listed for an admin).
+    """
+
+    __tablename__ = "nudges"
+    __table_args__ = (
+        UniqueConstraint("deal_id", "pipeline_id", "stage_id", "entered_at"),
+        Index("ix_nudges_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    pipeline_id: Mapped[str] = mapped_column(String(64))
+    stage_id: Mapped[str] = mapped_column(String(64))
+    entered_at: Mapped[datetime] = mapped_column()
+    buying_stage: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    impression_id: Mapped[str | None] = mapped_column(String(32))
+    # What was prepared: [{"asset_id", "title", "reason"}] in rank order (links are derived).
+    items: Mapped[list] = mapped_column(default=list)
+    # How it was delivered: "task" or "note" (the CRM object's id), and the outgoing webhook.
+    channel: Mapped[str | None] = mapped_column(String(16))
+    crm_object_id: Mapped[str | None] = mapped_column(String(64))
+    webhook_sent_at: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()

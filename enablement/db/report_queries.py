@@ -141,7 +141,7 @@ def shares(session: Session) -> pd.DataFrame:
 
 @reads(RecommendationImpression, Deal)
 def impressions(session: Session) -> pd.DataFrame:
-    """Recommendation answers for live deals: deal_id, shown_at, holdout."""
+    """Recommendation answers for live deals: deal_id, shown_at, holdout, source (api, nudge, ...)."""
     import pandas as pd
 
     rows = session.execute(
@@ -149,11 +149,12 @@ def impressions(session: Session) -> pd.DataFrame:
             RecommendationImpression.deal_id,
             RecommendationImpression.created_at,
             RecommendationImpression.holdout,
+            RecommendationImpression.source,
         )
         .join(Deal, Deal.id == RecommendationImpression.deal_id)
         .where(_live_deals())
     ).all()
-    return pd.DataFrame(rows, columns=["deal_id", "shown_at", "holdout"])
+    return pd.DataFrame(rows, columns=["deal_id", "shown_at", "holdout", "source"])
 
 
 @reads(Share, Deal, LinkView)

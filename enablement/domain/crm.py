@@ -188,6 +188,12 @@ class Crm(Protocol):
         """The id of a note on the deal whose text contains `marker`, or None."""
         ...
 
+    def create_task(
+        self, deal_id: str, owner_id: str | None, subject: str, body: str, due: datetime
+    ) -> str:
+        """Create a task on the deal (plain text body) assigned to `owner_id` (None: unassigned), due at `due`; returns its id."""
+        ...
+
     def call_counts(self) -> CallCounts:
         """Requests sent since this client was built (for the sync summary)."""
         ...

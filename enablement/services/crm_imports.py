@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from enablement.db.crm import UpsertCounts, upsert_deals, upsert_pipelines
 from enablement.db.models import Asset, CrmStage, Deal, Share
-from enablement.domain.crm import DealRecord, PipelineRecord
+from enablement.domain.crm import Crm, DealRecord, PipelineRecord
 from enablement.files.crm_readers import FileRecords, ShareRecord
 from enablement.files.formats import FileError, ImportResult
+from enablement.services.nudges import after_stage_entries
 from enablement.services.shares import NewShare, store_shares
 
 DEAL_BATCH = 500
@@ -97,8 +98,9 @@ def import_deals(
     skip_invalid: bool,
     on_progress: Progress = _no_progress,
     batch: int = DEAL_BATCH,
+    crm: Crm | None = None,
 ) -> ImportResult:
-    """Create or update deals with their complete stage history, `batch` deals per write."""
+    """Create or update deals with their complete stage history, `batch` deals per write; then nudges."""
     result = _result("deals", read)
     with sessions() as session:
         known = _known_stages(session)
@@ -119,6 +121,8 @@ def import_deals(
             session.flush()
             session.expunge_all()
             on_progress(min(start + batch, len(records)), len(records))
+    # NOTE: after the commit; entries older than NUDGE_WINDOW_HOURS (a backfill) get none.
+    after_stage_entries(sessions, settings, crm, [r.id for r in records])
     return result
 
 

@@ -9,7 +9,10 @@ queued or running adds nothing.
 - webhook_pending: apply stored events whose apply never ran (the database failed between
   the two commits of a delivery);
 - sync: an incremental CRM sync, with the daily deletion sweep when due;
-- link_views: store the link views spooled in Redis while the database was away.
+- link_views: store the link views spooled in Redis while the database was away;
+- nudges: prepare and deliver the nudges of deals whose stage a webhook changed (NUDGES);
+- nudge_delivery: deliver nudges that are due (retries with their own backoff per nudge, and
+  preparations whose worker vanished).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 KEEP_SUCCEEDED = timedelta(days=7)
 WEBHOOK_PENDING_KEY = "webhook-pending"
 LINK_VIEWS_KEY = "link-views"
+NUDGE_DELIVERY_KEY = "nudge-delivery"
 
 
 def _report(container, payload: dict) -> None:
@@ -46,6 +50,22 @@ def _deal_fetch(container, payload: dict) -> None:
         log.warning("deal fetch skipped: no CRM configured in this process")
         return
     complete_from_crm(container.sessions, container.crm, list(payload["deal_ids"]))
+    # The fetched deals' stage entries may deserve a nudge too (idempotent per entry).
+    queue_nudges(container, list(payload["deal_ids"]), "deal-fetch")
+
+
+def _nudges(container, payload: dict) -> None:
+    from enablement.services.nudges import after_stage_entries
+
+    after_stage_entries(
+        container.sessions, container.settings, container.crm, list(payload["deal_ids"])
+    )
+
+
+def _nudge_delivery(container, payload: dict) -> None:
+    from enablement.services.nudges import deliver_pending_nudges
+
+    deliver_pending_nudges(container.sessions, container.settings, container.crm)
 
 
 def _webhook_pending(container, payload: dict) -> None:
@@ -76,6 +96,7 @@ def _sync(container, payload: dict) -> None:
         container.crm,
         full=bool(payload.get("full")),
         writeback=container.settings.hubspot_writeback == "notes",
+        settings=container.settings,
     )
     log.info("scheduled sync done: %s", summary)
 
@@ -92,6 +113,8 @@ KINDS: dict[str, Kind] = {
     "webhook_pending": Kind(_webhook_pending, max_attempts=3),
     "sync": Kind(_sync, queue="slow", max_attempts=3),
     "link_views": Kind(_link_views, max_attempts=5),
+    "nudges": Kind(_nudges, max_attempts=3),
+    "nudge_delivery": Kind(_nudge_delivery, max_attempts=3),
 }
 
 
@@ -113,6 +136,20 @@ def queue_deal_fetch(container, deal_ids: list[str]) -> None:
     ids = sorted(set(deal_ids))
     digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
     container.jobs.enqueue("deal_fetch", f"deal-fetch:{digest}", {"deal_ids": ids})
+
+
+def queue_nudges(container, deal_ids: list[str], origin: str) -> None:
+    """Prepare and deliver the nudges of these deals' current stage entries.
+
+    origin names what changed them (a digest of the webhook delivery's body, a fetch): a
+    delivery HubSpot repeats is one job, while a new delivery for the same deals is a job of
+    its own, even if the last one is still running (it may have read the entries already).
+    """
+    if not deal_ids or container.settings.nudges == "off":
+        return
+    ids = sorted(set(deal_ids))
+    digest = hashlib.sha256("\n".join([origin, *ids]).encode()).hexdigest()[:32]
+    container.jobs.enqueue("nudges", f"nudges:{digest}", {"deal_ids": ids})
 
 
 def queue_webhook_pending(container) -> None:
@@ -140,6 +177,8 @@ def tick(container, now: datetime | None = None) -> dict:
     queue_webhook_pending(container)
     if container.settings.redis_url:
         queue_link_views(container)
+    if container.settings.nudges != "off":
+        container.jobs.enqueue("nudge_delivery", NUDGE_DELIVERY_KEY)
     resent = container.jobs.resend_stranded()
     with container.sessions.begin() as session:
         pruned = table.prune(session, KEEP_SUCCEEDED)

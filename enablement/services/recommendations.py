@@ -30,6 +30,7 @@ from enablement.db.models import (
 )
 from enablement.db.types import utcnow
 from enablement.db.versioning import table_versions
+from enablement.domain.effectiveness.recommender_impact import PUSHED_SOURCES
 from enablement.domain.recommend import (
     MAX_LIMIT,
     AssetFacts,
@@ -43,7 +44,8 @@ from enablement.errors import Forbidden, InvalidInput
 from enablement.services.deals import is_deal_closed, visible_deal_with_stage
 from enablement.services.reports import effects as report_effects
 
-SOURCES = ("api", "cli", "hubspot_card")
+# Where an impression was shown; PUSHED_SOURCES (nudge, hubspot_workflow) were not asked for.
+SOURCES = ("api", "cli", "hubspot_card", *PUSHED_SOURCES)
 # How old the per-asset share/open counts may get before the prepared index is rebuilt.
 ENGAGEMENT_MAX_AGE = timedelta(minutes=10)
 

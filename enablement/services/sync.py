@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from enablement.config import Settings
 from enablement.db.crm import (
     UpsertCounts,
     mark_missing_deals_deleted,
@@ -39,6 +40,7 @@ from enablement.db.models import SyncState
 from enablement.db.types import utcnow
 from enablement.domain.crm import Crm, DealPage, DealRecord, PipelineRecord, StageEntry
 from enablement.errors import Conflict
+from enablement.services.nudges import after_stage_entries
 from enablement.services.writeback import write_back_shares
 
 log = logging.getLogger(__name__)
@@ -99,13 +101,16 @@ def sync_crm(
     on_progress: Progress | None = None,
     now: Callable[[], datetime] = utcnow,
     sweep: bool | None = None,
+    settings: Settings | None = None,
 ) -> SyncSummary:
     """Sync pipelines, owners and deals (all of them, or those modified since the cursor); then write back notes.
 
     `sweep`: True runs the deletion sweep with an incremental run, False never, None
     when the last one is older than SWEEP_EVERY (a full sync sweeps from what it read).
+    With `settings`, each committed page's stage entries get their nudges (services.nudges).
     """
     run = _Run(sessions, crm, on_progress or (lambda phase, n: None), now)
+    run.settings = settings
     before = crm.call_counts()
     started = time.monotonic()
     with _one_sync_at_a_time(sessions):
@@ -174,6 +179,7 @@ class _Run:
         self.stage_owner: dict[str, str] = {}  # stage id -> the one pipeline that has it
         self.refetched = False
         self.seen: set[str] | None = None  # ids a full sync read in this process (None: resumed)
+        self.settings: Settings | None = None  # given: nudges for the stage entries synced
 
     # -- state ---------------------------------------------------------------------------
 
@@ -306,6 +312,9 @@ class _Run:
                 self.summary.deals.add(upsert_deals(session, records, SOURCE))
             for key, value in updates.items():
                 self._put(session, key, value)
+        if records and self.settings is not None:
+            ids = [r.id for r in records]
+            after_stage_entries(self.sessions, self.settings, self.crm, ids, self.now())
         self.summary.deals_read += len(deals)
         self.summary.pages += 1
         self.on_progress("pages", self.summary.pages)

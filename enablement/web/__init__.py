@@ -12,8 +12,10 @@ def blueprints() -> list[Blueprint]:
         deals,
         health,
         hubspot_card,
+        hubspot_workflow,
         jobs,
         links,
+        nudges,
         openapi,
         pages,
         recommendations,
@@ -36,8 +38,10 @@ def blueprints() -> list[Blueprint]:
             reports,
             recommendations,
             hubspot_card,
+            hubspot_workflow,
             webhooks,
             jobs,
+            nudges,
             pages,
         )
     ]

@@ -147,6 +147,12 @@ class RecommenderImpactSchema(_EstimateSchema):
     recommended_advances = fields.Integer()
     holdout_episodes = fields.Integer()
     holdout_advances = fields.Integer()
+    trigger = fields.String(
+        metadata={
+            "description": "any: every recommendation request; nudged: only the lists pushed on "
+            "entering a stage (nudges, HubSpot workflows); asked: only those a person asked for"
+        }
+    )
     method = fields.String()
 
 

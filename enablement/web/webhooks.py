@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 
@@ -13,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from enablement.context import ctx
 from enablement.db.types import utcnow
 from enablement.errors import Unauthenticated, Unavailable
-from enablement.services.jobs import queue_deal_fetch, queue_webhook_pending
+from enablement.services.jobs import queue_deal_fetch, queue_nudges, queue_webhook_pending
 from enablement.services.webhooks import receive_events, webhook_stats
 from enablement.web.endpoint import endpoint
 from enablement.web.request_guard import read_body
@@ -60,8 +61,11 @@ def hubspot_webhook():
     # Completing deals known only from events is queued before the answer (a worker killed
     # after answering loses nothing); the pass over events an earlier delivery stored but
     # could not apply (the database failed between the two commits) after it, since the
-    # scheduler runs that pass every minute anyway.
+    # scheduler runs that pass every minute anyway. The batch's nudges (NUDGES) are a job
+    # queued before the answer too; a sync would also find their stage entries.
     _queue(queue_deal_fetch, container, list(result.unknown_deals))
+    origin = hashlib.sha256(body).hexdigest()
+    _queue(queue_nudges, container, [e.deal_id for e in batch.events if e.deal_id], origin)
     response = jsonify(counts)
     response.call_on_close(functools.partial(_queue, queue_webhook_pending, container))
     return response, 200

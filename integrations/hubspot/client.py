@@ -39,6 +39,10 @@ from hubspot.crm.objects.notes import (
     SimplePublicObjectInputForCreate,
 )
 from hubspot.crm.objects.notes import PublicObjectSearchRequest as NoteSearchRequest
+from hubspot.crm.objects.tasks import AssociationSpec as TaskAssociationSpec
+from hubspot.crm.objects.tasks import PublicAssociationsForObject as TaskAssociations
+from hubspot.crm.objects.tasks import PublicObjectId as TaskObjectId
+from hubspot.crm.objects.tasks import SimplePublicObjectInputForCreate as TaskInput
 from urllib3.util.retry import Retry
 
 from enablement.config import HUBSPOT_API_VERSION
@@ -76,6 +80,7 @@ SEARCH_CAP = 10_000  # the search API answers at most this many results for one 
 OWNERS_PAGE = 500
 IDS_PAGE = 100  # list endpoint without history
 NOTE_TO_DEAL = 214  # HUBSPOT_DEFINED association type: note -> deal
+TASK_TO_DEAL = 216  # HUBSPOT_DEFINED association type: task -> deal
 
 # The scopes each use needs (the app's requiredScopes list them all; tests keep them equal).
 SYNC_SCOPES = ("crm.objects.deals.read", "crm.schemas.deals.read", "crm.objects.owners.read")
@@ -128,6 +133,11 @@ class ApiPaths:
     def notes(self) -> str:
         """Note creation, with its associations."""
         return self._crm("objects", "/notes")
+
+    @property
+    def tasks(self) -> str:
+        """Task creation, with its associations."""
+        return self._crm("objects", "/tasks")
 
     @property
     def notes_search(self) -> str:
@@ -410,6 +420,35 @@ class HubSpotCrm:
             after = _next_after(data)
             if after is None or int(after) >= SEARCH_CAP:
                 return None
+
+    def create_task(
+        self, deal_id: str, owner_id: str | None, subject: str, body: str, due: datetime
+    ) -> str:
+        """Create a task on the deal (association 216: task to deal) for the owner; returns the task id."""
+        properties = {
+            "hs_task_subject": subject[:500],
+            "hs_task_body": note_html(body),
+            "hs_timestamp": due.isoformat(),
+            "hs_task_status": "NOT_STARTED",
+            "hs_task_type": "TODO",
+        }
+        if owner_id:
+            properties["hubspot_owner_id"] = str(owner_id)
+        request = TaskInput(
+            properties=properties,
+            associations=[
+                TaskAssociations(
+                    to=TaskObjectId(id=str(deal_id)),
+                    types=[
+                        TaskAssociationSpec(
+                            association_category="HUBSPOT_DEFINED",
+                            association_type_id=TASK_TO_DEAL,
+                        )
+                    ],
+                )
+            ],
+        )
+        return str(self._call("POST", self.paths.tasks, body=request)["id"])
 
     # -- the token -----------------------------------------------------------------------
 

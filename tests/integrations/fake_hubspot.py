@@ -169,6 +169,7 @@ class FakeHubSpot:
         self.owners: list[dict] = []
         self.deals: dict[int, FakeDeal] = {}
         self.notes: dict[str, dict] = {}
+        self.tasks: dict[str, dict] = {}
         self.faults: list[Fault] = []
         self.log: deque = deque(maxlen=200_000)  # (monotonic time, method, path, status)
         self.search_totals: list[tuple[int, int, int]] = []  # (total, after offset, results)
@@ -397,6 +398,8 @@ class FakeHubSpot:
             return self._search(body or {})
         if method == "POST" and path == "/crm/objects/notes":
             return self._create_note(body or {})
+        if method == "POST" and path == "/crm/objects/tasks":
+            return self._create_task(body or {})
         if method == "POST" and path == "/crm/objects/notes/search":
             return self._search_notes(body or {})
         return 404, {}, {"status": "error", "message": f"no route {method} {path}"}
@@ -554,6 +557,31 @@ class FakeHubSpot:
             note_id = str(next(self._note_ids))
             self.notes[note_id] = {"properties": props, "deals": deal_ids}
         return 201, {}, {"id": note_id, "properties": props}
+
+    def _create_task(self, body):
+        props = body.get("properties") or {}
+        if not props.get("hs_timestamp") or not props.get("hs_task_subject"):
+            return 400, {}, {"message": "hs_timestamp and hs_task_subject are required"}
+        owner = props.get("hubspot_owner_id")
+        if owner is not None and owner not in {o["id"] for o in self.owners}:
+            return 400, {}, {"message": f"owner {owner} does not exist"}
+        deal_ids = []
+        for assoc in body.get("associations") or []:
+            types = assoc.get("types") or []
+            if not any(
+                t.get("associationTypeId") == 216
+                and t.get("associationCategory") == "HUBSPOT_DEFINED"
+                for t in types
+            ):
+                return 400, {}, {"message": "wrong association type"}
+            deal_ids.append(str(assoc["to"]["id"]))
+        with self.lock:
+            for deal_id in deal_ids:
+                if not deal_id.isdigit() or int(deal_id) not in self.deals:
+                    return 400, {}, {"message": f"deal {deal_id} does not exist"}
+            task_id = str(next(self._note_ids))
+            self.tasks[task_id] = {"properties": props, "deals": deal_ids}
+        return 201, {}, {"id": task_id, "properties": props}
 
     def _search_notes(self, body):
         filters = [

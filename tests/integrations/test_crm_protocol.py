@@ -16,10 +16,11 @@ METHODS = sorted(name for name, v in vars(Crm).items() if callable(v) and not na
 IMPLEMENTATIONS = [HubSpotCrm, InMemoryCrm]
 
 
-def test_the_interface_holds_the_methods_the_sync_needs():
+def test_the_interface_holds_the_methods_the_sync_and_the_nudges_need():
     assert METHODS == [
         "call_counts",
         "create_note",
+        "create_task",
         "fetch_deals",
         "fetch_pipelines",
         "find_note",

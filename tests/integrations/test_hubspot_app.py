@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from enablement.web.hubspot_workflow import ACTION_PATH, ExecutionRequest
 from integrations.hubspot.client import SYNC_SCOPES, WRITEBACK_SCOPES
 from integrations.hubspot.mapping import DealProperties
 from integrations.hubspot.webhooks import ACTIONS, PROPERTIES
@@ -75,7 +76,12 @@ def test_hubspots_parser_reads_the_project_and_every_component_matches_its_docum
 ):
     status, report = check(checker, APP)
     assert (status, report["errors"]) == (0, [])
-    assert sorted(c["type"] for c in report["components"].values()) == ["app", "card", "webhooks"]
+    assert sorted(c["type"] for c in report["components"].values()) == [
+        "app",
+        "card",
+        "webhooks",
+        "workflow-action",
+    ]
     assert json.loads((APP / "hsproject.json").read_text())["platformVersion"] == "2026.09"
 
 
@@ -169,6 +175,21 @@ def test_the_card_the_webhooks_and_the_permitted_urls_name_one_https_service_add
     assert fetch == [base] == [f"{target.scheme}://{target.netloc}"]
     assert base.startswith("https://")
     assert load("cards/recommendations-card-hsmeta.json")["config"]["objectTypes"] == ["deals"]
+
+
+def test_the_workflow_action_calls_the_services_route_and_declares_what_it_answers(app):
+    config = load("workflow-actions/suggest-content-hsmeta.json")["config"]
+    action = urlsplit(config["actionUrl"])
+    target = urlsplit(load("webhooks/webhooks-hsmeta.json")["config"]["settings"]["targetUrl"])
+    assert (action.scheme, action.netloc) == (target.scheme, target.netloc)
+    assert action.path == ACTION_PATH
+    assert ACTION_PATH in {rule.rule for rule in app.url_map.iter_rules()}
+    assert config["objectTypes"] == ["DEAL"]
+    outputs = {f["typeDefinition"]["name"] for f in config["outputFields"]}
+    assert outputs == {"top_title", "top_link", "top_reason", "offered_count"}
+    assert set(config["labels"]["en"]["outputFieldLabels"]) == outputs
+    inputs = {f["typeDefinition"]["name"] for f in config["inputFields"]}
+    assert inputs == set(ExecutionRequest().fields["inputFields"].schema.fields)
 
 
 def test_the_cards_dependencies_are_pinned_to_exact_versions_and_locked():

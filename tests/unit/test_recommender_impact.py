@@ -145,3 +145,21 @@ def test_the_csv_carries_the_impact_as_rows_without_an_asset():
     assert evaluation["asset_id"] == "" and evaluation["title"].startswith("Recommender impact")
     assert evaluation["verdict"] == "shortens" and float(evaluation["hazard_ratio"]) > 1
     assert "holdout episodes" in evaluation["reason"]
+
+
+def test_nudged_and_asked_impressions_get_rows_of_their_own_beside_the_overall_one():
+    episodes, deals, impressions = recommender_world(1.6, 0.3, n_deals=1500)
+    alone = recommender_impact(episodes, deals, impressions)
+    assert {r["trigger"] for r in alone} == {"any"}  # nobody nudged yet: no split
+    nudged = impressions["deal_id"].str[-1].isin(list("02468"))
+    impressions["source"] = np.where(nudged, "nudge", "api")
+    rows = recommender_impact(episodes, deals, impressions)
+    by = {(r["trigger"], r["buying_stage"]): r for r in rows}
+    assert [r["trigger"] for r in rows] == ["any"] * 4 + ["asked"] * 4 + ["nudged"] * 4
+    for field in ("recommended_episodes", "holdout_episodes"):
+        parts = by[("asked", "evaluation")][field] + by[("nudged", "evaluation")][field]
+        assert parts == by[("any", "evaluation")][field] > 0
+    held_nudges = impressions[nudged & impressions["holdout"]]["deal_id"].nunique()
+    assert by[("nudged", "evaluation")]["holdout_episodes"] == held_nudges
+    assert by[("nudged", "evaluation")]["verdict"] in ("shortens", "no_evidence")
+    assert by[("any", "evaluation")]["verdict"] == "shortens"

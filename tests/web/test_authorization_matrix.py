@@ -24,6 +24,8 @@ TABLE = {
     ("POST", "/webhooks/hubspot"): SIGNED,
     ("GET", "/integrations/hubspot/card"): SIGNED,
     ("POST", "/integrations/hubspot/card/shares"): SIGNED,
+    ("POST", "/integrations/hubspot/workflow-actions/suggest-content"): SIGNED,
+    ("GET", "/api/v1/nudges/stats"): "admin",
     ("GET", "/api/v1/me"): "sales",
     ("GET", "/api/v1/tokens"): "admin",
     ("POST", "/api/v1/tokens"): "admin",

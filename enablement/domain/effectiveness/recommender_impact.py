@@ -23,8 +23,14 @@ IMPACT_METHOD = (
     "still be in the stage to be asked about, and counting that time would credit whichever side had "
     "more of it); the group of that first request is the episode's group. Effect: the hazard ratio of "
     "advancing, recommended versus holdout (intention to treat: whether or not anything was then "
-    "shared), with the same adjustment, estimator, interval and verdict rule as the per-asset effects."
+    "shared), with the same adjustment, estimator, interval and verdict rule as the per-asset effects. "
+    "Rows with trigger 'any' count every request; once nudges or HubSpot workflows have asked, rows "
+    "with trigger 'nudged' compare only the lists pushed on entering a stage (holdout deals: the nudges "
+    "withheld) and rows with trigger 'asked' only the lists a person asked for."
 )
+# Impression sources pushed to the rep or the buyer on entering a stage, not asked for by a person.
+PUSHED_SOURCES = ("nudge", "hubspot_workflow")
+TRIGGERS = ("any", "asked", "nudged")
 
 
 def recommender_impact(
@@ -34,16 +40,38 @@ def recommender_impact(
     min_exposed: int = MIN_EXPOSED,
     min_advances: int = MIN_ADVANCES,
 ) -> list[dict]:
-    """Per buying stage: the adjusted hazard ratio of advancing, recommended group versus holdout.
+    """Per buying stage and trigger: the adjusted hazard ratio of advancing, recommended group versus holdout.
 
-    `impressions` has deal_id, shown_at, holdout (one row per recommendation answer). Both
-    groups need min_exposed episodes and min_advances advances, else the row is
-    insufficient_data with its reason.
+    `impressions` has deal_id, shown_at, holdout and optionally source (one row per
+    recommendation answer). Rows with trigger `any` use every impression; when some came
+    from PUSHED_SOURCES, rows with trigger `nudged` (those only) and `asked` (the others)
+    follow. Both groups need min_exposed episodes and min_advances advances, else the row
+    is insufficient_data with its reason.
     """
+    eps = episodes_with_attributes(episodes, deals)
+    rows = [
+        {**row, "trigger": "any"}
+        for row in _impact_rows(eps, impressions, min_exposed, min_advances)
+    ]
+    if "source" in impressions.columns:
+        pushed = impressions["source"].isin(PUSHED_SOURCES).to_numpy(dtype=bool)
+        if pushed.any():
+            for trigger, mask in (("asked", ~pushed), ("nudged", pushed)):
+                part = impressions[mask].reset_index(drop=True)
+                rows += [
+                    {**row, "trigger": trigger}
+                    for row in _impact_rows(eps, part, min_exposed, min_advances)
+                ]
+    return rows
+
+
+def _impact_rows(
+    eps: pd.DataFrame, impressions: pd.DataFrame, min_exposed: int, min_advances: int
+) -> list[dict]:
+    """One row per buying stage from these impressions (see recommender_impact)."""
     import numpy as np
     import pandas as pd
 
-    eps = episodes_with_attributes(episodes, deals)
     requests = pd.DataFrame(
         {
             "deal_id": impressions["deal_id"],

@@ -72,7 +72,12 @@ def effectiveness(principal):
     )
     insufficient = [r for r in report["items"] if r["verdict"] == "insufficient_data"]
     impact = [
-        {**r, "title": f"Recommender impact · {r['buying_stage']}", "asset_id": ""}
+        {
+            **r,
+            "title": f"Recommender impact · {r['buying_stage']}"
+            + ("" if r.get("trigger", "any") == "any" else f" · {r['trigger']}"),
+            "asset_id": "",
+        }
         for r in report.get("recommender_impact", [])
     ]
     return render_template(
