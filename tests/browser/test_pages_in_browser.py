@@ -107,7 +107,7 @@ def test_a_marketer_creates_an_asset_after_fixing_an_error(watched, server):
     page.select_option("#f-kind", "article")
     page.fill("#f-author", "Dana Whitfield")
     page.check("input[name=stages][value=evaluation]")
-    page.fill("#f-personas", "CFO, Head of Operations")
+    page.fill("#f-personas", "CFO; Head of Operations")
     watched.expect_status(422)
     page.click("text=Create asset")
     page.wait_for_load_state()

@@ -9,7 +9,7 @@ from enablement.db.assets import STATUS_FILTERS
 from enablement.domain.assets import KINDS, STATUSES
 from enablement.domain.stages import BUYING_STAGES
 from enablement.errors import BadRequest, Conflict, EnablementError, InvalidInput
-from enablement.files.formats import detect_format
+from enablement.files.formats import LIST_SEPARATOR, detect_format
 from enablement.services import asset_imports
 from enablement.services import assets as asset_service
 from enablement.web.asset_schemas import AssetQuery
@@ -20,6 +20,8 @@ from enablement.web.pages.sales import filled
 PER_PAGE = 30
 TEXT_FIELDS = ("title", "url", "kind", "author", "summary", "series", "review_by", "status")
 TAG_FIELDS = ("topics", "industries", "personas")
+# What a duplicate warning's reason means, in the words of the notice.
+DUPLICATE_REASONS = {"same_url": "has the same URL", "similar_title": "has a very similar title"}
 
 
 def choices() -> dict:
@@ -29,6 +31,7 @@ def choices() -> dict:
         "statuses": STATUSES,
         "stages": BUYING_STAGES,
         "status_filters": STATUS_FILTERS,
+        "list_separator": LIST_SEPARATOR,
     }
 
 
@@ -45,19 +48,22 @@ def assets(principal):
 
 
 def record_from_form(form, *, for_update: bool) -> dict:
-    """The asset record a form describes: text as given, tags split on commas, empties left out.
+    """The asset record a form describes: text as given, tags split on the CSV files' list
+    separator (;), empties left out.
 
-    For an update an emptied optional field is sent as null (or no tags), so it is cleared.
+    For an update every field is sent: an emptied optional field as null (or no tags), so it
+    is cleared, and an emptied required one as "" so the API's validation refuses it (the page
+    never reports a save that kept the old value).
     """
     record: dict = {}
     for name in TEXT_FIELDS:
         value = (form.get(name) or "").strip()
         if value:
             record[name] = value
-        elif for_update and name in ("summary", "series", "review_by"):
-            record[name] = None
+        elif for_update:
+            record[name] = None if name in ("summary", "series", "review_by") else ""
     for name in TAG_FIELDS:
-        values = [t.strip() for t in (form.get(name) or "").split(",") if t.strip()]
+        values = [t.strip() for t in (form.get(name) or "").split(LIST_SEPARATOR) if t.strip()]
         if values or for_update:
             record[name] = values
     stages = [s for s in form.getlist("stages") if s]
@@ -71,6 +77,23 @@ def record_from_form(form, *, for_update: bool) -> dict:
     return record
 
 
+def flash_outcome(saved: dict) -> None:
+    """After a save: each possible duplicate named with a link, and a review-by date already past."""
+    for warning in saved.get("warnings", []):
+        try:
+            other = asset_service.get_asset(ctx().sessions, warning["of"])
+        except EnablementError:
+            continue  # retired or gone since: nothing to point at
+        reason = DUPLICATE_REASONS.get(warning["reason"], warning["reason"].replace("_", " "))
+        flash({"id": other["id"], "title": other["title"], "reason": reason}, "duplicate")
+    if saved.get("stale") and saved.get("review_by"):  # the one rule: domain.assets.is_stale
+        flash(
+            f"The review-by date {saved['review_by']} is already past: this piece is stale from "
+            "now on, so it is never recommended or shared. Set a later date to keep it live.",
+            "warning",
+        )
+
+
 def field_errors(error: EnablementError) -> dict[str, list[str]]:
     """Errors by form field from a service error (the rest under '_form')."""
     body = (error.details or {}).get("body")
@@ -80,11 +103,11 @@ def field_errors(error: EnablementError) -> dict[str, list[str]]:
 
 
 def form_values(record: dict) -> dict:
-    """What the form shows again: tags joined with commas."""
+    """What the form shows again: tags joined with the list separator."""
     shown = dict(record)
     for name in TAG_FIELDS:
         if isinstance(shown.get(name), list):
-            shown[name] = ", ".join(shown[name])
+            shown[name] = f"{LIST_SEPARATOR} ".join(shown[name])
     return shown
 
 
@@ -114,8 +137,7 @@ def create_asset(principal):
         )
         return html, e.status
     flash(f"Created “{created['title']}”.", "notice")
-    for warning in created.get("warnings", []):
-        flash(f"Possible duplicate: {warning.get('message') or warning}", "notice")
+    flash_outcome(created)
     return redirect(url_for("pages.assets", q=created["title"][:200]))
 
 
@@ -137,7 +159,7 @@ def update_asset(principal, asset_id):
     asset = asset_service.get_asset(ctx().sessions, asset_id)
     record = record_from_form(request.form, for_update=True)
     try:
-        asset_service.update_asset(ctx().sessions, ctx().settings, asset_id, record)
+        saved = asset_service.update_asset(ctx().sessions, ctx().settings, asset_id, record)
     except InvalidInput as e:
         html = render_template(
             "pages/asset_form.html",
@@ -147,7 +169,8 @@ def update_asset(principal, asset_id):
             **choices(),
         )
         return html, e.status
-    flash(f"Saved “{record.get('title', asset['title'])}”.", "notice")
+    flash(f"Saved “{saved['title']}”.", "notice")
+    flash_outcome(saved)
     return redirect(url_for("pages.edit_asset", asset_id=asset_id))
 
 
