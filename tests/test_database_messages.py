@@ -18,7 +18,6 @@ from tests.test_first_hour import env  # noqa: F401  (the fixture)
 from tests.test_serving import run
 
 
-
 @pytest.fixture
 def postgres(postgres_url) -> str:
     """The run's PostgreSQL database (these messages are PostgreSQL's)."""

@@ -66,8 +66,13 @@ _CAUSE_CODES = {
 }
 _CAUSE_TEXT = (
     (re.compile(r'database "[^"]*" does not exist'), "missing_database"),
-    (re.compile(r"password authentication failed|role \"[^\"]*\" does not exist|"
-                r"no password supplied|authentication failed"), "authentication_failed"),
+    (
+        re.compile(
+            r"password authentication failed|role \"[^\"]*\" does not exist|"
+            r"no password supplied|authentication failed"
+        ),
+        "authentication_failed",
+    ),
     (re.compile(r"permission denied|readonly database|read-only database"), "permission_denied"),
 )
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, make_response, render_template, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
-
 from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from enablement.db import OUTAGE_ERRORS, RETRY_AFTER_SECONDS, is_database_failure, outage
 from enablement.errors import EnablementError, PayloadTooLarge, error_kinds
