@@ -164,9 +164,9 @@ def test_every_report_draws_its_marks(watched, server):
     page = watched.page
     sign_in(watched, server["tokens"]["admin"].token)
     from enablement.render import coverage_context
-    from enablement.web.pages.reports import PLOT_ROWS
     from enablement.services.adoption import adoption_by_rep
     from enablement.services.reports import get_report
+    from enablement.web.pages.reports import PLOT_ROWS
 
     container = server["container"]
     coverage = coverage_context(get_report(container.sessions, container.settings, "coverage"))
