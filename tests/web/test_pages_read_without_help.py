@@ -91,3 +91,89 @@ def test_a_review_by_date_in_the_past_warns_that_the_piece_is_stale(marketing, a
         r'class="notice warning"[^>]*>The review-by date 2020-01-31 is already past', saved.text
     )
     assert 'id="review-by-past"' in saved.text
+
+
+@pytest.fixture
+def demo(sessions, settings):
+    """A small demo dataset (two pipelines, shares by owners)."""
+    from enablement.services.demo import load_demo
+
+    load_demo(sessions, settings, deals=120, assets=40, seed=7)
+
+
+def test_cycle_time_is_shown_per_pipeline_by_name_with_the_30_and_90_day_figures(
+    marketing, demo, container
+):
+    from enablement.services.stage_map import pipeline_names
+
+    html = marketing.get("/reports/cycle-time").text
+    names = pipeline_names(container.sessions)
+    assert len(names) >= 2
+    for name in names.values():
+        assert f"Pipeline “{name}”: by CRM stage" in html
+    assert "advanced / lost by 30 days" in html and "advanced / lost by 90 days" in html
+    assert re.search(r'data-label="advanced / lost by 90 days">\d+% / \d+%</td>', html)
+
+
+def test_the_effectiveness_page_says_what_each_label_means_for_its_row(marketing, demo):
+    html = marketing.get("/reports/effectiveness").text
+    table = html.split('id="forest-table"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td data-label=\"asset\">.*?</tr>", table, re.S)
+    assert rows
+    for row in rows:
+        meaning = re.search(r'class="meaning"[^>]*>(.*?)</td>', row, re.S).group(1)
+        if "verdict-no_evidence" in row:
+            low, high = map(float, re.search(r"(\d+\.\d\d)–(\d+\.\d\d)", row).groups())
+            if low > 1 or high < 1:  # the interval leaves out 1, yet no evidence: say why
+                assert "false-discovery correction" in meaning and "by chance" in meaning
+            else:
+                assert "includes 1" in meaning
+        else:
+            assert "after the false-discovery correction" in meaning
+    assert "false-discovery correction" in html.split('id="labels-explained"')[1][:900]
+
+
+def test_the_effectiveness_page_puts_clear_verdicts_first_and_filters(marketing, demo):
+    html = marketing.get("/reports/effectiveness").text
+    table = html.split('id="forest-table"')[1].split("</table>")[0]
+    verdicts = re.findall(r'class="verdict verdict-(\w+)"', table)
+    clear = [v != "no_evidence" for v in verdicts]
+    assert clear == sorted(clear, reverse=True)  # every clear verdict before any no-evidence row
+    only = marketing.get("/reports/effectiveness?verdict=no_evidence&sort=title").text
+    table = only.split('id="forest-table"')[1].split("</table>")[0]
+    assert set(re.findall(r'class="verdict verdict-(\w+)"', table)) <= {"no_evidence"}
+    titles = re.findall(r'<td data-label="asset">(.*?)</td>', table)
+    assert titles == sorted(titles, key=str.lower)
+    assert marketing.get("/reports/effectiveness?sort=nonsense").status_code == 422
+
+
+def test_recommender_impact_says_what_it_needs_without_a_holdout(marketing, demo):
+    html = marketing.get("/reports/effectiveness").text
+    hint = re.search(r'id="impact-needs">(.*?)</p>', html, re.S)
+    assert hint and "RECOMMENDATION_HOLDOUT" in hint.group(1) and "episodes" in hint.group(1)
+
+
+def test_the_deal_page_names_the_rep_who_shared(client, token_for, demo, container):
+    from sqlalchemy import select
+
+    from enablement.db.models import Owner, Share
+
+    with container.sessions() as s:
+        share = s.scalars(select(Share).where(Share.shared_by.is_not(None))).first()
+        owner = s.get(Owner, share.shared_by)
+    assert owner is not None
+    assert sign_in(client, token_for("admin")).status_code == 302
+    html = client.get(f"/deals/{share.deal_id}").text
+    cells = re.findall(r'<td data-label="by">(.*?)</td>', html)
+    assert f"{owner.first_name} {owner.last_name}".strip() in cells
+    assert share.shared_by not in cells
+
+
+def test_times_are_time_elements_with_readable_utc_text(client, token_for, demo):
+    assert sign_in(client, token_for("sales")).status_code == 302
+    html = client.get("/deals").text
+    stamps = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', html)
+    assert stamps
+    for iso, text in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", iso)
+        assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC", text)
