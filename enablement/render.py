@@ -385,3 +385,29 @@ def effect_meaning(row: dict, tests: int, q_max: float) -> str:
             "No evidence either way yet."
         )
     return "No interval could be estimated: no evidence either way."
+
+
+# What a near-duplicate warning's reason says (domain.assets.find_near_duplicates).
+DUPLICATE_REASONS = {"same_url": "has the same URL as", "similar_title": "has a title very like"}
+
+
+def duplicate_parts(warning: dict, titles: dict[str, str]) -> dict:
+    """A near-duplicate warning as people read it: both pieces by title (and id), the reason in
+    words; `titles` maps asset ids to titles (services.assets.asset_titles)."""
+    reason = warning.get("reason") or ""
+    return {
+        "id": warning.get("asset_id"),
+        "title": titles.get(warning.get("asset_id"), warning.get("asset_id")),
+        "other_id": warning.get("of"),
+        "other_title": titles.get(warning.get("of"), warning.get("of")),
+        "reason": DUPLICATE_REASONS.get(reason, reason.replace("_", " ")),
+    }
+
+
+def duplicate_text(warning: dict, titles: dict[str, str]) -> str:
+    """One line: 'possible duplicate: “A” (a1) has the same URL as “B” (b2)'."""
+    p = duplicate_parts(warning, titles)
+    return (
+        f"possible duplicate: “{p['title']}” ({p['id']}) {p['reason']} "
+        f"“{p['other_title']}” ({p['other_id']})"
+    )

@@ -177,3 +177,22 @@ def test_times_are_time_elements_with_readable_utc_text(client, token_for, demo)
     for iso, text in stamps:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", iso)
         assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC", text)
+
+
+def test_an_import_page_names_possible_duplicates_with_links(marketing, asset):
+    import io
+
+    form = marketing.get("/assets/import").text
+    content = (
+        b"title,url,kind,author\nWhy Pipelines Stall,https://example.org/b,article,Grace Hopper\n"
+    )
+    answer = marketing.post(
+        "/assets/import",
+        data={"csrf_token": csrf_of(form), "file": (io.BytesIO(content), "assets.csv")},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 200, answer.text
+    assert 'id="import-duplicates"' in answer.text, answer.text.split("<main>")[1]
+    section = answer.text.split('id="import-duplicates"')[1].split("</section>")[0]
+    assert "“Why Pipelines Stall” has a title very like" in section
+    assert f'<a href="/assets/{asset["id"]}/edit">“Why pipelines stall”</a>' in section

@@ -10,6 +10,7 @@ from enablement.domain.assets import KINDS, STATUSES
 from enablement.domain.stages import BUYING_STAGES
 from enablement.errors import BadRequest, Conflict, EnablementError, InvalidInput
 from enablement.files.formats import LIST_SEPARATOR, detect_format
+from enablement.render import duplicate_parts
 from enablement.services import asset_imports
 from enablement.services import assets as asset_service
 from enablement.web.asset_schemas import AssetQuery
@@ -20,8 +21,8 @@ from enablement.web.pages.sales import filled
 PER_PAGE = 30
 TEXT_FIELDS = ("title", "url", "kind", "author", "summary", "series", "review_by", "status")
 TAG_FIELDS = ("topics", "industries", "personas")
-# What a duplicate warning's reason means, in the words of the notice.
-DUPLICATE_REASONS = {"same_url": "has the same URL", "similar_title": "has a very similar title"}
+# A page lists at most this many duplicate warnings (an import of thousands can have thousands).
+MAX_DUPLICATES_SHOWN = 50
 
 
 def choices() -> dict:
@@ -77,15 +78,16 @@ def record_from_form(form, *, for_update: bool) -> dict:
     return record
 
 
+def duplicate_titles(warnings: list[dict]) -> dict[str, str]:
+    """The titles of both pieces of each warning."""
+    ids = [w.get(k) for w in warnings for k in ("asset_id", "of")]
+    return asset_service.asset_titles(ctx().sessions, ids)
+
+
 def flash_outcome(saved: dict) -> None:
     """After a save: each possible duplicate named with a link, and a review-by date already past."""
-    for warning in saved.get("warnings", []):
-        try:
-            other = asset_service.get_asset(ctx().sessions, warning["of"])
-        except EnablementError:
-            continue  # retired or gone since: nothing to point at
-        reason = DUPLICATE_REASONS.get(warning["reason"], warning["reason"].replace("_", " "))
-        flash({"id": other["id"], "title": other["title"], "reason": reason}, "duplicate")
+    for warning in saved.get("warnings", [])[:MAX_DUPLICATES_SHOWN]:
+        flash(duplicate_parts(warning, duplicate_titles([warning])), "duplicate")
     if saved.get("stale") and saved.get("review_by"):  # the one rule: domain.assets.is_stale
         flash(
             f"The review-by date {saved['review_by']} is already past: this piece is stale from "
@@ -207,8 +209,14 @@ def import_file(principal):
     except InvalidInput as e:
         return render_template("pages/asset_import.html", result=None, error=e), e.status
     status = 422 if result["errors"] and not skip_invalid else 200
+    shown = result.get("warnings", [])[:MAX_DUPLICATES_SHOWN]
+    titles = duplicate_titles(shown)
     return render_template(
-        "pages/asset_import.html", result=result, error=None, skip_invalid=skip_invalid
+        "pages/asset_import.html",
+        result=result,
+        error=None,
+        skip_invalid=skip_invalid,
+        duplicates=[duplicate_parts(w, titles) for w in shown],
     ), status
 
 
