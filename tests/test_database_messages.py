@@ -126,3 +126,12 @@ def test_each_cause_reads_from_the_drivers_message(message, cause):
     from sqlalchemy.exc import OperationalError
 
     assert db.database_cause(OperationalError("SELECT 1", {}, Exception(message))) == cause
+
+
+def test_a_programming_error_that_is_not_a_grant_stays_a_bug():
+    from sqlalchemy.exc import ProgrammingError
+
+    bug = ProgrammingError("SELEC 1", {}, Exception('syntax error at or near "SELEC"'))
+    assert not db.is_database_failure(bug)
+    denied = ProgrammingError("SELECT 1", {}, Exception("permission denied for table assets"))
+    assert db.is_database_failure(denied) and db.outage(denied).retry is False
