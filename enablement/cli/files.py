@@ -65,7 +65,10 @@ def _report(result: ImportResult, skip_invalid: bool) -> None:
         ids = [w.get(k) for w in result.warnings for k in ("asset_id", "of")]
         titles = asset_titles(ctx().sessions, ids) if result.kind == "assets" else {}
         for warning in result.warnings:
-            click.echo(f"warning: {duplicate_text(warning, titles)}", err=True)
+            if warning.get("kind") == "near_duplicate":
+                click.echo(f"warning: {duplicate_text(warning, titles)}", err=True)
+            else:  # NOTE: other warnings' wording belongs to the import messages
+                click.echo(f"warning: {json.dumps(warning, ensure_ascii=False)}", err=True)
     if result.errors and not skip_invalid:
         click.echo(
             f"error: {len(result.errors)} invalid record(s); nothing imported "

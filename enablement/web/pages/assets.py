@@ -209,7 +209,8 @@ def import_file(principal):
     except InvalidInput as e:
         return render_template("pages/asset_import.html", result=None, error=e), e.status
     status = 422 if result["errors"] and not skip_invalid else 200
-    shown = result.get("warnings", [])[:MAX_DUPLICATES_SHOWN]
+    duplicates = [w for w in result.get("warnings", []) if w.get("kind") == "near_duplicate"]
+    shown = duplicates[:MAX_DUPLICATES_SHOWN]
     titles = duplicate_titles(shown)
     return render_template(
         "pages/asset_import.html",
@@ -217,6 +218,7 @@ def import_file(principal):
         error=None,
         skip_invalid=skip_invalid,
         duplicates=[duplicate_parts(w, titles) for w in shown],
+        duplicate_count=len(duplicates),
     ), status
 
 
