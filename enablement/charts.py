@@ -7,6 +7,7 @@ every mark, the axis ticks and the chart's size; the templates escape every labe
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 # Colour-blind-safe (Okabe-Ito) colours, each verdict also with its own marker shape. NOTE: the
 # verdicts themselves (and their order) are the domain's VERDICTS; a test keeps these keys equal.
@@ -18,11 +19,94 @@ VERDICT_STYLE = {
 }
 
 ROW_HEIGHT = 22
-LABEL_WIDTH = 420
-PLOT_WIDTH = 420
+LINE_HEIGHT = 15
 TOP = 34
 BOTTOM = 34
 LOG_TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a chart's row labels go: beside the marks (wide screens) or above them (phones).
+
+    Widths are in SVG units drawn at one CSS pixel each on the widest screens; the page shows
+    the wide chart from 700 px up and the narrow one below, each scaled down by at most ~20%,
+    so 12-unit text stays at 10 px or more on screen (tests/browser measure it).
+    """
+
+    name: str
+    label_width: int  # 0: labels sit above the marks
+    plot_width: int
+    chars_per_line: int  # of a 12-unit label
+    max_lines: int
+
+
+WIDE = Layout("wide", label_width=400, plot_width=420, chars_per_line=52, max_lines=3)
+NARROW = Layout("narrow", label_width=0, plot_width=300, chars_per_line=44, max_lines=4)
+LAYOUTS = (WIDE, NARROW)
+# NOTE: kept for callers that size things by the wide chart.
+LABEL_WIDTH = WIDE.label_width
+PLOT_WIDTH = WIDE.plot_width
+
+
+def chart_pair(chart, rows: list[dict], *args, **kwargs) -> dict:
+    """The chart in both layouts, {"wide": ..., "narrow": ...}: the page's CSS shows one of them."""
+    return {layout.name: chart(rows, *args, layout=layout, **kwargs) for layout in LAYOUTS}
+
+
+def wrap_label(text: str, chars: int, max_lines: int) -> list[str]:
+    """A label in lines of at most `chars` characters, broken between words (a word longer than
+    a line is broken inside it); past max_lines the last line ends in "…"."""
+    words = (text or "").split()
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        while len(word) > chars:
+            if current:
+                lines.append(current)
+                current = ""
+            lines.append(word[: chars - 1] + "-")
+            word = word[chars - 1 :]
+        candidate = f"{current} {word}".strip()
+        if len(candidate) <= chars:
+            current = candidate
+        else:
+            lines.append(current)
+            current = word
+    if current:
+        lines.append(current)
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
+        lines = lines[: max_lines - 1] + [(last[: chars - 1].rstrip() + "…")]
+    return lines or [""]
+
+
+def _rows_geometry(labels: list[str], layout: Layout) -> list[dict]:
+    """Each row's top, height, label lines and the y of its marks (after its label, on a phone)."""
+    rows = []
+    y = TOP
+    for label in labels:
+        lines = wrap_label(label, layout.chars_per_line, layout.max_lines)
+        if layout.label_width:
+            height = max(ROW_HEIGHT, len(lines) * LINE_HEIGHT + 7)
+            mark_y = y + height / 2
+            first = mark_y - (len(lines) - 1) * LINE_HEIGHT / 2 + 4
+        else:
+            height = len(lines) * LINE_HEIGHT + ROW_HEIGHT + 4
+            mark_y = y + len(lines) * LINE_HEIGHT + ROW_HEIGHT / 2 + 2
+            first = y + 12
+        rows.append(
+            {
+                "top": y,
+                "height": height,
+                "mark_y": round(mark_y, 1),
+                "lines": [
+                    {"text": t, "y": round(first + i * LINE_HEIGHT, 1)} for i, t in enumerate(lines)
+                ],
+            }
+        )
+        y += height
+    return rows
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -30,11 +114,12 @@ def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
 
-def forest_plot(rows: list[dict]) -> dict:
+def forest_plot(rows: list[dict], layout: Layout = WIDE) -> dict:
     """Hazard ratios with confidence intervals on a log axis; one row per fitted (asset, stage).
 
     Rows without a hazard ratio (insufficient data) are not drawn: the page lists them apart.
     An interval reaching past the axis is cut at its edge and flagged (`cut_low`/`cut_high`).
+    Labels ("title · stage") are wrapped whole between words, never cut mid-word.
     """
     drawn = [r for r in rows if _finite(r.get("hazard_ratio"))]
     lows = [r["ci_low"] for r in drawn if _finite(r.get("ci_low")) and r["ci_low"] > 0]
@@ -42,21 +127,27 @@ def forest_plot(rows: list[dict]) -> dict:
     low = _clamp(min(lows + [0.5]), 0.1, 1.0)
     high = _clamp(max(highs + [2.0]), 1.0, 10.0)
     lo_log, hi_log = math.log(low), math.log(high)
+    left = layout.label_width + (0 if layout.label_width else 10)
+    right = left + layout.plot_width - (20 if not layout.label_width else 0)
 
     def x(value: float) -> float:
         """The horizontal position of a hazard ratio."""
         t = (math.log(_clamp(value, low, high)) - lo_log) / (hi_log - lo_log)
-        return round(LABEL_WIDTH + t * PLOT_WIDTH, 1)
+        return round(left + t * (right - left), 1)
 
+    geometry = _rows_geometry(
+        [f"{r.get('title') or ''} · {r.get('buying_stage') or ''}" for r in drawn], layout
+    )
     marks = []
-    for i, r in enumerate(drawn):
-        y = TOP + i * ROW_HEIGHT + ROW_HEIGHT / 2
+    for r, g in zip(drawn, geometry, strict=True):
+        y = g["mark_y"]
         ci_low = r.get("ci_low") if _finite(r.get("ci_low")) and r["ci_low"] > 0 else None
         ci_high = r.get("ci_high") if _finite(r.get("ci_high")) else None
         marks.append(
             {
                 **r,
                 "y": y,
+                "lines": g["lines"],
                 "x": x(r["hazard_ratio"]),
                 "x_low": x(ci_low) if ci_low is not None else None,
                 "x_high": x(ci_high) if ci_high is not None else None,
@@ -66,17 +157,26 @@ def forest_plot(rows: list[dict]) -> dict:
                 "triangle": _triangle(x(r["hazard_ratio"]), y),
             }
         )
-    height = TOP + len(drawn) * ROW_HEIGHT + BOTTOM
+    body = sum(g["height"] for g in geometry)
+    height = TOP + body + BOTTOM
     ticks = [{"x": x(t), "label": f"{t:g}"} for t in LOG_TICKS if low <= t <= high]
     return {
-        "width": LABEL_WIDTH + PLOT_WIDTH + 20,
+        "layout": layout.name,
+        "width": layout.label_width + layout.plot_width + 20,
         "height": height,
         "marks": marks,
         "ticks": ticks,
         "one": x(1.0),
-        "plot_left": LABEL_WIDTH,
-        "plot_right": LABEL_WIDTH + PLOT_WIDTH,
+        "plot_left": left,
+        "plot_right": right,
+        "label_x": layout.label_width - 10 if layout.label_width else 10,
+        "label_anchor": "end" if layout.label_width else "start",
         "axis_y": height - BOTTOM,
+        "title": (
+            "← lengthens the stage · hazard ratio (log) · shortens it →"
+            if layout.label_width
+            else "← lengthens · hazard ratio (log) · shortens →"
+        ),
     }
 
 
@@ -97,52 +197,58 @@ def bar_chart(
     low: str | None = None,
     high: str | None = None,
     label: str = "label",
-    bar_width: int = 420,
+    layout: Layout = WIDE,
 ) -> dict:
     """Horizontal bars of `value` per row (rows without a value are listed, not drawn).
 
     `low`/`high` name an interval drawn as a whisker over the bar (e.g. the quartiles).
     """
+    bar_width = layout.plot_width - 60  # room for the number past the bar
+    left = layout.label_width or 10
     values = [r[value] for r in rows if _finite(r.get(value))]
     values += [r[high] for r in rows if high and _finite(r.get(high))]
     peak = max(values + [1])
     scale = bar_width / peak
+    bar_height = ROW_HEIGHT - 6
+    geometry = _rows_geometry([str(r.get(label) or "") for r in rows], layout)
     bars = []
-    for i, r in enumerate(rows):
-        y = TOP + i * ROW_HEIGHT
+    for r, g in zip(rows, geometry, strict=True):
+        y = g["mark_y"] - bar_height / 2
         v = r.get(value)
-        ends = [LABEL_WIDTH + v * scale if _finite(v) else LABEL_WIDTH]
+        ends = [left + v * scale if _finite(v) else left]
         if high and _finite(r.get(high)):
-            ends.append(LABEL_WIDTH + r[high] * scale)
+            ends.append(left + r[high] * scale)
         bars.append(
             {
                 "row": r,
                 "label": r.get(label),
-                "y": y,
-                "text_y": y + ROW_HEIGHT * 0.68,
+                "lines": g["lines"],
+                "y": round(y, 1),
+                "text_y": round(g["mark_y"] + 4, 1),
                 "drawn": _finite(v),
                 "width": round(v * scale, 1) if _finite(v) else 0,
                 "value": v,
                 # NOTE: the number sits past the whisker, so the line never runs through it.
                 "text_x": round(max(ends) + 6, 1),
-                "x_low": round(LABEL_WIDTH + r[low] * scale, 1)
-                if low and _finite(r.get(low))
-                else None,
-                "x_high": round(LABEL_WIDTH + r[high] * scale, 1)
+                "x_low": round(left + r[low] * scale, 1) if low and _finite(r.get(low)) else None,
+                "x_high": round(left + r[high] * scale, 1)
                 if high and _finite(r.get(high))
                 else None,
             }
         )
     ticks = _nice_ticks(peak)
-    height = TOP + len(rows) * ROW_HEIGHT + BOTTOM
+    height = TOP + sum(g["height"] for g in geometry) + BOTTOM
     return {
-        "width": LABEL_WIDTH + bar_width + 80,
+        "layout": layout.name,
+        "width": layout.label_width + layout.plot_width + 20,
         "height": height,
         "bars": bars,
-        "left": LABEL_WIDTH,
+        "left": left,
+        "label_x": layout.label_width - 10 if layout.label_width else 10,
+        "label_anchor": "end" if layout.label_width else "start",
         "axis_y": height - BOTTOM + 4,
-        "ticks": [{"x": round(LABEL_WIDTH + t * scale, 1), "label": f"{t:g}"} for t in ticks],
-        "bar_height": ROW_HEIGHT - 6,
+        "ticks": [{"x": round(left + t * scale, 1), "label": f"{t:g}"} for t in ticks],
+        "bar_height": bar_height,
     }
 
 

@@ -128,8 +128,9 @@ def _database_url(text: str) -> str:
         "DATABASE_URL must be a SQLAlchemy URL of SQLite or PostgreSQL, "
         "e.g. sqlite:////path/enablement.db or postgresql+psycopg://user@host/db"
     )
+    text = _with_installed_driver(text.strip())
     try:
-        url = make_url(text.strip())
+        url = make_url(text)
     except (ArgumentError, ValueError):
         raise InvalidInput(f"{allowed}; the value given is not a URL") from None
     backend = url.get_backend_name()
@@ -141,7 +142,18 @@ def _database_url(text: str) -> str:
         raise InvalidInput(f"{allowed}; the driver {url.drivername!r} is not installed") from None
     if backend == "postgresql" and not (url.host or url.query.get("host")) and not url.database:
         raise InvalidInput(f"{allowed}; no host or database given")
-    return text.strip()
+    return text
+
+
+def _with_installed_driver(text: str) -> str:
+    """A plain postgresql:// (or Heroku-style postgres://) URL names the installed driver, psycopg 3.
+
+    NOTE: SQLAlchemy reads the plain scheme as psycopg2, which is not installed.
+    """
+    for plain in ("postgresql://", "postgres://"):
+        if text.startswith(plain):
+            return "postgresql+psycopg://" + text[len(plain) :]
+    return text
 
 
 _NEW_KEY = "e.g. python3 -c 'import secrets; print(secrets.token_hex(32))'"

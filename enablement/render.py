@@ -10,8 +10,10 @@ import io
 import json
 from pathlib import Path
 
+from markupsafe import Markup
+
 from enablement import TEMPLATES
-from enablement.domain.timestamps import format_for_people
+from enablement.domain.timestamps import format_for_people, format_readable
 from enablement.errors import InvalidInput
 
 FORMATS = ("table", "json", "csv", "html")
@@ -202,12 +204,31 @@ def csv_uncell(value: str) -> str:
     return value
 
 
+# Text table cells wrap onto further lines past this many characters (whole words kept).
+CELL_WIDTH = 40
+
+
 def text_table(columns: list[str], rows: list[dict]) -> str:
-    """A plain aligned table; long text cut at 40 characters."""
-    cells = [[("" if r[c] is None else str(r[c]))[:40] for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    """A plain aligned table; long text wraps between words onto further lines of its row, so
+    nothing is cut (a word longer than a line, such as a URL, stays whole)."""
+    import textwrap
+
+    def lines_of(value) -> list[str]:
+        text = "" if value is None else " ".join(str(value).split())
+        return textwrap.wrap(text, CELL_WIDTH, break_long_words=False, break_on_hyphens=False) or [
+            ""
+        ]
+
+    cells = [[lines_of(r[c]) for c in columns] for r in rows]
+    widths = [
+        max([len(c)] + [len(line) for row in cells for line in row[i]])
+        for i, c in enumerate(columns)
+    ]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    for row in cells:
+        for k in range(max(len(cell) for cell in row)):
+            parts = [cell[k] if k < len(cell) else "" for cell in row]
+            lines.append("  ".join(v.ljust(w) for v, w in zip(parts, widths, strict=True)))
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -272,6 +293,17 @@ def _cell_text(value):
     return value
 
 
+def time_element(value) -> Markup:
+    """A moment for a page: <time datetime="ISO">14 Nov 2026, 20:08 UTC</time> (empty for None).
+
+    The text reads without JavaScript; app.js shows it in the reader's own time zone.
+    """
+    iso = format_for_people(value)
+    if iso is None:
+        return Markup("")
+    return Markup('<time datetime="{}">{}</time>').format(iso, format_readable(iso))
+
+
 def coverage_context(report: dict) -> dict:
     """What the coverage template draws: the report, a matrix per dimension and the stage order."""
     from enablement.charts import heat_level
@@ -289,7 +321,8 @@ def coverage_context(report: dict) -> dict:
             {"dimension": dim, "title": title, "values": values, "grid": grid, "peak": peak}
         )
     return {
-        "report": {**report, "as_of": format_for_people(report["as_of"])},
+        "report": {**report, "as_of": format_readable(report["as_of"])},
+        "as_of_time": time_element(report["as_of"]),
         "matrices": matrices,
         "stages": [s["stage"] for s in report["stages"]],
     }
@@ -307,4 +340,75 @@ def render_coverage_html(report: dict) -> str:
     )
     return env.get_template("report_coverage.html").render(
         layout="report_standalone.html", **coverage_context(report)
+    )
+
+
+# What a report row's verdict means for that row, in plain words (the effectiveness page).
+def effect_meaning(row: dict, tests: int, q_max: float) -> str:
+    """One or two sentences on what this row's verdict means and why, for a marketer.
+
+    `tests` is how many (asset, stage) pairs the false-discovery correction ran over; a
+    no-evidence row whose interval leaves out 1 says that correction is why.
+    """
+    stage = row.get("buying_stage") or "the stage"
+    hr, low, high, q = (row.get(k) for k in ("hazard_ratio", "ci_low", "ci_high", "q_value"))
+    verdict = row.get("verdict")
+    if verdict == "insufficient_data" or hr is None:
+        return f"Not enough data to estimate: {row.get('reason') or 'too few exposed deals'}."
+    interval = f"95% interval {low:.2f}–{high:.2f}" if low is not None and high is not None else ""
+    corrected = (
+        f"q {q:.3f} after the false-discovery correction over {tests} tests"
+        if q is not None
+        else ""
+    )
+    if verdict == "shortens":
+        return (
+            f"Deals sent this piece left {stage} for a later stage sooner: about {hr:.2f}× the "
+            f"rate of comparable deals not sent it ({interval}; {corrected}, at most {q_max:g}). "
+            "Worth sending at this stage."
+        )
+    if verdict == "lengthens":
+        return (
+            f"Deals sent this piece stayed in {stage} longer: they advanced at {hr:.2f}× the rate "
+            f"of comparable deals ({interval}; {corrected}, at most {q_max:g}). "
+            "Review it before sending it at this stage."
+        )
+    if low is not None and high is not None and (low > 1 or high < 1):
+        direction = "sooner" if low > 1 else "later"
+        return (
+            f"The {interval} leaves out 1 (deals advanced {direction}), but {tests} pairs were "
+            f"tested at once, and among that many a result this strong turns up by chance "
+            f"({corrected}, above {q_max:g}). No evidence yet: more exposed deals will tell."
+        )
+    if low is not None and high is not None:
+        return (
+            f"The {interval} includes 1: the data fit a faster and a slower stage alike. "
+            "No evidence either way yet."
+        )
+    return "No interval could be estimated: no evidence either way."
+
+
+# What a near-duplicate warning's reason says (domain.assets.find_near_duplicates).
+DUPLICATE_REASONS = {"same_url": "has the same URL as", "similar_title": "has a title very like"}
+
+
+def duplicate_parts(warning: dict, titles: dict[str, str]) -> dict:
+    """A near-duplicate warning as people read it: both pieces by title (and id), the reason in
+    words; `titles` maps asset ids to titles (services.assets.asset_titles)."""
+    reason = warning.get("reason") or ""
+    return {
+        "id": warning.get("asset_id"),
+        "title": titles.get(warning.get("asset_id"), warning.get("asset_id")),
+        "other_id": warning.get("of"),
+        "other_title": titles.get(warning.get("of"), warning.get("of")),
+        "reason": DUPLICATE_REASONS.get(reason, reason.replace("_", " ")),
+    }
+
+
+def duplicate_text(warning: dict, titles: dict[str, str]) -> str:
+    """One line: 'possible duplicate: “A” (a1) has the same URL as “B” (b2)'."""
+    p = duplicate_parts(warning, titles)
+    return (
+        f"possible duplicate: “{p['title']}” ({p['id']}) {p['reason']} "
+        f"“{p['other_title']}” ({p['other_id']})"
     )

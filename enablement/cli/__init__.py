@@ -24,8 +24,11 @@ class EnablementGroup(click.Group):
         try:
             try:
                 return super().invoke(ctx_)
-            except db.OUTAGE_ERRORS as e:
-                raise db.outage(e) from e  # the same one line as the API's 503, exit 1
+            except Exception as e:
+                # The same one line as the API's 503 (by cause), exit 1; anything else propagates.
+                if db.is_database_failure(e):
+                    raise db.outage(e) from e
+                raise
         except EnablementError as e:
             if (ctx_.obj or {}).get("debug"):
                 traceback.print_exc()

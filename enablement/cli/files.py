@@ -59,8 +59,17 @@ def import_command(kind: str, file: Path, skip_invalid: bool, fmt: str | None) -
 def _report(result: ImportResult, skip_invalid: bool) -> None:
     for error in result.errors:
         click.echo(f"line {error.line}: {json.dumps(error.errors, ensure_ascii=False)}", err=True)
-    for warning in result.warnings:
-        click.echo(f"warning: {json.dumps(warning, ensure_ascii=False)}", err=True)
+    if result.warnings:
+        from enablement.render import duplicate_text
+        from enablement.services.assets import asset_titles
+
+        ids = [w.get(k) for w in result.warnings for k in ("asset_id", "of")]
+        titles = asset_titles(ctx().sessions, ids) if result.kind == "assets" else {}
+        for warning in result.warnings:
+            if warning.get("kind") == "near_duplicate":
+                click.echo(f"warning: {duplicate_text(warning, titles)}", err=True)
+            else:  # NOTE: other warnings' wording belongs to the import messages
+                click.echo(f"warning: {json.dumps(warning, ensure_ascii=False)}", err=True)
     if result.errors and not skip_invalid:
         click.echo(
             f"error: {len(result.errors)} invalid record(s); nothing imported "

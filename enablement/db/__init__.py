@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,11 +37,77 @@ CONNECT_TIMEOUT_SECONDS = 5
 POOL_TIMEOUT_SECONDS = 10
 
 
+# What a database error means for whoever reads it, by its cause: only "unreachable" passes by
+# itself (a retry helps, so the API adds Retry-After); the others need DATABASE_URL or the
+# server's grants fixed. NOTE: the messages name no host, user, database or password, since
+# the same line is a web page's answer; the operator knows which DATABASE_URL they set.
+DATABASE_CAUSES = {
+    "unreachable": "the database is unavailable ({kind}); try again shortly",
+    "missing_database": (
+        "the database named in DATABASE_URL does not exist; create it (createdb NAME) or "
+        "correct the name, then run `enablement init` (retrying will not help)"
+    ),
+    "authentication_failed": (
+        "the database refused the user or password in DATABASE_URL (authentication failed); "
+        "correct them (retrying will not help)"
+    ),
+    "permission_denied": (
+        "the database user in DATABASE_URL lacks a permission this needs (permission denied); "
+        "grant it or connect as the schema's owner (retrying will not help)"
+    ),
+}
+# SQLSTATEs (PostgreSQL) and message fragments (libpq's connection errors carry no SQLSTATE in
+# psycopg; SQLite has none) of each cause other than "unreachable".
+_CAUSE_CODES = {
+    "3D000": "missing_database",
+    "28P01": "authentication_failed",
+    "28000": "authentication_failed",
+    "42501": "permission_denied",
+}
+_CAUSE_TEXT = (
+    (re.compile(r'database "[^"]*" does not exist'), "missing_database"),
+    (
+        re.compile(
+            r"password authentication failed|role \"[^\"]*\" does not exist|"
+            r"no password supplied|authentication failed"
+        ),
+        "authentication_failed",
+    ),
+    (re.compile(r"permission denied|readonly database|read-only database"), "permission_denied"),
+)
+
+
+def database_cause(error: Exception) -> str | None:
+    """unreachable, missing_database, authentication_failed or permission_denied; None when the
+    error is none of these (a ProgrammingError that is a bug, not a grant)."""
+    orig = getattr(error, "orig", None) or error
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in _CAUSE_CODES:
+        return _CAUSE_CODES[code]
+    text = str(orig)
+    for pattern, cause in _CAUSE_TEXT:
+        if pattern.search(text):
+            return cause
+    return "unreachable" if isinstance(error, OUTAGE_ERRORS) else None
+
+
+def is_database_failure(error: Exception) -> bool:
+    """True for an error `outage` explains (an outage, or a missing grant), not for a bug."""
+    return isinstance(error, OUTAGE_ERRORS) or (
+        isinstance(error, sa_exc.ProgrammingError) and database_cause(error) is not None
+    )
+
+
 def outage(error: Exception) -> Unavailable:
-    """The product error for a database that cannot be reached; names no host or password."""
-    # NOTE: str(error) may carry the server's address or the SQL; only the kind is shown.
+    """The product error for a database that cannot be used, in one line by its cause; names no
+    host or password. `.retry` says whether trying again can help (unreachable only)."""
+    # NOTE: str(error) may carry the server's address or the SQL; only the cause and kind are shown.
     kind = type(getattr(error, "orig", None) or error).__name__
-    return Unavailable(f"the database is unavailable ({kind}); try again shortly")
+    cause = database_cause(error) or "unreachable"
+    unavailable = Unavailable(DATABASE_CAUSES[cause].format(kind=kind))
+    unavailable.cause = cause
+    unavailable.retry = cause == "unreachable"
+    return unavailable
 
 
 def make_engine(

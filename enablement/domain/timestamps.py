@@ -108,3 +108,18 @@ def format_for_people(value: datetime | str | None) -> str | None:
         except ValueError:
             return value
     return format_timestamp(value, whole_seconds=True)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_readable(value: datetime | str | None) -> str | None:
+    """A timestamp as a sentence reads it, in UTC: '14 Nov 2026, 20:08 UTC' (no locale needed)."""
+    iso = format_for_people(value)
+    if iso is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}, {moment:%H:%M} UTC"

@@ -30,10 +30,7 @@ def adoption_by_rep(sessions: sessionmaker[Session]) -> list[dict]:
             .outerjoin(views, views.c.share_id == Share.id)
             .group_by(Share.shared_by)
         ).all()
-        names = {
-            o.id: " ".join(p for p in (o.first_name, o.last_name) if p) or o.email or o.id
-            for o in session.scalars(select(Owner))
-        }
+        names = owner_names(session)
     result = [
         {
             "shared_by": by,
@@ -47,3 +44,23 @@ def adoption_by_rep(sessions: sessionmaker[Session]) -> list[dict]:
         for by, shares, opened, opens, deals in rows
     ]
     return sorted(result, key=lambda r: (-r["shares"], r["name"]))
+
+
+def owner_names(session: Session, ids=None) -> dict[str, str]:
+    """CRM owner id -> the name people know them by (first and last name, else email, else id).
+
+    `ids` limits the lookup; None reads every owner. The one rule for showing an owner.
+    """
+    query = select(Owner)
+    if ids is not None:
+        query = query.where(Owner.id.in_(sorted({i for i in ids if i})))
+    return {
+        o.id: " ".join(p for p in (o.first_name, o.last_name) if p) or o.email or o.id
+        for o in session.scalars(query)
+    }
+
+
+def shown_names(sessions: sessionmaker[Session], ids) -> dict[str, str]:
+    """owner_names in a session of its own (for a page that shows who shared what)."""
+    with sessions() as session:
+        return owner_names(session, ids)

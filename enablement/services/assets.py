@@ -280,3 +280,15 @@ def rescore_assets(sessions: sessionmaker[Session], settings: Settings) -> int:
                 asset.pitch_score, asset.pitch_flag = score, flag
                 changed += 1
     return changed
+
+
+def asset_titles(sessions, ids) -> dict[str, str]:
+    """Asset id -> title for the ids given (retired ones too); unknown ids are left out."""
+    wanted = sorted({i for i in ids if i})
+    titles: dict[str, str] = {}
+    with sessions() as session:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = session.execute(select(Asset.id, Asset.title).where(Asset.id.in_(chunk)))
+            titles.update((row.id, row.title) for row in rows)
+    return titles

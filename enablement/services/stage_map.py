@@ -105,3 +105,9 @@ def set_stage_mapping(
             stage.mapped_at = utcnow()
             session.flush()
         return stage_item(stage, stage.pipeline)
+
+
+def pipeline_names(sessions: sessionmaker[Session]) -> dict[str, str]:
+    """Pipeline id -> its name in the CRM (for pages that group stages by pipeline)."""
+    with sessions() as session:
+        return {p.id: p.label or p.id for p in session.scalars(select(Pipeline))}

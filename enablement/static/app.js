@@ -31,3 +31,14 @@ document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
+
+// Times read in UTC without this file; with it, in the reader's own zone (the UTC text stays
+// as the tooltip).
+for (const time of document.querySelectorAll("time[datetime]")) {
+  const moment = new Date(time.getAttribute("datetime"));
+  if (Number.isNaN(moment.getTime())) continue;
+  time.title = time.textContent;
+  time.textContent = moment.toLocaleString(undefined, {
+    day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+  });
+}

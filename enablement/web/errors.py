@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, make_response, render_template, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from enablement.db import OUTAGE_ERRORS, RETRY_AFTER_SECONDS, outage
+from enablement.db import OUTAGE_ERRORS, RETRY_AFTER_SECONDS, is_database_failure, outage
 from enablement.errors import EnablementError, PayloadTooLarge, error_kinds
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ def outage_response(error: Exception):
         unavailable.status, unavailable.code, unavailable.message, unavailable.details
     )
     response = make_response(response, status)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if unavailable.retry:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
@@ -74,6 +76,14 @@ def register_error_handlers(app: Flask) -> None:
         # NOTE: a stopped, restarting or dropped database is an outage (503, try again), not a
         # bug (500); sessions roll back on the way out, so nothing half-written remains.
         app.register_error_handler(kind, outage_response)
+
+    @app.errorhandler(sa_exc.ProgrammingError)
+    def _programming_error(e: sa_exc.ProgrammingError):
+        # NOTE: a missing grant ("permission denied") is the operator's to fix, told in one line;
+        # any other ProgrammingError is a bug and answers like one.
+        if is_database_failure(e):
+            return outage_response(e)
+        return _unexpected(e)
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):

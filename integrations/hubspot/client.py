@@ -23,6 +23,7 @@ import logging
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -220,6 +221,7 @@ class HubSpotCrm:
         )
         # One ApiClient (one connection pool, the token, the host) sends every call.
         self._api = sdk.crm.deals.basic_api.api_client
+        self._host = urllib.parse.urlsplit(api_base).netloc or api_base
         self.paths = ApiPaths(api_version)
         self._token = access_token
         self.properties = properties or DealProperties()
@@ -563,14 +565,38 @@ class HubSpotCrm:
             resume_by = _resume_by()
             raise CrmDailyLimit(_daily_message(resume_by), resume_by=resume_by) from error
         if attempt >= self.policy.max_attempts:
+            if status == 0:
+                # NOTE: no details: the one line says it all (the CLI prints details as more lines).
+                raise ExternalServiceError(
+                    f"HubSpot at {self._host} could not be reached ({network_cause(error)}) "
+                    f"after {attempt} attempts: check the network, a proxy or HUBSPOT_API_BASE"
+                ) from error
             raise ExternalServiceError(
-                f"HubSpot kept failing ({status or type(error).__name__}) after {attempt} attempts",
+                f"HubSpot at {self._host} kept failing (status {status}) after {attempt} attempts",
                 {"status": status},
             ) from error
         if status == 429:
             headers = getattr(error, "headers", None) or {}
             return self.policy.retry_after(headers.get("Retry-After"))
         return self.policy.backoff(attempt, self._rng)
+
+
+def network_cause(error: BaseException) -> str:
+    """Why a request never got an answer, as people read it: refused, name not found, timed out."""
+    reason = getattr(error, "reason", None) or error  # MaxRetryError wraps the first failure
+    text = str(reason).lower()
+    if isinstance(reason, urllib3.exceptions.NameResolutionError) or "name or service" in text:
+        return "the host name does not resolve"
+    if "refused" in text:
+        return "connection refused"
+    # NOTE: after "refused": urllib3's NewConnectionError is a subclass of ConnectTimeoutError.
+    if isinstance(reason, urllib3.exceptions.TimeoutError) or "timed out" in text:
+        return "the connection timed out"
+    if isinstance(reason, urllib3.exceptions.SSLError) or "certificate" in text:
+        return "the TLS handshake failed"
+    if "reset" in text or "closed" in text or "aborted" in text:
+        return "the connection was closed before an answer"
+    return f"network error {type(reason).__name__}"
 
 
 def _query_value(value):

@@ -78,7 +78,8 @@ def test_near_duplicates_are_warned_on_stderr_and_imported(runner, tmp_path, ses
     text = jsonl([asset_record(1), asset_record(2, url="https://insights.example.com/notes/1/")])
     result = runner("import", "assets", write(tmp_path, "a.jsonl", text))
     assert result.exit_code == 0
-    assert "near_duplicate" in result.stderr and "same_url" in result.stderr
+    assert "possible duplicate" in result.stderr and "has the same URL as" in result.stderr
+    assert "{" not in result.stderr  # words, not a dict
     assert count_assets(sessions) == 2
 
 
@@ -193,3 +194,15 @@ def test_a_concurrent_insert_of_the_same_id_becomes_a_conflict(sessions):
         with write_transaction(sessions) as session:
             session.add(asset())
     assert count_assets(sessions) == 1
+
+
+def test_an_import_names_both_pieces_of_a_possible_duplicate(runner, tmp_path):
+    first = asset_record(1, title="Why pipelines stall", url="https://example.com/stall")
+    second = asset_record(2, title="Pipelines: the stall", url="https://www.example.com/stall/")
+    result = runner("import", "assets", write(tmp_path, "a.jsonl", jsonl([first, second])))
+    assert result.exit_code == 0, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("warning:")]
+    assert line == (
+        f"warning: possible duplicate: “Pipelines: the stall” ({second['id']}) has the same URL "
+        f"as “Why pipelines stall” ({first['id']})"
+    )

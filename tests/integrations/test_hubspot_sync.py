@@ -427,6 +427,32 @@ def test_connection_errors_back_off_a_bounded_number_of_times(sleeps):
     )
 
 
+def test_an_unreachable_hubspot_names_the_host_and_the_cause_in_one_line(sleeps):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = HubSpotCrm(
+        TOKEN,
+        f"http://127.0.0.1:{port}",
+        policy=RetryPolicy(max_attempts=2, backoff_base=0.01),
+        sleep=sleeps,
+    )
+    with pytest.raises(ExternalServiceError) as caught:
+        refused.fetch_pipelines()
+    message = caught.value.message
+    assert f"HubSpot at 127.0.0.1:{port} could not be reached (connection refused)" in message
+    assert "MaxRetryError" not in message and "\n" not in message
+    assert caught.value.details == {}  # the CLI prints details as further lines
+    # .invalid never resolves (RFC 2606): the cause is the name, not the network.
+    unknown = HubSpotCrm(
+        TOKEN, "http://hubspot.invalid", policy=RetryPolicy(max_attempts=1), sleep=sleeps
+    )
+    with pytest.raises(ExternalServiceError, match=r"hubspot\.invalid .*does not resolve"):
+        unknown.fetch_pipelines()
+
+
 def test_an_exhausted_daily_limit_is_not_retried(fake, crm, sleeps):
     fake.fail(429, times=5, body={"status": "error", "policyName": "DAILY"})
     with pytest.raises(ExternalServiceError, match="daily API limit"):

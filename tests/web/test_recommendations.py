@@ -298,6 +298,25 @@ def test_cli_recommend_prints_a_table_or_json(runner, sessions, data):
     assert runner("recommend", "d1", "--limit", "0").exit_code == 2
 
 
+def test_cli_recommend_cuts_no_title_or_reason_mid_word(runner, sessions, data):
+    from enablement.db.models import Asset
+
+    title = "How to judge revenue forecasting vendors: a buyer's checklist for finance leaders"
+    with sessions.begin() as session:
+        session.get(Asset, "fit").title = title
+    result = runner("recommend", "d1", "--limit", "3")
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stdout.split())
+    # Every word of the title and of each reason is printed whole (cells wrap, never cut).
+    for word in title.split():
+        assert f" {word} " in f" {printed} ", word
+    answer = json.loads(runner("recommend", "d1", "--limit", "3", "--format", "json").stdout)
+    for item in answer["items"]:
+        for reason in item["reasons"][1:3]:
+            for word in reason.replace(";", " ").split():
+                assert word in printed, word
+
+
 @pytest.mark.parametrize("deal_id", ["d%00", "%ED%A0%80", "x" * 65])
 def test_hostile_deal_ids_are_404_on_every_deal_route(client, auth, data, deal_id):
     assert client.get(f"/api/v1/deals/{deal_id}", headers=auth("sales")).status_code == 404

@@ -151,7 +151,11 @@ def test_the_server_answers_the_coverage_html_page_like_the_cli(
         == 0
     )
     assert response.get_data(as_text=True) == out.read_text(encoding="utf-8")
-    assert "As of 2026-06-30T00:00:00Z." in out.read_text(encoding="utf-8")
+    # A readable UTC time in a <time> element (app.js localises it on the live page).
+    assert (
+        'As of <time datetime="2026-06-30T00:00:00Z">30 Jun 2026, 00:00 UTC</time>.'
+        in out.read_text(encoding="utf-8")
+    )
 
 
 def test_the_effectiveness_report_hides_insufficient_rows_behind_a_count(client, auth, data):

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from enablement.context import ctx
 from enablement.db.models import ApiToken
-from enablement.domain.timestamps import format_for_people
+from enablement.render import time_element
 from enablement.services.tokens import Principal, require_role
 
 bp = Blueprint("pages", __name__)
@@ -62,8 +62,8 @@ def _signed_in():
 
 @bp.app_template_filter("when")
 def _when(value) -> str:
-    """A timestamp as people read it (the one formatting rule of domain/timestamps)."""
-    return format_for_people(value) or ""
+    """A timestamp as people read it: a <time> element with readable UTC text (render.time_element)."""
+    return time_element(value)
 
 
 @bp.app_template_filter("combine")

@@ -9,7 +9,8 @@ from enablement.db.assets import STATUS_FILTERS
 from enablement.domain.assets import KINDS, STATUSES
 from enablement.domain.stages import BUYING_STAGES
 from enablement.errors import BadRequest, Conflict, EnablementError, InvalidInput
-from enablement.files.formats import detect_format
+from enablement.files.formats import LIST_SEPARATOR, detect_format
+from enablement.render import duplicate_parts
 from enablement.services import asset_imports
 from enablement.services import assets as asset_service
 from enablement.web.asset_schemas import AssetQuery
@@ -20,6 +21,8 @@ from enablement.web.pages.sales import filled
 PER_PAGE = 30
 TEXT_FIELDS = ("title", "url", "kind", "author", "summary", "series", "review_by", "status")
 TAG_FIELDS = ("topics", "industries", "personas")
+# A page lists at most this many duplicate warnings (an import of thousands can have thousands).
+MAX_DUPLICATES_SHOWN = 50
 
 
 def choices() -> dict:
@@ -29,6 +32,7 @@ def choices() -> dict:
         "statuses": STATUSES,
         "stages": BUYING_STAGES,
         "status_filters": STATUS_FILTERS,
+        "list_separator": LIST_SEPARATOR,
     }
 
 
@@ -45,19 +49,22 @@ def assets(principal):
 
 
 def record_from_form(form, *, for_update: bool) -> dict:
-    """The asset record a form describes: text as given, tags split on commas, empties left out.
+    """The asset record a form describes: text as given, tags split on the CSV files' list
+    separator (;), empties left out.
 
-    For an update an emptied optional field is sent as null (or no tags), so it is cleared.
+    For an update every field is sent: an emptied optional field as null (or no tags), so it
+    is cleared, and an emptied required one as "" so the API's validation refuses it (the page
+    never reports a save that kept the old value).
     """
     record: dict = {}
     for name in TEXT_FIELDS:
         value = (form.get(name) or "").strip()
         if value:
             record[name] = value
-        elif for_update and name in ("summary", "series", "review_by"):
-            record[name] = None
+        elif for_update:
+            record[name] = None if name in ("summary", "series", "review_by") else ""
     for name in TAG_FIELDS:
-        values = [t.strip() for t in (form.get(name) or "").split(",") if t.strip()]
+        values = [t.strip() for t in (form.get(name) or "").split(LIST_SEPARATOR) if t.strip()]
         if values or for_update:
             record[name] = values
     stages = [s for s in form.getlist("stages") if s]
@@ -71,6 +78,24 @@ def record_from_form(form, *, for_update: bool) -> dict:
     return record
 
 
+def duplicate_titles(warnings: list[dict]) -> dict[str, str]:
+    """The titles of both pieces of each warning."""
+    ids = [w.get(k) for w in warnings for k in ("asset_id", "of")]
+    return asset_service.asset_titles(ctx().sessions, ids)
+
+
+def flash_outcome(saved: dict) -> None:
+    """After a save: each possible duplicate named with a link, and a review-by date already past."""
+    for warning in saved.get("warnings", [])[:MAX_DUPLICATES_SHOWN]:
+        flash(duplicate_parts(warning, duplicate_titles([warning])), "duplicate")
+    if saved.get("stale") and saved.get("review_by"):  # the one rule: domain.assets.is_stale
+        flash(
+            f"The review-by date {saved['review_by']} is already past: this piece is stale from "
+            "now on, so it is never recommended or shared. Set a later date to keep it live.",
+            "warning",
+        )
+
+
 def field_errors(error: EnablementError) -> dict[str, list[str]]:
     """Errors by form field from a service error (the rest under '_form')."""
     body = (error.details or {}).get("body")
@@ -80,11 +105,11 @@ def field_errors(error: EnablementError) -> dict[str, list[str]]:
 
 
 def form_values(record: dict) -> dict:
-    """What the form shows again: tags joined with commas."""
+    """What the form shows again: tags joined with the list separator."""
     shown = dict(record)
     for name in TAG_FIELDS:
         if isinstance(shown.get(name), list):
-            shown[name] = ", ".join(shown[name])
+            shown[name] = f"{LIST_SEPARATOR} ".join(shown[name])
     return shown
 
 
@@ -114,8 +139,7 @@ def create_asset(principal):
         )
         return html, e.status
     flash(f"Created “{created['title']}”.", "notice")
-    for warning in created.get("warnings", []):
-        flash(f"Possible duplicate: {warning.get('message') or warning}", "notice")
+    flash_outcome(created)
     return redirect(url_for("pages.assets", q=created["title"][:200]))
 
 
@@ -137,7 +161,7 @@ def update_asset(principal, asset_id):
     asset = asset_service.get_asset(ctx().sessions, asset_id)
     record = record_from_form(request.form, for_update=True)
     try:
-        asset_service.update_asset(ctx().sessions, ctx().settings, asset_id, record)
+        saved = asset_service.update_asset(ctx().sessions, ctx().settings, asset_id, record)
     except InvalidInput as e:
         html = render_template(
             "pages/asset_form.html",
@@ -147,7 +171,8 @@ def update_asset(principal, asset_id):
             **choices(),
         )
         return html, e.status
-    flash(f"Saved “{record.get('title', asset['title'])}”.", "notice")
+    flash(f"Saved “{saved['title']}”.", "notice")
+    flash_outcome(saved)
     return redirect(url_for("pages.edit_asset", asset_id=asset_id))
 
 
@@ -184,8 +209,16 @@ def import_file(principal):
     except InvalidInput as e:
         return render_template("pages/asset_import.html", result=None, error=e), e.status
     status = 422 if result["errors"] and not skip_invalid else 200
+    duplicates = [w for w in result.get("warnings", []) if w.get("kind") == "near_duplicate"]
+    shown = duplicates[:MAX_DUPLICATES_SHOWN]
+    titles = duplicate_titles(shown)
     return render_template(
-        "pages/asset_import.html", result=result, error=None, skip_invalid=skip_invalid
+        "pages/asset_import.html",
+        result=result,
+        error=None,
+        skip_invalid=skip_invalid,
+        duplicates=[duplicate_parts(w, titles) for w in shown],
+        duplicate_count=len(duplicates),
     ), status
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Response, abort, render_template, request, send_from_directory
 
 from enablement import TEMPLATES
-from enablement.charts import VERDICT_STYLE, bar_chart, forest_plot
+from enablement.charts import VERDICT_STYLE, bar_chart, chart_pair, forest_plot
 from enablement.context import ctx
 from enablement.domain.effectiveness.verdicts import VERDICTS
 from enablement.domain.report_filters import EffectFilter, filter_effectiveness
 from enablement.domain.stages import BUYING_STAGES
-from enablement.domain.timestamps import format_for_people
-from enablement.render import coverage_context
+from enablement.errors import InvalidInput
+from enablement.render import coverage_context, time_element
 from enablement.services.adoption import adoption_by_rep
 from enablement.services.reports import request_report
 from enablement.web.endpoint import load
@@ -53,22 +53,66 @@ def coverage(principal):
     )
 
 
+# The forest plot draws the first rows of the chosen order; the table below lists every row.
+PLOT_ROWS = 30
+# How the effectiveness rows can be ordered: (key, what the menu says, sort key).
+EFFECT_SORTS = {
+    "matters": "what matters first",
+    "q": "lowest q first",
+    "effect": "largest effect first",
+    "title": "title A–Z",
+}
+
+
+def _effect_order(sort: str):
+    """The sort key of an effectiveness row for one of EFFECT_SORTS."""
+    import math
+
+    order = {v: i for i, v in enumerate(VERDICTS)}
+
+    def q(r):
+        return r["q_value"] if r.get("q_value") is not None else 2.0
+
+    def distance(r):
+        return -abs(math.log(r["hazard_ratio"])) if r.get("hazard_ratio") else 0.0
+
+    if sort == "q":
+        return lambda r: (q(r), r["asset_id"], r["buying_stage"])
+    if sort == "effect":
+        return lambda r: (distance(r), q(r), r["asset_id"])
+    if sort == "title":
+        return lambda r: ((r.get("title") or "").lower(), r["buying_stage"])
+    # NOTE: shortens and lengthens hold after the correction: they come first, clearest first.
+    return lambda r: (min(order.get(r["verdict"], 9), 2), q(r), r["asset_id"])
+
+
 @bp.get("/reports/effectiveness")
 @page("marketing")
 def effectiveness(principal):
     """Hazard ratios with CIs (forest plot), insufficient-data rows folded away, recommender impact.
 
-    Also the recommendation funnel, when computed: a page must not wait for it.
+    Rows sorted (what matters first by default) and filtered by stage and verdict, each with what
+    its verdict means in plain words. Also the recommendation funnel, when computed: a page must
+    not wait for it.
     """
+    from enablement.domain.effectiveness.verdicts import MIN_ADVANCES, MIN_EXPOSED, Q_MAX
+    from enablement.render import effect_meaning
+
     args = {k: v for k, v in request.args.items() if v.strip() and k in ("stage", "verdict")}
+    sort = request.args.get("sort", "matters")
+    if sort not in EFFECT_SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(EFFECT_SORTS)}")
     query = load(EffectivenessQuery(), {**args, "include_insufficient": "true"}, "query")
-    report = filter_effectiveness(
-        _report("effectiveness"), EffectFilter(query["verdict"], query["stage"], None, True)
-    )
-    order = {v: i for i, v in enumerate(VERDICTS)}
+    whole = _report("effectiveness")
+    tests = sum(1 for r in whole["items"] if r.get("q_value") is not None)
+    report = filter_effectiveness(whole, EffectFilter(query["verdict"], query["stage"], None, True))
     fitted = sorted(
-        (r for r in report["items"] if r["verdict"] != "insufficient_data"),
-        key=lambda r: (order.get(r["verdict"], 9), r["hazard_ratio"] or 1, r["asset_id"]),
+        (
+            {**r, "meaning": effect_meaning(r, tests, Q_MAX)}
+            for r in report["items"]
+            if r["verdict"] != "insufficient_data"
+        ),
+        key=_effect_order(sort),
     )
     insufficient = [r for r in report["items"] if r["verdict"] == "insufficient_data"]
     impact = [
@@ -80,17 +124,29 @@ def effectiveness(principal):
         }
         for r in report.get("recommender_impact", [])
     ]
+    counts = {v: sum(1 for r in fitted if r["verdict"] == v) for v in VERDICTS}
     return render_template(
         "pages/effectiveness.html",
         report=report,
-        as_of=format_for_people(report["as_of"]),
+        as_of=time_element(report["as_of"]),
         fitted=fitted,
+        counts=counts,
+        tests=tests,
+        q_max=Q_MAX,
         insufficient=insufficient,
-        plot=forest_plot(fitted),
+        plot=chart_pair(forest_plot, fitted[:PLOT_ROWS]),
+        plot_rows=min(PLOT_ROWS, len(fitted)),
         impact=impact,
-        impact_plot=forest_plot(impact),
+        impact_plot=chart_pair(forest_plot, impact),
+        impact_needs={
+            "holdout": ctx().settings.recommendation_holdout,
+            "min_episodes": MIN_EXPOSED,
+            "min_advances": MIN_ADVANCES,
+        },
         styles=VERDICT_STYLE,
         query=query,
+        sort=sort,
+        sorts=EFFECT_SORTS,
         stages=BUYING_STAGES,
         verdicts=VERDICTS,
         recommendations=_funnel_section(_report_if_ready("recommendations")),
@@ -112,18 +168,41 @@ def _funnel_section(report: dict | None) -> dict | None:
 @bp.get("/reports/cycle-time")
 @page("marketing")
 def cycle_time(principal):
-    """Median days per buying stage and per CRM stage, with the quartiles."""
+    """Median days per buying stage, then per CRM stage pipeline by pipeline, with the quartiles
+    and the shares advanced and lost within 30 and 90 days."""
+    from enablement.services.stage_map import pipeline_names
+
     report = _report("cycle-time")
     buying = [{**r, "label": r["buying_stage"]} for r in report["buying_stages"]]
-    crm = [{**r, "label": r.get("label") or r["stage_id"]} for r in report["crm_stages"]]
+    names = pipeline_names(ctx().sessions)
+    pipelines: dict[str, list[dict]] = {}
+    for r in report["crm_stages"]:
+        pipelines.setdefault(r["pipeline_id"], []).append(
+            {**r, "label": r.get("label") or r["stage_id"]}
+        )
+    sections = [
+        {
+            "id": "buying",
+            "title": "By buying stage (every pipeline)",
+            "rows": buying,
+            "chart": chart_pair(bar_chart, buying, "median_days", low="p25_days", high="p75_days"),
+        }
+    ] + [
+        {
+            "id": f"pipeline-{i}",
+            "title": f"Pipeline “{names.get(pid, pid)}”: by CRM stage",
+            "rows": rows,
+            "chart": chart_pair(bar_chart, rows, "median_days", low="p25_days", high="p75_days"),
+        }
+        for i, (pid, rows) in enumerate(
+            sorted(pipelines.items(), key=lambda kv: names.get(kv[0], kv[0]).lower()), start=1
+        )
+    ]
     return render_template(
         "pages/cycle_time.html",
         report=report,
-        as_of=format_for_people(report["as_of"]),
-        buying=buying,
-        crm=crm,
-        buying_chart=bar_chart(buying, "median_days", low="p25_days", high="p75_days"),
-        crm_chart=bar_chart(crm, "median_days", low="p25_days", high="p75_days"),
+        as_of=time_element(report["as_of"]),
+        sections=sections,
     )
 
 
@@ -136,6 +215,6 @@ def adoption(principal):
     return render_template(
         "pages/adoption.html",
         rows=rows,
-        shares_chart=bar_chart(chart_rows, "shares"),
-        opens_chart=bar_chart(chart_rows, "buyer_opens"),
+        shares_chart=chart_pair(bar_chart, chart_rows, "shares"),
+        opens_chart=chart_pair(bar_chart, chart_rows, "buyer_opens"),
     )

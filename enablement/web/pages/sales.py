@@ -6,6 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from enablement.context import ctx
 from enablement.domain.timestamps import parse_timestamp
+from enablement.services.adoption import shown_names
 from enablement.services.deals import get_deal, search_deals
 from enablement.services.recommendations import recommend_for_deal
 from enablement.services.shares import create_share
@@ -65,9 +66,14 @@ def deal(principal, deal_id):
             # NOTE: the impression sources are api, cli and hubspot_card; the page is an API client.
             source="api",
         )
+    # NOTE: shared_by holds an owner id for a rep's share (a token's name otherwise): show the person.
+    names = shown_names(container.sessions, [s["shared_by"] for s in detail["shares"]])
+    shares = [
+        {**s, "shared_by": names.get(s["shared_by"], s["shared_by"])} for s in detail["shares"]
+    ]
     return render_template(
         "pages/deal.html",
-        deal=detail,
+        deal={**detail, "shares": shares},
         steps=timeline(detail["stage_history"], utcnow()),
         recommendations=recommendations,
     )
