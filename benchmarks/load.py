@@ -11,7 +11,13 @@ serves it with gunicorn, runs C client threads for S seconds (searches, asset li
 deal views, double-clicked shares, link clicks, reports, /healthz), then checks in the
 database that nothing acknowledged is missing or doubled. Exit 1 when a target fails:
 a 5xx or no answer outside an outage window, anything lost or doubled, or a read
-route's p95 over 3 times /healthz's p95. See docs/load-testing.md.
+route's p95 over 3 times /healthz's p95.
+
+    .venv/bin/python benchmarks/load.py --rate 50 [--duration 60] [--hosts 2] [--workers 4]
+
+--rate: open loop at a fixed rate through nginx to N hosts (tests/hosts.py) on one
+PostgreSQL and Redis: recommendations, the deal page, link clicks, signed webhook batches,
+shares and /healthz; each target printed as pass/fail. See docs/load-testing.md.
 """
 
 from __future__ import annotations
