@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ from sqlalchemy.pool import NullPool
 from enablement.db.models import Deal, LinkView, Share, WebhookEvent
 from integrations.hubspot.signatures import sign_v3
 from tests.databases import throwaway_postgres
-from tests.hosts import AppHosts, nginx_available
+from tests.hosts import BIN, AppHosts, nginx_available
 from tests.integrations.fake_hubspot import (
     CLIENT_SECRET,
     PORTAL_ID,
@@ -346,3 +347,42 @@ def test_two_hosts_syncing_and_fetching_at_once_stay_within_hubspots_limit_toget
     assert len(fake.arrived) > LIMIT
     assert fake.most_in_any_window(WINDOW) <= LIMIT
     assert fake.rejected == {}
+
+
+# -- the harness itself ------------------------------------------------------------------------
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # left out by --sqlite-only
+def test_every_process_is_gone_after_a_failing_block_and_kill_is_sigkill(backend, tmp_path):
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        _needs("TEST_DATABASE_URL is not set (.ci/run sets it)")
+    if not nginx_available():
+        _needs("nginx is not installed (apt-get install -y nginx; .ci/run does)")
+    sleeper = ("python", "-c", "import time; time.sleep(600)")
+    pids: list[int] = []
+    with throwaway_postgres(base, "enablement_hosts") as url:
+        with pytest.raises(RuntimeError, match="the test failed"):
+            with AppHosts(url, None, tmp_path, hosts_count=2, workers=1) as farm:
+                crashed = farm.spawn(0, *sleeper, name="worker 1")
+                kept = farm.spawn(1, *sleeper, name="worker 2")
+                # Like host B's: the same database, key and public URL.
+                assert kept.popen.args[0] == str(BIN / "python")
+                crashed.kill()
+                assert crashed.poll() == -9  # SIGKILL: no clean-up ran
+                assert kept.poll() is None
+                pids = [farm.proxy.pid, kept.pid]
+                for host in farm.hosts:
+                    pids += [host.server.pid, *host.worker_pids()]
+                assert len(pids) == 2 + 2 * 2 and all(alive(p) for p in pids)
+                raise RuntimeError("the test failed")
+    assert not [p for p in pids if alive(p)]
