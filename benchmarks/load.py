@@ -11,7 +11,13 @@ serves it with gunicorn, runs C client threads for S seconds (searches, asset li
 deal views, double-clicked shares, link clicks, reports, /healthz), then checks in the
 database that nothing acknowledged is missing or doubled. Exit 1 when a target fails:
 a 5xx or no answer outside an outage window, anything lost or doubled, or a read
-route's p95 over 3 times /healthz's p95. See docs/load-testing.md.
+route's p95 over 3 times /healthz's p95.
+
+    .venv/bin/python benchmarks/load.py --rate 50 [--duration 60] [--hosts 2] [--workers 4]
+
+--rate: open loop at a fixed rate through nginx to N hosts (tests/hosts.py) on one
+PostgreSQL and Redis: recommendations, the deal page, link clicks, signed webhook batches,
+shares and /healthz; each target printed as pass/fail. See docs/load-testing.md.
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from loadgen import cpu, summary
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.hosts, the farm
+
+from loadgen import cpu, fixed_rate, summary
 from loadgen.checks import check_durability
 from loadgen.clients import Journal, Workload, as_of_choices, post_share, run_clients
 from loadgen.postgres import PrivateCluster, ThrowawayDatabase, free_port
@@ -42,6 +51,10 @@ from sqlalchemy.exc import OperationalError
 from enablement.domain.assets import KINDS
 
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
+# The fixed-rate mode's webhook signing secret and portal (a throwaway app of its own).
+WEBHOOK_SECRET = "load-webhook-secret"  # noqa: S105 (a benchmark's own throwaway signing key)
+WEBHOOK_PORTAL = 62515
 SEED_SHARES = 20  # shares made before the clock starts, so link clicks have links at once
 TAG_FIELDS = {"personas": "persona", "industries": "industry", "topics": "topic"}
 
@@ -61,9 +74,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--timeout", type=float, default=60, help="seconds a client waits for an answer")
     p.add_argument("--pause", type=float, default=5, help="seconds the database stays down (fault)")
+    fixed = p.add_argument_group("fixed rate (open loop) against several hosts behind nginx")
+    fixed.add_argument(
+        "--rate", type=float, help="requests per second, started on a clock (fixed-rate mode)"
+    )
+    fixed.add_argument("--duration", type=float, help="seconds of fixed-rate load (default 60)")
+    fixed.add_argument("--hosts", type=int, default=2, help="app hosts behind nginx (default 2)")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.clients < 1 or args.workers < 1:
         p.error("--seconds, --clients and --workers must be positive")
+    if args.rate is not None:
+        if args.fault:
+            p.error("--fault runs in the client mode only (without --rate)")
+        if not 0 < args.rate <= 1000 or args.hosts < 1 or (args.duration or 60) <= 0:
+            p.error("--rate must be above 0 and at most 1000, --hosts and --duration positive")
+        args.duration = args.duration or 60
+    elif args.duration is not None:
+        p.error("--duration goes with --rate (the client mode's length is --seconds)")
     return args
 
 
@@ -338,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     """Set up, load, check, print; 0 when every target holds, 1 otherwise."""
     args = parse_args(argv)
     stop_on_signals()
+    if args.rate is not None:
+        return main_fixed_rate(args)
     logs = Path(tempfile.mkdtemp(prefix="enablement-load-"))
     with ExitStack() as cleanup:
         database_url, where, cluster = open_database(args, cleanup)
@@ -349,6 +378,126 @@ def main(argv: list[str] | None = None) -> int:
         wall, use, fault = drive(args, server, work, journal, cluster)
         server.stop()  # every answered write is committed before we look
         return report(database_url, journal, wall, use, fault, server.log)
+
+
+def main_fixed_rate(args: argparse.Namespace) -> int:
+    """--rate: N hosts behind nginx on one PostgreSQL and Redis, open-loop load, then the checks."""
+    from tests.hosts import AppHosts
+
+    logs = Path(tempfile.mkdtemp(prefix="enablement-load-"))
+    redis_url = (
+        os.environ.get("LOAD_REDIS_URL") or os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS
+    )
+    with ExitStack() as cleanup:
+        database_url, where, _ = open_database(args, cleanup)
+        farm = AppHosts(
+            database_url,
+            redis_url,
+            logs,
+            hosts_count=args.hosts,
+            workers=args.workers,
+            settings={
+                "HUBSPOT_CLIENT_SECRET": WEBHOOK_SECRET,
+                "HUBSPOT_PORTAL_ID": str(WEBHOOK_PORTAL),
+            },
+        )
+        cleanup.enter_context(farm)
+        summary_line, tokens = fill(farm.hosts[0].env, args.deals)
+        work = build_workload(farm.proxy_url, tokens)
+        journal = Journal()
+        seed_links(work, journal)
+        run = fixed_rate.Run(
+            work,
+            journal,
+            fixed_rate.sign_in(farm.proxy_url, tokens.sales_team),
+            WEBHOOK_SECRET,
+            WEBHOOK_PORTAL,
+        )
+        idle = fixed_rate.idle_healthz(farm.proxy_url)
+        print(
+            f"load: {args.rate:g} requests/s for {args.duration:g} s, open loop, through nginx to "
+            f"{args.hosts} hosts x {args.workers} gunicorn sync workers"
+        )
+        print(f"database: {where}; Redis {redis_url.rsplit('@', 1)[-1]}; {summary_line}")
+        print(f"workload: {len(work.deals)} deals, {len(work.assets)} live assets; logs in {logs}")
+        pids = lambda: [(h.server.pid, h.worker_pids()) for h in farm.hosts]  # noqa: E731
+        before = [cpu.sample(*p) for p in pids()]
+        wall = fixed_rate.drive(run, args.rate, args.duration)
+        use = [cpu.usage(b, cpu.sample(*p)) for b, p in zip(before, pids(), strict=True)]
+        farm.close()  # every answered write is committed before we look
+        return report_fixed_rate(database_url, run, wall, use, idle, logs)
+
+
+def report_fixed_rate(
+    database_url: str, run, wall: float, use: list[dict], idle: float, logs: Path
+) -> int:
+    """Check the database, print the figures and each target as pass/fail; 0 when all pass."""
+    journal = run.journal
+    durability = check_durability(database_url, journal, None)
+    hooks = fixed_rate.check_webhooks(database_url, run.hooks)
+    figures = summary.route_figures(journal.calls, wall)
+    ratios = fixed_rate.ratio_targets(figures)
+    lags = sorted(run.lags)
+    made = sum(f.count for f in figures)
+    late = sum(lag > fixed_rate.LATE for lag in lags)
+
+    print(
+        f"\nran {wall:.1f} s, {made} requests ({made / wall:.1f}/s); /healthz p95 idle {idle:.1f} ms"
+    )
+    print(
+        f"generator: started late (> {fixed_rate.LATE * 1000:.0f} ms after due) {late}, "
+        f"lag p95 {summary.percentile(lags, 95) * 1000:.1f} ms; latencies count from when each request was due\n"
+    )
+    fixed_rate.print_routes(figures, ratios)
+    print()
+    server = sum(u["server_cores"] for u in use)
+    print(
+        f"CPU: gunicorn {server:.2f} cores over {len(use)} hosts, load generator "
+        f"{use[0]['generator_cores']:.2f}, machine {use[0]['machine_cores']} cores "
+        f"{use[0]['machine_idle_share']:.0%} idle"
+    )
+    summary.print_durability(durability)
+    print(
+        f"  webhook events sent: {hooks.sent} in {hooks.deliveries} deliveries ({hooks.resent} delivered again); "
+        f"acknowledged {hooks.acknowledged}, stored {hooks.stored}, lost {hooks.lost}, doubled {hooks.doubled}; "
+        f"statuses {hooks.statuses or 'none'}"
+    )
+    problems = Counter()
+    for log in logs.glob("host-*gunicorn.log"):
+        problems.update(gunicorn_problems(log))
+    if problems:
+        print(f"gunicorn logs ({logs}):")
+        for line, n in problems.most_common(12):
+            print(f"  {n} x {line}")
+
+    errors = sum(f.server_errors + f.unavailable + f.no_answer for f in figures)
+    writes_wrong = (
+        len(durability.missing_shares)
+        + durability.keyed_doubles
+        + durability.missing_views
+        + hooks.lost
+        + hooks.doubled
+        + hooks.not_applied
+    )
+    targets = [
+        (f"0 5xx or unanswered requests (got {errors})", errors == 0),
+        (
+            f"0 lost or doubled writes: shares, views, webhook events (got {writes_wrong})",
+            writes_wrong == 0,
+        ),
+    ]
+    for route, ratio, target in ratios:
+        shown = "n/a" if ratio is None else f"{ratio:.2f}x"
+        targets.append(
+            (
+                f"{route} p95 within {target:g}x /healthz p95 ({shown})",
+                ratio is not None and ratio <= target,
+            )
+        )
+    print("\nTargets:")
+    for text, ok in targets:
+        print(f"  {'pass' if ok else 'FAIL'}  {text}")
+    return 0 if all(ok for _, ok in targets) else 1
 
 
 def run() -> int:

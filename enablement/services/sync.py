@@ -38,6 +38,7 @@ from enablement.db.crm import (
 )
 from enablement.db.models import SyncState
 from enablement.db.types import utcnow
+from enablement.db.webhooks import in_transaction
 from enablement.domain.crm import Crm, DealPage, DealRecord, PipelineRecord, StageEntry
 from enablement.errors import Conflict
 from enablement.services.nudges import after_stage_entries
@@ -307,11 +308,18 @@ class _Run:
     def apply(self, deals: list[DealRecord], updates: dict[str, dict | None]) -> None:
         """Commit one page of deals together with the resume point it completes."""
         records = self._resolve(deals)
-        with self.sessions.begin() as session:
-            if records:
-                self.summary.deals.add(upsert_deals(session, records, SOURCE))
+
+        def write(session: Session):
+            counts = upsert_deals(session, records, SOURCE) if records else None
             for key, value in updates.items():
                 self._put(session, key, value)
+            return counts
+
+        # NOTE: a webhook completing the same new deals at this moment can deadlock with this
+        # page on PostgreSQL; PostgreSQL aborts one of the two, and the page is simply run again.
+        counts = in_transaction(self.sessions, write)
+        if counts is not None:
+            self.summary.deals.add(counts)
         if records and self.settings is not None:
             ids = [r.id for r in records]
             after_stage_entries(self.sessions, self.settings, self.crm, ids, self.now())

@@ -267,7 +267,8 @@ def complete_from_crm(sessions: sessionmaker[Session], crm: Crm, deal_ids: list[
             upsert_pipelines(session, pipelines)
             known = set(session.scalars(select(Pipeline.id)))
     records = [r for r in records if r.pipeline_id in known]
-    with sessions.begin() as session:
+
+    def store(session: Session) -> None:
         lock_deals(session, [r.id for r in records])
         # Entries events added after HubSpot's copy was modified are kept by upsert_deals.
         upsert_deals(session, records, "hubspot")
@@ -275,6 +276,10 @@ def complete_from_crm(sessions: sessionmaker[Session], crm: Crm, deal_ids: list[
         inbox.settle_pending(
             session, [r.id for r in records], "included in the CRM's copy of the deal"
         )
+
+    # NOTE: a sync page storing the same new deals can deadlock with this on PostgreSQL; the
+    # inbox's retry policy runs it again (and the job itself is retried after that).
+    inbox.in_transaction(sessions, store)
     log.info("webhook deals completed from the CRM: fetched=%d", len(records))
     return len(records)
 

@@ -9,6 +9,10 @@ counts the requests per family, and `serve_versions` can refuse the others with 
 Run it in a thread (tests) or as a process (`python tests/integrations/fake_hubspot.py
 --deals 20000 --rate-limit 100/10` prints its URL; the benchmark uses that).
 
+Every request's arrival is recorded, admitted or not: `most_in_any_window(10)` is the most
+requests that arrived within any 10 seconds (a sliding window), what a test of several
+clients sharing one budget checks against the limit.
+
 Rate limits, when set, are enforced as HubSpot does: a request counts when it arrives
 (after any injected network delay), in a rolling window; one over the limit is answered
 429 with policyName TEN_SECONDLY_ROLLING, and one over the daily quota 429 DAILY. Every
@@ -164,6 +168,7 @@ class FakeHubSpot:
         self.daily_used = 0
         self.rejected: dict[str, int] = {}  # 429s answered, per policy
         self.peak_window = 0  # the most requests counted in one window
+        self.arrived: list[float] = []  # when every request arrived, admitted or not (sorted)
         self._rng = random.Random(11)
         self.pipelines: list[dict] = []
         self.owners: list[dict] = []
@@ -270,10 +275,22 @@ class FakeHubSpot:
 
     def spend(self, count: int) -> None:
         """Another client of the same app sends `count` requests now: they count in the window."""
-        now = time.monotonic()
         with self.lock:
+            now = time.monotonic()
             self.arrivals.extend([now] * count)
             self.foreign.extend([now] * count)
+            self.arrived.extend([now] * count)
+
+    def most_in_any_window(self, seconds: float = 10.0) -> int:
+        """The most requests that arrived (answered or refused with 429) within any `seconds`."""
+        with self.lock:
+            stamps = list(self.arrived)
+        most, first = 0, 0
+        for last, at in enumerate(stamps):
+            while at - stamps[first] >= seconds:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     def requests(self, path: str = "") -> list[tuple]:
         """Logged requests (time, method, route, status, path) whose route starts with `path`'s."""
@@ -641,7 +658,9 @@ class _Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 delay = self.state._rng.uniform(low, high)
             time.sleep(delay)
-        arrived = time.monotonic()
+        with self.state.lock:
+            arrived = time.monotonic()  # NOTE: read under the lock, so `arrived` stays sorted
+            self.state.arrived.append(arrived)
         path, family = route(split.path)
         status, limits, rejection = self.state.admit(arrived)
         if rejection is not None:

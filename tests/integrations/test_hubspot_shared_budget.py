@@ -81,6 +81,7 @@ def test_two_clients_sharing_redis_never_exceed_the_limit_together(fake, redis_u
     assert fake.rejected == {}
     assert fake.peak_window <= LIMIT[0]
     assert most_in_a_window([r[0] for r in fake.requests()], LIMIT[1]) <= LIMIT[0]
+    assert fake.most_in_any_window(LIMIT[1]) <= LIMIT[0]
     assert sum(c.call_counts().calls for c in clients) == 36
 
 
@@ -88,6 +89,9 @@ def test_without_redis_two_clients_each_spend_the_whole_limit(fake):
     clients = [HubSpotCrm(TOKEN, fake.url, rate_limit=LIMIT) for _ in "ab"]
     fetch_together(clients, 18)
     assert fake.rejected  # what the shared budget prevents: HubSpot answers 429
+    # The fake's own sliding count sees the refused requests arrive too.
+    assert fake.most_in_any_window(LIMIT[1]) > LIMIT[0]
+    assert fake.most_in_any_window(LIMIT[1]) == most_in_a_window(fake.arrived, LIMIT[1])
 
 
 _PROCESS = """
