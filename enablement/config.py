@@ -290,6 +290,12 @@ class Settings:
     # PostgreSQL connections per process: kept open, and opened beyond those at busy moments.
     database_pool_size: int = DEFAULT_POOL_SIZE
     database_max_overflow: int = DEFAULT_MAX_OVERFLOW
+    # Hostile timing (docs/operating.md "Slow clients", docs/webhooks.md "Clock skew"): seconds a
+    # client has for its request headers and for its body under the shipped gunicorn worker, and
+    # how far past this host's clock an event's own time may be before it is rejected.
+    request_header_timeout: int = 10
+    request_body_timeout: int = 30
+    webhook_future_skew: timedelta = timedelta(minutes=5)
     check_schema: bool = True
     testing: bool = False
     extra: dict = field(default_factory=dict)
@@ -359,6 +365,17 @@ class Settings:
                 env.get("DATABASE_MAX_OVERFLOW") or str(DEFAULT_MAX_OVERFLOW),
                 0,
                 1000,
+            ),
+            request_header_timeout=_integer(
+                "REQUEST_HEADER_TIMEOUT", env.get("REQUEST_HEADER_TIMEOUT") or "10", 1, 300
+            ),
+            request_body_timeout=_integer(
+                "REQUEST_BODY_TIMEOUT", env.get("REQUEST_BODY_TIMEOUT") or "30", 1, 3600
+            ),
+            webhook_future_skew=timedelta(
+                seconds=_integer(
+                    "WEBHOOK_FUTURE_SKEW", env.get("WEBHOOK_FUTURE_SKEW") or "300", 0, 86400
+                )
             ),
         )
         return settings.with_overrides(**overrides)
