@@ -37,6 +37,7 @@ from enablement.db.crm import (
 )
 from enablement.db.models import SyncState
 from enablement.db.types import utcnow
+from enablement.db.webhooks import in_transaction
 from enablement.domain.crm import Crm, DealPage, DealRecord, PipelineRecord, StageEntry
 from enablement.errors import Conflict
 from enablement.services.writeback import write_back_shares
@@ -301,11 +302,17 @@ class _Run:
     def apply(self, deals: list[DealRecord], updates: dict[str, dict | None]) -> None:
         """Commit one page of deals together with the resume point it completes."""
         records = self._resolve(deals)
-        with self.sessions.begin() as session:
-            if records:
-                self.summary.deals.add(upsert_deals(session, records, SOURCE))
+
+        def write(session: Session) -> UpsertCounts | None:
+            counts = upsert_deals(session, records, SOURCE) if records else None
             for key, value in updates.items():
                 self._put(session, key, value)
+            return counts
+
+        # NOTE: webhooks write the same deals; a deadlock between the two is retried, as theirs are.
+        counts = in_transaction(self.sessions, write)
+        if counts is not None:
+            self.summary.deals.add(counts)
         self.summary.deals_read += len(deals)
         self.summary.pages += 1
         self.on_progress("pages", self.summary.pages)
