@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 
@@ -11,6 +12,10 @@ from enablement.cli import needs_schema
 from enablement.context import ctx
 from enablement.errors import Unavailable
 from enablement.services.sync import SyncSummary, sync_crm
+from enablement.services.webhooks import BatchResult, apply_unapplied
+
+# Held webhook events re-tried after each sync (the oldest first).
+HELD_PER_SYNC = 1000
 
 
 class _Ticker:
@@ -98,6 +103,24 @@ def summary_lines(summary: SyncSummary) -> list[str]:
     return out
 
 
+def apply_held(container) -> BatchResult:
+    """Apply the webhook events held for a stage or pipeline, now that the sync may have brought it."""
+    # NOTE: imported here: the HubSpot adapter loads on demand (tests/test_startup.py).
+    from integrations.hubspot.mapping import DealProperties
+    from integrations.hubspot.webhooks import read_event
+
+    reader = functools.partial(
+        read_event, properties=DealProperties.from_settings(container.settings)
+    )
+    return apply_unapplied(
+        container.sessions,
+        reader,
+        held=True,
+        limit=HELD_PER_SYNC,
+        future_skew=container.settings.webhook_future_skew,
+    )
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to the group."""
 
@@ -133,3 +156,9 @@ def register(cli: click.Group) -> None:
         ticker.close(summary_line(summary))
         for line in summary_lines(summary):
             click.echo(line)
+        held = apply_held(container)
+        if held.received:
+            click.echo(
+                f"held webhook events: {held.applied + held.ignored} settled, "
+                f"{held.pending} still held, {held.rejected} rejected"
+            )

@@ -207,6 +207,18 @@ def unapplied(session: Session, received_before: datetime, limit: int) -> list[t
     )
 
 
+def held(session: Session, limit: int) -> list[tuple[int, dict]]:
+    """(id, payload) of the oldest pending events held with a reason (waiting for a stage or pipeline)."""
+    return list(
+        session.execute(
+            select(WebhookEvent.id, WebhookEvent.payload)
+            .where(WebhookEvent.status == PENDING, WebhookEvent.error.is_not(None))
+            .order_by(WebhookEvent.id)
+            .limit(limit)
+        ).all()
+    )
+
+
 def inbox_counts(session: Session) -> dict:
     """Stored events per status, and repeated deliveries, over the whole inbox."""
     counts = dict.fromkeys(STATUSES, 0)

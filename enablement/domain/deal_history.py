@@ -111,6 +111,12 @@ def apply_event(
     if event.kind == CHANGED and event.field is None:
         return deal, Outcome(IGNORED, "a property the product does not track")
     if event.kind == CHANGED and event.field == STAGE:
+        if event.value not in stages:
+            # NOTE: held, not applied: an entry in no pipeline has no buying stage and no
+            # place in a file export; a sync that brings the stage applies it.
+            return deal, Outcome(
+                PENDING, f"unknown stage {event.value!r}: held until a sync brings it"
+            )
         pipeline = stage_pipeline(stages, event.value, deal.pipeline_id)
         entry = StageEntry(event.occurred_at, event.value, pipeline)
         if entry in deal.history:

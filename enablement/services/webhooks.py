@@ -45,6 +45,7 @@ from enablement.db.types import utcnow
 from enablement.domain.crm import Crm
 from enablement.domain.deal_events import (
     APPLIED,
+    DEFAULT_FUTURE_SKEW,
     IGNORED,
     PENDING,
     REJECTED,
@@ -52,6 +53,7 @@ from enablement.domain.deal_events import (
     DealEvent,
     IgnoredEvent,
     RejectedEvent,
+    reject_if_ahead,
 )
 from enablement.domain.deal_history import apply_events, stage_pipeline
 from enablement.errors import EnablementError, Unavailable
@@ -95,9 +97,17 @@ class BatchResult:
 
 
 def receive_events(
-    sessions: sessionmaker[Session], events: Sequence[Event], crm: Crm | None = None
+    sessions: sessionmaker[Session],
+    events: Sequence[Event],
+    crm: Crm | None = None,
+    future_skew: timedelta = DEFAULT_FUTURE_SKEW,
 ) -> BatchResult:
-    """Store a delivery's events durably (one commit; Unavailable if the database fails), then apply the new ones."""
+    """Store a delivery's events durably (one commit; Unavailable if the database fails), then apply the new ones.
+
+    Events dated more than `future_skew` past this host's clock are stored as rejected.
+    """
+    now = utcnow()
+    events = [reject_if_ahead(event, now, future_skew) for event in events]
     result = BatchResult(received=len(events))
     rows = [_row(event) for event in events]
     inserted, repeats = _store(sessions, rows)
@@ -235,14 +245,24 @@ def apply_unapplied(
     crm: Crm | None = None,
     older_than: timedelta = RETRY_AFTER,
     limit: int = 100,
+    held: bool = False,
+    future_skew: timedelta = DEFAULT_FUTURE_SKEW,
 ) -> BatchResult:
-    """A later pass: apply stored events whose apply never ran, re-read from their stored payload."""
+    """A later pass: apply stored events whose apply never ran, re-read from their stored payload.
+
+    held: instead, the events held with a reason (an unknown stage or pipeline), after a
+    sync may have brought what they wait for; those still waiting stay held.
+    """
     result = BatchResult()
     with sessions() as session:
-        rows = inbox.unapplied(session, utcnow() - older_than, limit)
+        if held:
+            rows = inbox.held(session, limit)
+        else:
+            rows = inbox.unapplied(session, utcnow() - older_than, limit)
     todo, unreadable = [], {}
+    now = utcnow()
     for row_id, payload in rows:
-        event = read_event(payload)
+        event = reject_if_ahead(read_event(payload), now, future_skew)
         if isinstance(event, RejectedEvent):
             unreadable[row_id] = (REJECTED, event.reason[:2000])
         else:

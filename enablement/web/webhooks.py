@@ -47,7 +47,9 @@ def hubspot_webhook():
         log.warning(
             "webhook batch of %d events (HubSpot sends at most %d)", len(batch.events), BATCH_LIMIT
         )
-    result = receive_events(container.sessions, batch.events, container.crm)
+    result = receive_events(
+        container.sessions, batch.events, container.crm, container.settings.webhook_future_skew
+    )
     counts = result.counts()
     log.info(
         "webhook batch %s created_deals=%d ms=%.1f",
@@ -67,7 +69,12 @@ def _later_pass(container) -> None:
     try:
         properties = DealProperties.from_settings(container.settings)
         reader = functools.partial(read_event, properties=properties)
-        result = apply_unapplied(container.sessions, reader, container.crm)
+        result = apply_unapplied(
+            container.sessions,
+            reader,
+            container.crm,
+            future_skew=container.settings.webhook_future_skew,
+        )
     except SQLAlchemyError as e:
         log.warning("webhook later pass failed: %s", type(e).__name__)
         return
