@@ -15,7 +15,9 @@ def crashing_command():
     @cli.command("crash-for-test")
     def crash() -> None:
         raise IntegrityError(
-            "INSERT INTO deals ...", {}, Exception('duplicate key value violates "pk_deals"\nDETAIL')
+            "INSERT INTO deals ...",
+            {},
+            Exception('duplicate key value violates "pk_deals"\nDETAIL'),
         )
 
     yield "crash-for-test"

@@ -58,9 +58,7 @@ def test_a_sync_page_and_a_webhook_creating_the_same_deal_at_once_both_commit(se
     # which did not find 101 stored, writes it too.
     webhook = sessions()
     webhook.begin()
-    create_deal_if_absent(
-        webhook, {"id": "101", "pipeline_id": "p1", "created_at": T0, "name": ""}
-    )
+    create_deal_if_absent(webhook, {"id": "101", "pipeline_id": "p1", "created_at": T0, "name": ""})
     webhook.flush()
 
     def sync_page() -> None:

@@ -7,23 +7,37 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from enablement import create_app
 from enablement.config import Settings
 from enablement.db.models import WebhookEvent
 from enablement.domain.deal_events import DEFAULT_FUTURE_SKEW
-from tests.crm_data import T0, insert_pipeline, sample_pipeline
-from tests.web.test_webhooks import (  # noqa: F401 - fixtures
-    deal,
-    event,
-    history,
-    hook,
-    hook_app,
-    hook_sessions,
-    post,
-    prop,
-    stage,
-)
+from tests.crm_data import T0, insert_deals, insert_pipeline, sample_deal, sample_pipeline
+from tests.web.test_webhooks import SECRET, deal, event, history, post, prop, stage
 
 DAY = 24 * 60
+
+
+@pytest.fixture
+def hook_app(settings):
+    """The app with webhooks on, the sample pipeline and deal 101 (disc at T0, demo 3 days later)."""
+    app = create_app(settings, hubspot_client_secret=SECRET)
+    sessions = app.extensions["enablement"].sessions
+    insert_pipeline(sessions)
+    insert_deals(sessions, sample_deal("101"))
+    yield app
+    app.extensions["enablement"].engine.dispose()
+
+
+@pytest.fixture
+def hook(hook_app):
+    """A test client of that app."""
+    return hook_app.test_client()
+
+
+@pytest.fixture
+def hook_sessions(hook_app):
+    """Its session factory."""
+    return hook_app.extensions["enablement"].sessions
 
 
 def minutes_ahead(delta: timedelta) -> float:
