@@ -135,3 +135,16 @@ def test_a_chunk_announcing_more_than_the_body_limit_is_refused_at_once(server):
         answer = s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert time.monotonic() - started < DEADLINE
+
+
+@pytest.mark.parametrize(
+    "name, value", [("REQUEST_HEADER_TIMEOUT", "0"), ("REQUEST_BODY_TIMEOUT", "soon")]
+)
+def test_a_bad_read_deadline_is_one_clear_error(name, value):
+    from enablement.config import Settings
+    from enablement.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match=f"{name} must be a whole number"):
+        Settings.from_env({name: value})
+    assert Settings.from_env({}).request_header_timeout == 10
+    assert Settings.from_env({}).request_body_timeout == 30
