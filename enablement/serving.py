@@ -27,6 +27,7 @@ workers = 4
 # A thread waits on one client or one database answer at a time; the database pool
 # (DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW) bounds how many run queries at once.
 threads = 16
+# NOTE: with threads this bounds a silent process (its main loop stopped), not one request.
 timeout = 30
 graceful_timeout = 30
 keepalive = 5

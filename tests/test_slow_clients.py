@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from enablement import serving
+
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_CLIENTS = 12  # more than the server's processes: each would hold a sync worker for good
@@ -148,3 +150,20 @@ def test_a_bad_read_deadline_is_one_clear_error(name, value):
         Settings.from_env({name: value})
     assert Settings.from_env({}).request_header_timeout == 10
     assert Settings.from_env({}).request_body_timeout == 30
+
+
+def test_every_documented_production_command_uses_the_slow_client_setup():
+    commands = {
+        "README.md": (ROOT / "README.md").read_text(encoding="utf-8"),
+        "docs/operating.md": (ROOT / "docs" / "operating.md").read_text(encoding="utf-8"),
+        "deploy/Procfile": (ROOT / "deploy" / "Procfile").read_text(encoding="utf-8"),
+        "deploy/systemd/enablement-web.service": (
+            ROOT / "deploy" / "systemd" / "enablement-web.service"
+        ).read_text(encoding="utf-8"),
+    }
+    for name, text in commands.items():
+        lines = [line for line in text.splitlines() if "gunicorn -" in line]
+        assert lines, name
+        assert all("-c python:enablement.serving" in line for line in lines), (name, lines)
+    assert serving.worker_class == "enablement.serving.BoundedReadWorker"
+    assert serving.threads > 1
