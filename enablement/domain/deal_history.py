@@ -63,6 +63,8 @@ class Outcome:
 
     status: str
     reason: str | None = None
+    # PENDING for a stage no stored pipeline has: that stage id (a fetch or sync may bring it).
+    held_stage: str | None = None
 
 
 def latest_entry(history: Iterable[StageEntry]) -> StageEntry | None:
@@ -115,7 +117,9 @@ def apply_event(
             # NOTE: held, not applied: an entry in no pipeline has no buying stage and no
             # place in a file export; a sync that brings the stage applies it.
             return deal, Outcome(
-                PENDING, f"unknown stage {event.value!r}: held until a sync brings it"
+                PENDING,
+                f"unknown stage {event.value!r}: held until a sync brings it",
+                held_stage=event.value,
             )
         pipeline = stage_pipeline(stages, event.value, deal.pipeline_id)
         entry = StageEntry(event.occurred_at, event.value, pipeline)

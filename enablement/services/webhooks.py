@@ -81,6 +81,8 @@ class BatchResult:
     created_deals: list[str] = field(default_factory=list)
     # Deals the events named that were not stored before (created, or waiting for a pipeline).
     unknown_deals: list[str] = field(default_factory=list)
+    # (inbox id, event) of the events left pending (held for a stage the CRM fetch may bring).
+    held: list[tuple[int, DealEvent]] = field(default_factory=list, repr=False)
     fetching: threading.Thread | None = field(default=None, repr=False)
 
     def counts(self) -> dict:
@@ -157,6 +159,7 @@ def apply_stored(
     result.pending += counts[PENDING]
     result.created_deals += counts["created"]
     result.unknown_deals += counts["unknown"]
+    result.held += counts["held"]
 
 
 def _apply_all(session: Session, todo: list[tuple[int, DealEvent]]) -> dict:
@@ -172,6 +175,7 @@ def _apply_all(session: Session, todo: list[tuple[int, DealEvent]]) -> dict:
     save_deal_states(session, before, after, SOURCE)
     inbox.mark(session, {row_id: (o.status, o.reason) for row_id, o in outcomes.items()})
     counts = {APPLIED: 0, IGNORED: 0, PENDING: 0, "created": created, "unknown": unknown}
+    counts["held"] = [(k, e) for k, e in items if k in outcomes and outcomes[k].held_stage]
     for outcome in outcomes.values():
         counts[outcome.status] += 1
     return counts
@@ -282,14 +286,19 @@ def _start_fetch(sessions: sessionmaker[Session], crm: Crm | None, result: Batch
     if result.unknown_deals and crm is not None:
         result.fetching = threading.Thread(
             target=complete_from_crm,
-            args=(sessions, crm, list(result.unknown_deals)),
+            args=(sessions, crm, list(result.unknown_deals), list(result.held)),
             name="webhook-deal-fetch",
             daemon=True,
         )
         result.fetching.start()
 
 
-def complete_from_crm(sessions: sessionmaker[Session], crm: Crm, deal_ids: list[str]) -> int:
+def complete_from_crm(
+    sessions: sessionmaker[Session],
+    crm: Crm,
+    deal_ids: list[str],
+    held: Sequence[tuple[int, DealEvent]] = (),
+) -> int:
     """Fetch deals the webhook created from the CRM and store them by the sync's rule; returns how many.
 
     Runs after the answer. Entries the events added after the CRM's copy was read are
@@ -309,6 +318,11 @@ def complete_from_crm(sessions: sessionmaker[Session], crm: Crm, deal_ids: list[
             lock_deals(session, [r.id for r in records])
             # Entries events added after HubSpot's copy was modified are kept by upsert_deals.
             upsert_deals(session, records, "hubspot")
+            # Events held for a stage the fetch has just stored apply now, by the usual rules.
+            fetched = {r.id for r in records}
+            mine = [(k, e) for k, e in held if e.deal_id in fetched]
+            if mine:
+                _apply_all(session, mine)
             # The CRM's copy was read after these events occurred, so it already holds them.
             inbox.settle_pending(
                 session, [r.id for r in records], "included in the CRM's copy of the deal"
