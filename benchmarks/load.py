@@ -236,7 +236,7 @@ def print_setup(args, database: str, summary_line: str, work: Workload, logs: Pa
         else ""
     )
     print(
-        f"load: {args.clients} clients for {args.seconds:g} s on gunicorn with {args.workers} sync workers{fault}"
+        f"load: {args.clients} clients for {args.seconds:g} s on gunicorn with {args.workers} threaded workers{fault}"
     )
     print(f"database: {database}; {summary_line}")
     print(

@@ -346,6 +346,12 @@ class Settings:
     nudge_window: timedelta = timedelta(days=1)
     nudge_limit: int = 3
     nudge_max_attempts: int = 5
+    # Hostile timing (docs/operating.md "Slow clients", docs/webhooks.md "Clock skew"): seconds a
+    # client has for its request headers and for its body under the shipped gunicorn worker, and
+    # how far past this host's clock an event's own time may be before it is rejected.
+    request_header_timeout: int = 10
+    request_body_timeout: int = 30
+    webhook_future_skew: timedelta = timedelta(minutes=5)
     check_schema: bool = True
     testing: bool = False
     extra: dict = field(default_factory=dict)
@@ -443,6 +449,17 @@ class Settings:
             nudge_limit=_integer("NUDGE_LIMIT", env.get("NUDGE_LIMIT") or "3", 1, 10),
             nudge_max_attempts=_integer(
                 "NUDGE_MAX_ATTEMPTS", env.get("NUDGE_MAX_ATTEMPTS") or "5", 1, 50
+            ),
+            request_header_timeout=_integer(
+                "REQUEST_HEADER_TIMEOUT", env.get("REQUEST_HEADER_TIMEOUT") or "10", 1, 300
+            ),
+            request_body_timeout=_integer(
+                "REQUEST_BODY_TIMEOUT", env.get("REQUEST_BODY_TIMEOUT") or "30", 1, 3600
+            ),
+            webhook_future_skew=timedelta(
+                seconds=_integer(
+                    "WEBHOOK_FUTURE_SKEW", env.get("WEBHOOK_FUTURE_SKEW") or "300", 0, 86400
+                )
             ),
         )
         return settings.with_overrides(**overrides)

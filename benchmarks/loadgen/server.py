@@ -90,7 +90,7 @@ def fill(env: dict[str, str], deals: int) -> tuple[str, Tokens]:
 
 
 class Gunicorn:
-    """gunicorn serving wsgi:app with N sync workers on a loopback port."""
+    """gunicorn serving wsgi:app as production does (enablement.serving), N processes, on loopback."""
 
     def __init__(self, env: dict[str, str], port: int, workers: int, log: Path) -> None:
         """Remember how to start; nothing runs yet."""
@@ -106,6 +106,8 @@ class Gunicorn:
         """Start gunicorn and wait until /healthz answers 200."""
         command = [
             str(BIN / "gunicorn"),
+            "-c",
+            "python:enablement.serving",
             "--workers",
             str(self.workers),
             "--bind",

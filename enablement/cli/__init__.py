@@ -36,6 +36,20 @@ class EnablementGroup(click.Group):
             for key, value in (e.details or {}).items():
                 click.echo(f"  {key}: {value}", err=True)
             sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # usage errors, --help, Ctrl-C: click's own answers
+        except Exception as e:  # noqa: BLE001 - NOTE: the last resort, so no command prints a traceback wall
+            if (ctx_.obj or {}).get("debug"):
+                traceback.print_exc()
+            click.echo(f"error: {unexpected(e)}", err=True)
+            sys.exit(1)
+
+
+def unexpected(error: Exception) -> str:
+    """One line for an error no rule expected: its kind and first line, and how to see more."""
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    kind = type(error).__name__
+    return f"unexpected {kind}: {first} (run again with --debug for the traceback)"
 
 
 @click.group(cls=EnablementGroup)

@@ -10,7 +10,10 @@ import click
 from enablement.cli import needs_schema
 from enablement.context import ctx
 from enablement.errors import Unavailable
+from enablement.services.jobs import apply_held
 from enablement.services.sync import SyncSummary, sync_crm
+
+# Held webhook events re-tried after each sync (the oldest first).
 
 
 class _Ticker:
@@ -134,3 +137,9 @@ def register(cli: click.Group) -> None:
         ticker.close(summary_line(summary))
         for line in summary_lines(summary):
             click.echo(line)
+        held = apply_held(container)
+        if held.received:
+            click.echo(
+                f"held webhook events: {held.applied + held.ignored} settled, "
+                f"{held.pending} still held, {held.rejected} rejected"
+            )

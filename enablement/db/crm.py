@@ -200,6 +200,11 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
             select(Deal).where(Deal.id.in_(sorted(ids))).order_by(Deal.id).with_for_update()
         )
     }
+    # NOTE: a webhook may be creating one of the missing deals right now: insert them (ON
+    # CONFLICT DO NOTHING waits for and yields to its row), then update what it created.
+    now = utcnow()
+    created = _create_missing_deals(session, [r for r in records if r.id not in deals], now)
+    deals.update(lock_deals(session, {r.id for r in records} - deals.keys()))
     stored: dict[str, dict[StageEntry, int]] = defaultdict(dict)
     from_events: dict[str, set[StageEntry]] = defaultdict(set)
     rows = session.execute(
@@ -217,30 +222,16 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
         stored[deal_id][entry] = row_id
         if entry_source == WEBHOOK_SOURCE:
             from_events[deal_id].add(entry)
-    now = utcnow()
     to_insert: list[dict] = []
     to_delete: list[int] = []
     for record in records:
         wanted = synced_history(record, from_events.get(record.id, ()))
-        latest = latest_entry(wanted)
-        current = latest.stage_id if latest else None
-        values = {name: getattr(record, name) for name in _DEAL_FIELDS}
-        values.update(
-            current_stage_id=current,
-            personas=list(record.personas),
-            topics=list(record.topics),
-            deleted_at=None,
-        )
-        deal = deals.get(record.id)
-        if record.deleted:
-            values["deleted_at"] = deal.deleted_at if deal and deal.deleted_at else now
-        if deal is None:
-            deal = Deal(id=record.id, **values)
-            session.add(deal)
-            counts.created += 1
-            changed = True
-        else:
-            changed = _assign(deal, **values)
+        deal = deals[record.id]
+        values = _deal_values(record, wanted, now)
+        if record.deleted and deal.deleted_at:
+            values["deleted_at"] = deal.deleted_at
+        changed = _assign(deal, **values) or record.id in created
+        counts.created += record.id in created
         have = stored.get(record.id, {})
         added = wanted - have.keys()
         removed = have.keys() - wanted
@@ -257,7 +248,7 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
         to_delete += [have[key] for key in removed]
         counts.stage_changes_added += len(added)
         counts.stage_changes_removed += len(removed)
-        if deal in session.new:
+        if record.id in created:
             continue
         if record.deleted and changed:
             counts.deleted += 1
@@ -271,6 +262,31 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
     if to_insert:
         session.execute(insert(StageChange), to_insert)
     return counts
+
+
+def _deal_values(record: DealRecord, wanted: set[StageEntry], now: datetime) -> dict:
+    """The deal row's columns a CRM record sets, given the history it will have."""
+    latest = latest_entry(wanted)
+    values = {name: getattr(record, name) for name in _DEAL_FIELDS}
+    values.update(
+        current_stage_id=latest.stage_id if latest else None,
+        personas=list(record.personas),
+        topics=list(record.topics),
+        deleted_at=now if record.deleted else None,
+    )
+    return values
+
+
+def _create_missing_deals(session: Session, records: list[DealRecord], now: datetime) -> set[str]:
+    """Insert these deals unless another writer has (or is about to); returns the ids this call created."""
+    if not records:
+        return set()
+    rows = [
+        {"id": r.id, "updated_at": now, **_deal_values(r, synced_history(r, ()), now)}
+        for r in sorted(records, key=lambda r: r.id)
+    ]
+    result = _insert_ignoring_duplicates(session, Deal.__table__, rows, ["id"], Deal.id)
+    return set(result.scalars())
 
 
 def lock_deals(session: Session, ids: Iterable[str]) -> dict[str, Deal]:
@@ -287,9 +303,16 @@ def lock_deals(session: Session, ids: Iterable[str]) -> dict[str, Deal]:
     return {deal.id: deal for deal in session.scalars(query)}
 
 
-def _insert_ignoring_duplicates(session: Session, table, rows: list[dict], keys: list[str]):
-    """INSERT ... ON CONFLICT (keys) DO NOTHING on either engine; returns the statement's result."""
+def _insert_ignoring_duplicates(
+    session: Session, table, rows: list[dict], keys: list[str], *returning
+):
+    """INSERT ... ON CONFLICT (keys) DO NOTHING on either engine; returns the statement's result.
+
+    With `returning` columns, the result has them for the rows this statement inserted.
+    """
     statement = upsert_insert(session, table).on_conflict_do_nothing(index_elements=keys)
+    if returning:
+        return session.execute(statement.values(rows).returning(*returning))
     return session.execute(statement, rows)
 
 

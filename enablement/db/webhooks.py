@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from enablement.db.models import WebhookEvent
 from enablement.db.types import upsert_insert, utcnow
 from enablement.domain.deal_events import APPLIED, PENDING, STATUSES
+from enablement.domain.deal_history import HELD_FOR_STAGE
 
 KEY = ("portal_id", "subscription_id", "event_id", "occurred_at")
 # Rows a statement carries at once (SQLite allows 32,766 bound values; 12 columns a row).
@@ -199,6 +200,35 @@ def unapplied(session: Session, received_before: datetime, limit: int) -> list[t
             )
             .order_by(WebhookEvent.id)
             .limit(limit)
+        ).all()
+    )
+
+
+def held(session: Session, limit: int) -> list[tuple[int, dict]]:
+    """(id, payload) of the oldest pending events held with a reason (waiting for a stage or pipeline)."""
+    return list(
+        session.execute(
+            select(WebhookEvent.id, WebhookEvent.payload)
+            .where(WebhookEvent.status == PENDING, WebhookEvent.error.is_not(None))
+            .order_by(WebhookEvent.id)
+            .limit(limit)
+        ).all()
+    )
+
+
+def held_for(session: Session, deal_ids: Sequence[str]) -> list[tuple[int, dict]]:
+    """(id, payload) of these deals' pending events held for a stage no stored pipeline had."""
+    if not deal_ids:
+        return []
+    return list(
+        session.execute(
+            select(WebhookEvent.id, WebhookEvent.payload)
+            .where(
+                WebhookEvent.object_id.in_(list(deal_ids)),
+                WebhookEvent.status == PENDING,
+                WebhookEvent.error.startswith(HELD_FOR_STAGE, autoescape=True),
+            )
+            .order_by(WebhookEvent.id)
         ).all()
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as data_field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 # What happened to the deal.
 CREATED = "created"
@@ -35,6 +35,9 @@ TRACKED_FIELDS = (
 )
 # Deletion and restore race each other like a field: the newest one wins.
 DELETED_FIELD = "deleted"
+
+# How far past the receiver's clock an event may be dated (clocks differ; HubSpot's are good).
+DEFAULT_FUTURE_SKEW = timedelta(minutes=5)
 
 # What storing and applying an event came to (the inbox keeps it with the reason).
 PENDING, APPLIED, IGNORED, REJECTED = "pending", "applied", "ignored", "rejected"
@@ -104,3 +107,34 @@ class IgnoredEvent(RejectedEvent):
 def is_newer(occurred_at: datetime, newest_known: datetime | None) -> bool:
     """True when a change at occurred_at is newer than everything known for its field."""
     return newest_known is None or occurred_at > newest_known
+
+
+def reject_if_ahead(event, now: datetime, skew: timedelta):
+    """The event itself, or a RejectedEvent when it is dated more than `skew` past `now`.
+
+    NOTE: the newest change of a field wins, so an event dated in the future would win
+    against every real change until that date: it is stored with the reason, never applied.
+    """
+    if isinstance(event, RejectedEvent) or event.key.occurred_at <= now + skew:
+        return event
+    ahead = event.key.occurred_at - now
+    return RejectedEvent(
+        key=event.key,
+        reason=(
+            f"occurredAt {event.key.occurred_at.isoformat()} is {_span(ahead)} ahead of this "
+            f"server's clock (at most {_span(skew)} allowed: WEBHOOK_FUTURE_SKEW)"
+        ),
+        subscription_type=event.subscription_type,
+        deal_id=event.deal_id,
+        payload=event.payload,
+    )
+
+
+def _span(delta: timedelta) -> str:
+    """A duration in the largest whole unit that fits: '3 days', '12 minutes', '40 seconds'."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"

@@ -32,6 +32,10 @@ from enablement.domain.deal_events import (
 # Every stage id -> {pipeline id: is_closed}: a stage id may recur in several pipelines.
 StageIndex = Mapping[str, Mapping[str, bool]]
 
+# The start of the reason an event held for a stage no stored pipeline has carries (the inbox
+# finds such events by it when a fetch brings HubSpot's pipelines).
+HELD_FOR_STAGE = "unknown stage"
+
 
 @dataclass(frozen=True)
 class DealState:
@@ -63,6 +67,8 @@ class Outcome:
 
     status: str
     reason: str | None = None
+    # PENDING for a stage no stored pipeline has: that stage id (a fetch or sync may bring it).
+    held_stage: str | None = None
 
 
 def latest_entry(history: Iterable[StageEntry]) -> StageEntry | None:
@@ -111,6 +117,14 @@ def apply_event(
     if event.kind == CHANGED and event.field is None:
         return deal, Outcome(IGNORED, "a property the product does not track")
     if event.kind == CHANGED and event.field == STAGE:
+        if event.value not in stages:
+            # NOTE: held, not applied: an entry in no pipeline has no buying stage and no
+            # place in a file export; a sync that brings the stage applies it.
+            return deal, Outcome(
+                PENDING,
+                f"{HELD_FOR_STAGE} {event.value!r}: held until a sync brings it",
+                held_stage=event.value,
+            )
         pipeline = stage_pipeline(stages, event.value, deal.pipeline_id)
         entry = StageEntry(event.occurred_at, event.value, pipeline)
         if entry in deal.history:

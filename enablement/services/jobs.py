@@ -49,7 +49,9 @@ def _deal_fetch(container, payload: dict) -> None:
     if container.crm is None:
         log.warning("deal fetch skipped: no CRM configured in this process")
         return
-    complete_from_crm(container.sessions, container.crm, list(payload["deal_ids"]))
+    complete_from_crm(
+        container.sessions, container.crm, list(payload["deal_ids"]), _event_reader(container)
+    )
     # The fetched deals' stage entries may deserve a nudge too (idempotent per entry).
     queue_nudges(container, list(payload["deal_ids"]), "deal-fetch")
 
@@ -68,15 +70,41 @@ def _nudge_delivery(container, payload: dict) -> None:
     deliver_pending_nudges(container.sessions, container.settings, container.crm)
 
 
-def _webhook_pending(container, payload: dict) -> None:
+# Held webhook events (a stage no pipeline had) looked at again after each sync.
+HELD_PER_SYNC = 1000
+
+
+def apply_held(container):
+    """Apply the webhook events held for a stage or pipeline, now that a sync may have brought it."""
     from enablement.services.webhooks import apply_unapplied
+
+    return apply_unapplied(
+        container.sessions,
+        _event_reader(container),
+        held=True,
+        limit=HELD_PER_SYNC,
+        future_skew=container.settings.webhook_future_skew,
+    )
+
+
+def _event_reader(container):
+    """How stored HubSpot events are read again, with this deployment's deal properties."""
     from integrations.hubspot.mapping import DealProperties
     from integrations.hubspot.webhooks import read_event
 
-    reader = functools.partial(
+    return functools.partial(
         read_event, properties=DealProperties.from_settings(container.settings)
     )
-    result = apply_unapplied(container.sessions, reader)
+
+
+def _webhook_pending(container, payload: dict) -> None:
+    from enablement.services.webhooks import apply_unapplied
+
+    result = apply_unapplied(
+        container.sessions,
+        _event_reader(container),
+        future_skew=container.settings.webhook_future_skew,
+    )
     if result.received:
         log.info(
             "webhook pending pass %s",
@@ -98,7 +126,8 @@ def _sync(container, payload: dict) -> None:
         writeback=container.settings.hubspot_writeback == "notes",
         settings=container.settings,
     )
-    log.info("scheduled sync done: %s", summary)
+    held = apply_held(container)
+    log.info("scheduled sync done: %s; held webhook events looked at: %d", summary, held.received)
 
 
 def _link_views(container, payload: dict) -> None:

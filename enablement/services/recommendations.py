@@ -253,7 +253,12 @@ def recommend_for_deal(
             "id": deal.id,
             "name": deal.name,
             "owner_id": deal.owner_id,
-            "crm_stage": {"id": deal.current_stage_id, "label": deal.stage_label},
+            # A deal known only from webhook events may have no stage yet: null, as on the deal.
+            "crm_stage": (
+                {"id": deal.current_stage_id, "label": deal.stage_label}
+                if deal.current_stage_id
+                else None
+            ),
             "buying_stage": facts.buying_stage,
         }
     return {"deal": deal_part, **answer, "impression_id": impression_id}

@@ -309,7 +309,7 @@ class _Run:
         """Commit one page of deals together with the resume point it completes."""
         records = self._resolve(deals)
 
-        def write(session: Session):
+        def write(session: Session) -> UpsertCounts | None:
             counts = upsert_deals(session, records, SOURCE) if records else None
             for key, value in updates.items():
                 self._put(session, key, value)

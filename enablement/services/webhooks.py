@@ -45,6 +45,7 @@ from enablement.db.types import utcnow
 from enablement.domain.crm import Crm
 from enablement.domain.deal_events import (
     APPLIED,
+    DEFAULT_FUTURE_SKEW,
     IGNORED,
     PENDING,
     REJECTED,
@@ -52,6 +53,7 @@ from enablement.domain.deal_events import (
     DealEvent,
     IgnoredEvent,
     RejectedEvent,
+    reject_if_ahead,
 )
 from enablement.domain.deal_history import apply_events, stage_pipeline
 from enablement.errors import Unavailable
@@ -79,6 +81,8 @@ class BatchResult:
     created_deals: list[str] = field(default_factory=list)
     # Deals the events named that were not stored before (created, or waiting for a pipeline).
     unknown_deals: list[str] = field(default_factory=list)
+    # (inbox id, event) of the events left pending (held for a stage the CRM fetch may bring).
+    held: list[tuple[int, DealEvent]] = field(default_factory=list, repr=False)
 
     def counts(self) -> dict:
         """The counters as a plain dict (the HTTP answer)."""
@@ -93,8 +97,17 @@ class BatchResult:
         }
 
 
-def receive_events(sessions: sessionmaker[Session], events: Sequence[Event]) -> BatchResult:
-    """Store a delivery's events durably (one commit; Unavailable if the database fails), then apply the new ones."""
+def receive_events(
+    sessions: sessionmaker[Session],
+    events: Sequence[Event],
+    future_skew: timedelta = DEFAULT_FUTURE_SKEW,
+) -> BatchResult:
+    """Store a delivery's events durably (one commit; Unavailable if the database fails), then apply the new ones.
+
+    Events dated more than `future_skew` past this host's clock are stored as rejected.
+    """
+    now = utcnow()
+    events = [reject_if_ahead(event, now, future_skew) for event in events]
     result = BatchResult(received=len(events))
     rows = [_row(event) for event in events]
     inserted, repeats = _store(sessions, rows)
@@ -143,6 +156,7 @@ def apply_stored(
     result.pending += counts[PENDING]
     result.created_deals += counts["created"]
     result.unknown_deals += counts["unknown"]
+    result.held += counts["held"]
 
 
 def _apply_all(session: Session, todo: list[tuple[int, DealEvent]]) -> dict:
@@ -158,6 +172,7 @@ def _apply_all(session: Session, todo: list[tuple[int, DealEvent]]) -> dict:
     save_deal_states(session, before, after, SOURCE)
     inbox.mark(session, {row_id: (o.status, o.reason) for row_id, o in outcomes.items()})
     counts = {APPLIED: 0, IGNORED: 0, PENDING: 0, "created": created, "unknown": unknown}
+    counts["held"] = [(k, e) for k, e in items if k in outcomes and outcomes[k].held_stage]
     for outcome in outcomes.values():
         counts[outcome.status] += 1
     return counts
@@ -230,14 +245,24 @@ def apply_unapplied(
     read_event: Callable[[dict], Event],
     older_than: timedelta = RETRY_AFTER,
     limit: int = 100,
+    held: bool = False,
+    future_skew: timedelta = DEFAULT_FUTURE_SKEW,
 ) -> BatchResult:
-    """A later pass: apply stored events whose apply never ran, re-read from their stored payload."""
+    """A later pass: apply stored events whose apply never ran, re-read from their stored payload.
+
+    held: instead, the events held with a reason (an unknown stage or pipeline), after a
+    sync may have brought what they wait for; those still waiting stay held.
+    """
     result = BatchResult()
     with sessions() as session:
-        rows = inbox.unapplied(session, utcnow() - older_than, limit)
+        if held:
+            rows = inbox.held(session, limit)
+        else:
+            rows = inbox.unapplied(session, utcnow() - older_than, limit)
     todo, unreadable = [], {}
+    now = utcnow()
     for row_id, payload in rows:
-        event = read_event(payload)
+        event = reject_if_ahead(read_event(payload), now, future_skew)
         if isinstance(event, RejectedEvent):
             unreadable[row_id] = (REJECTED, event.reason[:2000])
         else:
@@ -251,7 +276,12 @@ def apply_unapplied(
     return result
 
 
-def complete_from_crm(sessions: sessionmaker[Session], crm: Crm, deal_ids: list[str]) -> int:
+def complete_from_crm(
+    sessions: sessionmaker[Session],
+    crm: Crm,
+    deal_ids: list[str],
+    read_event: Callable[[dict], Event] | None = None,
+) -> int:
     """Fetch deals the webhook created from the CRM and store them by the sync's rule; returns how many.
 
     Runs as a job after the answer. Entries the events added after the CRM's copy was read
@@ -268,10 +298,18 @@ def complete_from_crm(sessions: sessionmaker[Session], crm: Crm, deal_ids: list[
             known = set(session.scalars(select(Pipeline.id)))
     records = [r for r in records if r.pipeline_id in known]
 
+    fetched = [r.id for r in records]
+
     def store(session: Session) -> None:
         lock_deals(session, [r.id for r in records])
         # Entries events added after HubSpot's copy was modified are kept by upsert_deals.
         upsert_deals(session, records, "hubspot")
+        # Events held for a stage the fetch has just stored apply now, by the usual rules.
+        if read_event is not None:
+            held = [(k, read_event(payload)) for k, payload in inbox.held_for(session, fetched)]
+            held = [(k, e) for k, e in held if not isinstance(e, RejectedEvent)]
+            if held:
+                _apply_all(session, held)
         # The CRM's copy was read after these events occurred, so it already holds them.
         inbox.settle_pending(
             session, [r.id for r in records], "included in the CRM's copy of the deal"

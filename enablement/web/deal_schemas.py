@@ -176,7 +176,7 @@ class RecommendedDealSchema(Schema):
     id = fields.String()
     name = fields.String()
     owner_id = fields.String(allow_none=True)
-    crm_stage = fields.Nested(StageRefSchema)
+    crm_stage = fields.Nested(StageRefSchema, allow_none=True)
     buying_stage = fields.String(allow_none=True)
 
 

@@ -49,7 +49,9 @@ def hubspot_webhook():
         log.warning(
             "webhook batch of %d events (HubSpot sends at most %d)", len(batch.events), BATCH_LIMIT
         )
-    result = receive_events(container.sessions, batch.events)
+    result = receive_events(
+        container.sessions, batch.events, future_skew=container.settings.webhook_future_skew
+    )
     counts = result.counts()
     log.info(
         "webhook batch %s created_deals=%d ms=%.1f",

@@ -45,3 +45,36 @@ def test_a_file_import_without_a_modification_time_is_still_the_whole_truth(sess
     deliver(sessions, stage(1, 101, 6 * DAY, "prop"))
     insert_deals(sessions, sample_deal("101"))
     assert [s for s, _ in history(sessions, "101")] == ["disc", "demo"]
+
+
+def test_a_sync_page_and_a_webhook_creating_the_same_deal_at_once_both_commit(sessions):
+    import threading
+
+    from enablement.db.crm import create_deal_if_absent
+
+    insert_pipeline(sessions)
+    errors: list[BaseException] = []
+    # The webhook's transaction creates deal 101 and has not committed when the sync's page,
+    # which did not find 101 stored, writes it too.
+    webhook = sessions()
+    webhook.begin()
+    create_deal_if_absent(webhook, {"id": "101", "pipeline_id": "p1", "created_at": T0, "name": ""})
+    webhook.flush()
+
+    def sync_page() -> None:
+        try:
+            with sessions.begin() as session:
+                upsert_deals(session, [deal_record(sample_deal("101", name="From CRM"))], "hubspot")
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    thread = threading.Thread(target=sync_page)
+    thread.start()
+    thread.join(timeout=1)  # the sync waits for the webhook's row (PostgreSQL) or lock (SQLite)
+    webhook.commit()
+    webhook.close()
+    thread.join(timeout=30)
+    assert not errors, errors
+    with sessions() as session:
+        assert session.get(Deal, "101").name == "From CRM"
+    assert [s for s, _ in history(sessions, "101")] == ["disc", "demo"]
