@@ -10,7 +10,7 @@ import click
 
 from enablement.cli import ProgressBar, needs_schema
 from enablement.context import ctx
-from enablement.files.formats import ImportResult, detect_format
+from enablement.files.formats import ImportResult, detect_format, warning_text
 from enablement.services.transfers import EXPORTERS, IMPORTERS
 
 IMPORT_KINDS = tuple(IMPORTERS)
@@ -56,19 +56,24 @@ def import_command(kind: str, file: Path, skip_invalid: bool, fmt: str | None) -
 
 
 def _report(result: ImportResult, skip_invalid: bool) -> None:
+    """Every problem as a sentence on stderr, then the summary (exit 1 when nothing imported)."""
     for error in result.errors:
-        click.echo(f"line {error.line}: {json.dumps(error.errors, ensure_ascii=False)}", err=True)
+        for message in error.messages():
+            click.echo(message, err=True)
     for warning in result.warnings:
-        click.echo(f"warning: {json.dumps(warning, ensure_ascii=False)}", err=True)
+        click.echo(f"warning: {warning_text(warning)}", err=True)
     if result.errors and not skip_invalid:
+        lines = len({e.line for e in result.errors})
         click.echo(
-            f"error: {len(result.errors)} invalid record(s); nothing imported "
+            f"error: {lines} invalid record(s); nothing imported "
             "(use --skip-invalid to import the valid ones)",
             err=True,
         )
         sys.exit(1)
+    prefix = "check only, nothing written: " if result.checked else ""
+    verbs = ("would be created", "would be updated") if result.checked else ("created", "updated")
     click.echo(
-        f"{result.kind}: {result.created} created, {result.updated} updated, "
+        f"{result.kind}: {prefix}{result.created} {verbs[0]}, {result.updated} {verbs[1]}, "
         f"{result.unchanged} unchanged, {result.skipped} skipped"
     )
 

@@ -223,7 +223,7 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
     for record in records:
         wanted = synced_history(record, from_events.get(record.id, ()))
         latest = latest_entry(wanted)
-        current = latest.stage_id if latest else None
+        current = latest.stage_id if latest else record.current_stage_id
         values = {name: getattr(record, name) for name in _DEAL_FIELDS}
         values.update(
             current_stage_id=current,

@@ -36,6 +36,8 @@ class FileRecords(Generic[R]):
     records: list[tuple[int, R]] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    # What the keys of errors are to people: columns of a CSV, fields of JSON Lines.
+    label: str = "field"
 
 
 class ShareRecord(NamedTuple):
@@ -89,22 +91,26 @@ def _read(
 ) -> Iterator[tuple[int, dict]]:
     """Parse and load every line; errors (and repeated keys) go to read; yields (line, loaded)."""
     required = [name for name, f in schema.fields.items() if f.required]
+    read.label = "column" if fmt == "csv" else "field"
     lines = read_records(
         stream, fmt, list_fields=list_fields, columns=list(schema.fields), required=required
     )
     seen: dict = {}
     for line, raw in lines:
         if isinstance(raw, FileError):
+            raw.label = read.label
             read.errors.append(raw)
             continue
         try:
             data = schema.load(raw)
         except ValidationError as e:
-            read.errors.append(FileError(line, e.messages))
+            read.errors.append(FileError(line, e.messages, read.label))
             continue
         first = seen.setdefault(key(data), line)
         if first != line:
-            read.errors.append(FileError(line, {key_field: [f"duplicate of line {first}"]}))
+            read.errors.append(
+                FileError(line, {key_field: [f"duplicate of line {first}"]}, read.label)
+            )
             continue
         yield line, data
 
@@ -188,4 +194,5 @@ def _deal_record(data: dict) -> DealRecord:
         topics=tuple(data["topics"]),
         company=data.get("company"),
         deleted=data["deleted"],
+        current_stage_id=None if history else data.get("stage"),
     )

@@ -39,6 +39,7 @@ DEAL_COLUMNS = [
     "personas",
     "topics",
     "stage_history",
+    "stage",
     "deleted",
 ]
 SHARE_COLUMNS = ["deal_id", "asset_id", "shared_at", "shared_by", "channel"]
@@ -61,7 +62,7 @@ class FileTimestamp(fields.Field):
 
 
 class StageHistoryField(fields.Field):
-    """A non-empty list of {"stage", "entered_at", "pipeline"?}, checked in one tight loop.
+    """A list of {"stage", "entered_at", "pipeline"?}, checked in one tight loop (empty: not known).
 
     NOTE: a Nested schema per entry made validation the slowest part of a 100,000-deal import.
     """
@@ -70,10 +71,10 @@ class StageHistoryField(fields.Field):
     MAX_ENTRIES = 10_000
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, _BrokenJson):
+            raise ValidationError(f"not valid JSON: {value.reason}")
         if not isinstance(value, list):
             raise ValidationError("must be a list of {stage, entered_at}")
-        if not value:
-            raise ValidationError("must not be empty: the history is complete")
         if len(value) > self.MAX_ENTRIES:
             raise ValidationError(f"more than {self.MAX_ENTRIES} entries")
         entries, errors = [], {}
@@ -165,14 +166,27 @@ class PipelineFileSchema(_Strict):
             seen.add(stage["id"])
 
 
+class _BrokenJson(str):
+    """A CSV history cell that is not JSON: kept so the line's other fields are checked too."""
+
+    reason: str = ""
+
+
 class DealFileSchema(_Strict):
-    """One line of a deals file."""
+    """One line of a deals file.
+
+    NOTE: name, amount and stage_history may be absent (an empty CSV cell): deals created by
+    webhooks have no name or amount yet and may have no known stage, and every export must
+    re-import exactly. `stage` is the current stage of a deal whose history is not known.
+    """
 
     id = _text(64, required=True)
-    name = fields.String(required=True, validate=validate.Length(max=500))
+    name = fields.String(load_default="", validate=validate.Length(max=500))
     company = fields.String(allow_none=True, validate=validate.Length(max=500))
     pipeline = _text(64, required=True)
-    amount = fields.Float(required=True, allow_none=True, validate=[validate.Range(min=0), _finite])
+    amount = fields.Float(
+        load_default=None, allow_none=True, validate=[validate.Range(min=0), _finite]
+    )
     currency = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
     industry = fields.String(allow_none=True, validate=validate.Length(max=255))
     owner_id = fields.String(allow_none=True, validate=validate.Length(max=64))
@@ -180,18 +194,31 @@ class DealFileSchema(_Strict):
     closed_at = FileTimestamp(allow_none=True)
     personas = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
     topics = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
-    stage_history = StageHistoryField(required=True)
+    stage_history = StageHistoryField(load_default=list)
+    stage = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
     deleted = fields.Boolean(load_default=False)
 
     @pre_load
     def _history_from_csv_cell(self, data, **_):
-        # CSV carries the history as JSON in one cell.
+        # CSV carries the history as JSON in one cell; broken JSON is reported by the field,
+        # beside every other problem of the line.
         if isinstance(data, dict) and isinstance(data.get("stage_history"), str):
             try:
                 data = {**data, "stage_history": json.loads(data["stage_history"])}
-            except ValueError:
-                raise ValidationError("not valid JSON", "stage_history") from None
+            except ValueError as e:
+                broken = _BrokenJson(data["stage_history"])
+                broken.reason = str(e)
+                data = {**data, "stage_history": broken}
         return data
+
+    @validates_schema
+    def _stage_is_the_current_one(self, data, **_):
+        history, stage = data.get("stage_history"), data.get("stage")
+        latest = max(history, key=lambda e: e["entered_at"]) if history else None
+        if latest is not None and stage is not None and latest["stage"] != stage:
+            raise ValidationError(
+                "must be the latest stage of stage_history (or leave it out)", "stage"
+            )
 
 
 class ShareFileSchema(_Strict):

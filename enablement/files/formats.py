@@ -25,14 +25,55 @@ OTHER_DELIMITERS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)
 
 @dataclass
 class FileError:
-    """An error tied to a line of an input file (line 0: the file as a whole)."""
+    """An error tied to a line of an input file (line 0: the file as a whole).
+
+    errors maps a column (or field) to its messages, nested for lists of objects; `label`
+    names what the keys are in messages people read ("column" in CSV, "field" in JSON Lines).
+    """
 
     line: int
     errors: dict | list | str
+    label: str = "field"
+
+    def messages(self) -> list[str]:
+        """One line a person can act on per problem: `line N, column "Close Date": ...`."""
+        where = f"line {self.line}" if self.line else "the file"
+        return [
+            f"{where}, {self.label} {_quoted(path)}: {text}" if path else f"{where}: {text}"
+            for path, text in flat_messages(self.errors)
+        ]
 
     def as_dict(self) -> dict:
-        """JSON-ready form."""
-        return {"line": self.line, "errors": self.errors}
+        """JSON-ready form: the structured errors and the same as sentences."""
+        return {"line": self.line, "errors": self.errors, "messages": self.messages()}
+
+
+def _quoted(path: str) -> str:
+    return '"' + path.replace('"', "'") + '"'
+
+
+def flat_messages(errors, path: str = "") -> list[tuple[str, str]]:
+    """(column path, message) pairs of nested marshmallow-style errors, in their order.
+
+    A list index becomes `[i]` (entries of stage_history count from 1, as people do), a
+    schema-wide error (`_schema`) belongs to its parent.
+    """
+    if isinstance(errors, str):
+        return [(path, errors)]
+    if isinstance(errors, list):
+        return [pair for item in errors for pair in flat_messages(item, path)]
+    if isinstance(errors, dict):
+        pairs = []
+        for key, value in errors.items():
+            if key == "_schema":
+                sub = path
+            elif isinstance(key, int):
+                sub = f"{path}[{key + 1}]"
+            else:
+                sub = f"{path}.{key}" if path else str(key)
+            pairs.extend(flat_messages(value, sub))
+        return pairs
+    return [(path, str(errors))]
 
 
 @dataclass
@@ -46,11 +87,14 @@ class ImportResult:
     skipped: int = 0
     errors: list[FileError] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    # A dry run (--check): the counts are what the import would do; nothing was written.
+    checked: bool = False
 
     def as_dict(self) -> dict:
         """JSON-ready form."""
         return {
             "kind": self.kind,
+            "check": self.checked,
             "created": self.created,
             "updated": self.updated,
             "unchanged": self.unchanged,
@@ -58,6 +102,21 @@ class ImportResult:
             "errors": [e.as_dict() for e in self.errors],
             "warnings": self.warnings,
         }
+
+
+def warning_text(warning: dict) -> str:
+    """A warning as one sentence (never a dict): its message, or what its fields say."""
+    where = f"line {warning['line']}: " if warning.get("line") else ""
+    if warning.get("message"):
+        return where + str(warning["message"])
+    if warning.get("kind") == "near_duplicate":
+        reason = str(warning.get("reason", "")).replace("_", " ")
+        return (
+            f"{where}asset {warning.get('asset_id')!s} looks like a near-duplicate of "
+            f"{warning.get('of')!s} ({reason}, score {warning.get('score')!s})"
+        )
+    parts = [f"{k} {v}" for k, v in warning.items() if k not in ("line", "kind")]
+    return where + str(warning.get("kind", "warning")).replace("_", " ") + ": " + ", ".join(parts)
 
 
 def detect_format(name: str | None, content_type: str | None = None) -> str:

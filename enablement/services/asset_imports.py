@@ -78,6 +78,7 @@ def import_asset_records(
     numbered: Iterable[tuple[int, object]],
     skip_invalid: bool = False,
     from_text: bool = False,
+    check: bool = False,
 ) -> ImportResult:
     """Validate every record, then upsert by id in one transaction (or import nothing on error).
 
@@ -85,14 +86,14 @@ def import_asset_records(
     records are counted, not written, so re-importing a file changes nothing.
     """
     valid, errors = _validate_all(numbered, from_text)
-    result = ImportResult(kind="assets", errors=errors)
+    result = ImportResult(kind="assets", errors=errors, checked=check)
     if errors and not skip_invalid:
         return result
     result.skipped = len(errors)
     if not valid:
         return result
     terms = settings.product_terms
-    with write_transaction(sessions) as session:
+    with write_transaction(sessions, check) as session:
         ids = [values["id"] for _, values in valid]
         found: dict[str, Asset] = {}
         for start in range(0, len(ids), CHUNK):
@@ -128,13 +129,16 @@ def import_assets(
     stream: IO[bytes],
     fmt: str,
     skip_invalid: bool,
+    check: bool = False,
 ) -> ImportResult:
-    """Import assets from a JSON Lines or CSV stream (lists in CSV joined by ';')."""
+    """Import assets from a JSON Lines or CSV stream (lists in CSV joined by ';'); check: dry run."""
     required = [spec.name for spec in ASSET_FIELDS if spec.required]
     numbered = list(
         read_records(stream, fmt, list_fields=LIST_FIELDS, columns=FIELDS, required=required)
     )
-    return import_asset_records(sessions, settings, numbered, skip_invalid, from_text=fmt == "csv")
+    return import_asset_records(
+        sessions, settings, numbered, skip_invalid, from_text=fmt == "csv", check=check
+    )
 
 
 def import_asset_list(

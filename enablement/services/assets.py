@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, noload, sessionmaker
 
 from enablement.config import Settings
 from enablement.db import assets as asset_queries
+from enablement.db import transaction
 from enablement.db.models import Asset, LinkView, Share
 from enablement.db.types import utcnow
 from enablement.domain.assets import (
@@ -185,10 +186,10 @@ def _candidates(asset: Asset) -> list[DuplicateCandidate]:
 
 
 @contextmanager
-def write_transaction(sessions):
-    """A write transaction; a concurrent insert of the same id becomes a 409, not a 500."""
+def write_transaction(sessions, check: bool = False):
+    """A write transaction (rolled back when check); a concurrent insert of the same id is a 409."""
     try:
-        with sessions.begin() as session:
+        with transaction(sessions, check) as session:
             yield session
     except IntegrityError as e:
         raise Conflict(

@@ -117,6 +117,8 @@ def deal_row(deal: Deal, history: list[tuple]) -> dict:
             entry["pipeline"] = pipeline_id
         entries.append(entry)
     row["stage_history"] = entries
+    if not entries and deal.current_stage_id is not None:
+        row["stage"] = deal.current_stage_id
     if deal.deleted_at is not None:
         row["deleted"] = True
     return row

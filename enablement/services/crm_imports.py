@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from enablement.db import transaction
 from enablement.db.crm import UpsertCounts, upsert_deals, upsert_pipelines
 from enablement.db.models import Asset, CrmStage, Deal, Share
 from enablement.domain.crm import DealRecord, PipelineRecord
@@ -28,9 +29,11 @@ def _no_progress(done: int, total: int) -> None:
     """Progress nobody watches."""
 
 
-def _result(kind: str, read: FileRecords) -> ImportResult:
+def _result(kind: str, read: FileRecords, check: bool = False) -> ImportResult:
     """A result that starts with the file's own errors and warnings."""
-    return ImportResult(kind, errors=list(read.errors), warnings=list(read.warnings))
+    return ImportResult(
+        kind, errors=list(read.errors), warnings=list(read.warnings), checked=check
+    )
 
 
 def _finish(result: ImportResult, total_valid: int, skip_invalid: bool) -> bool:
@@ -49,14 +52,14 @@ def _apply(result: ImportResult, counts: UpsertCounts) -> None:
 
 
 def import_pipelines(
-    sessions, settings, read: FileRecords[PipelineRecord], skip_invalid: bool
+    sessions, settings, read: FileRecords[PipelineRecord], skip_invalid: bool, check: bool = False
 ) -> ImportResult:
     """Create or update pipelines and stages; a given buying_stage is a confirmed mapping."""
-    result = _result("pipelines", read)
+    result = _result("pipelines", read, check)
     records = [record for _, record in read.records]
     if not _finish(result, len(records), skip_invalid):
         return result
-    with sessions.begin() as session:
+    with transaction(sessions, check) as session:
         _apply(result, upsert_pipelines(session, records, mapped_by="import"))
     return result
 
@@ -85,6 +88,9 @@ def _check_deal(record: DealRecord, known: dict[str, set[str]]) -> dict:
             errors.setdefault("stage_history", {})[index] = {
                 "stage": [f"unknown stage {entry.stage_id!r} in pipeline {pipeline!r}"]
             }
+    current = record.current_stage_id
+    if current is not None and current not in known[record.pipeline_id]:
+        errors["stage"] = [f"unknown stage {current!r} in pipeline {record.pipeline_id!r}"]
     if record.closed_at is not None and record.closed_at < record.created_at:
         errors["closed_at"] = ["earlier than created_at"]
     return errors
@@ -97,36 +103,80 @@ def import_deals(
     skip_invalid: bool,
     on_progress: Progress = _no_progress,
     batch: int = DEAL_BATCH,
+    check: bool = False,
+    prepare: Callable | None = None,
 ) -> ImportResult:
-    """Create or update deals with their complete stage history, `batch` deals per write."""
-    result = _result("deals", read)
+    """Create or update deals with their complete stage history, `batch` deals per write.
+
+    prepare(session, result) runs first in the same transaction (a CRM export's importer
+    creates the pipelines and stages its deals name there); check makes it a dry run.
+    """
+    result = _result("deals", read, check)
+    if prepare is not None:
+        try:
+            with transaction(sessions, check) as session:
+                _import_deals_in(session, result, read, skip_invalid, on_progress, batch, prepare)
+        except _NothingWritten:
+            pass
+        return result
     with sessions() as session:
         known = _known_stages(session)
     records: list[DealRecord] = []
     for line, record in read.records:
         errors = _check_deal(record, known)
         if errors:
-            result.errors.append(FileError(line, errors))
+            result.errors.append(FileError(line, errors, read.label))
         else:
             records.append(record)
     if not _finish(result, len(records), skip_invalid):
         return result
     # NOTE: one transaction for the whole file (all or nothing); the session is emptied per
     # batch so a 100,000-deal file never holds more than one batch of ORM objects.
-    with sessions.begin() as session:
-        for start in range(0, len(records), batch):
-            _apply(result, upsert_deals(session, records[start : start + batch], "import"))
-            session.flush()
-            session.expunge_all()
-            on_progress(min(start + batch, len(records)), len(records))
+    with transaction(sessions, check) as session:
+        _write_deals(session, result, records, on_progress, batch)
     return result
 
 
+def _import_deals_in(session, result, read, skip_invalid, on_progress, batch, prepare) -> None:
+    """Prepare (create what the deals need), check every deal, write: all in one transaction."""
+    prepare(session, result)
+    session.flush()
+    known = _known_stages(session)
+    records = []
+    for line, record in read.records:
+        errors = _check_deal(record, known)
+        if errors:
+            result.errors.append(FileError(line, errors, read.label))
+        else:
+            records.append(record)
+    if not _finish(result, len(records), skip_invalid):
+        # What prepare created goes too: an import that fails writes nothing.
+        raise _NothingWritten
+    _write_deals(session, result, records, on_progress, batch)
+
+
+class _NothingWritten(Exception):
+    """Raised inside an import's transaction to roll back everything it did."""
+
+
+def _write_deals(session, result, records, on_progress, batch) -> None:
+    for start in range(0, len(records), batch):
+        _apply(result, upsert_deals(session, records[start : start + batch], "import"))
+        session.flush()
+        session.expunge_all()
+        on_progress(min(start + batch, len(records)), len(records))
+
+
 def import_shares(
-    sessions, settings, read: FileRecords[ShareRecord], skip_invalid: bool, batch: int = SHARE_BATCH
+    sessions,
+    settings,
+    read: FileRecords[ShareRecord],
+    skip_invalid: bool,
+    batch: int = SHARE_BATCH,
+    check: bool = False,
 ) -> ImportResult:
     """Add shares of assets to deals; a share already stored (deal, asset, shared_at) is unchanged."""
-    result = _result("shares", read)
+    result = _result("shares", read, check)
     with sessions() as session:
         deals = _existing(session, Deal.id, {r.deal_id for _, r in read.records})
         assets = _existing(session, Asset.id, {r.asset_id for _, r in read.records})
@@ -138,12 +188,12 @@ def import_shares(
         if record.asset_id not in assets:
             errors["asset_id"] = [f"unknown asset {record.asset_id!r}"]
         if errors:
-            result.errors.append(FileError(line, errors))
+            result.errors.append(FileError(line, errors, read.label))
         else:
             valid.append(record)
     if not _finish(result, len(valid), skip_invalid):
         return result
-    with sessions.begin() as session:
+    with transaction(sessions, check) as session:
         for start in range(0, len(valid), batch):
             chunk = valid[start : start + batch]
             stored = _stored_shares(session, chunk)
