@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ import click
 from enablement.cli import ProgressBar, needs_schema
 from enablement.context import ctx
 from enablement.files.formats import ImportResult, detect_format, warning_text
-from enablement.services.transfers import EXPORTERS, IMPORTERS
+from enablement.services.transfers import DEAL_SOURCES, EXPORTERS, IMPORTERS
 
 IMPORT_KINDS = tuple(IMPORTERS)
 EXPORT_KINDS = tuple(EXPORTERS)
@@ -35,21 +36,72 @@ def register(cli: click.Group) -> None:
     default=None,
     help="File format (default: from the file name).",
 )
+@click.option(
+    "--check", is_flag=True, help="Check the file and report what would change; write nothing."
+)
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(DEAL_SOURCES),
+    default=None,
+    help="Deals only: the file is HubSpot's deal export or Salesforce's opportunity report.",
+)
+@click.option(
+    "--history",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --from salesforce: the Opportunity History (or field history) report.",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Deals only: a JSON file mapping another CRM's CSV headers to the deal fields.",
+)
+@click.option(
+    "--timezone",
+    default=None,
+    help="The IANA time zone of an export's times without a zone (Europe/Berlin, UTC).",
+)
 @needs_schema
-def import_command(kind: str, file: Path, skip_invalid: bool, fmt: str | None) -> None:
-    """Import pipelines, deals, assets or shares from a JSON Lines or CSV file."""
+def import_command(
+    kind: str,
+    file: Path,
+    skip_invalid: bool,
+    fmt: str | None,
+    check: bool,
+    source: str | None,
+    history: Path | None,
+    mapping: Path | None,
+    timezone: str | None,
+) -> None:
+    """Import pipelines, deals, assets or shares from a JSON Lines or CSV file, or deals from a CRM's export."""
     fmt = fmt or detect_format(file.name)
     if kind in JSONL_ONLY and fmt != "jsonl":
         raise click.UsageError(f"{kind} are imported from JSON Lines only (stages are nested)")
+    if kind != "deals" and (source or history or mapping or timezone):
+        raise click.UsageError("--from, --history, --mapping and --timezone are for deals")
+    if history is not None and source != "salesforce":
+        raise click.UsageError("--history goes with --from salesforce")
+    if mapping is not None and source not in (None, "enablement"):
+        raise click.UsageError("--mapping is for other CRMs' exports; leave out --from")
     fn = IMPORTERS[kind]
-    options = {"on_progress": ProgressBar(f"importing {kind}")} if kind == "deals" else {}
-    with file.open("rb") as stream:
+    options: dict = {"check": check}
+    bar = ProgressBar(f"importing {kind}") if kind == "deals" else None
+    if kind == "deals":
+        options.update(on_progress=bar, source=source, timezone=timezone)
+    with ExitStack() as files:
+        stream = files.enter_context(file.open("rb"))
+        if history is not None:
+            options["history"] = files.enter_context(history.open("rb"))
+        if mapping is not None:
+            options["mapping"] = files.enter_context(mapping.open("rb"))
         try:
             result: ImportResult = fn(
                 ctx().sessions, ctx().settings, stream, fmt, skip_invalid, **options
             )
         finally:
-            for bar in options.values():
+            if bar is not None:
                 bar.close()
     _report(result, skip_invalid)
 
@@ -62,7 +114,7 @@ def _report(result: ImportResult, skip_invalid: bool) -> None:
     for warning in result.warnings:
         click.echo(f"warning: {warning_text(warning)}", err=True)
     if result.errors and not skip_invalid:
-        lines = len({e.line for e in result.errors})
+        lines = len({(e.file, e.line) for e in result.errors})
         click.echo(
             f"error: {lines} invalid record(s); nothing imported "
             "(use --skip-invalid to import the valid ones)",

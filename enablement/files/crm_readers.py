@@ -16,11 +16,19 @@ from typing import IO, Generic, NamedTuple, TypeVar
 
 from marshmallow import Schema, ValidationError
 
-from enablement.domain.crm import UNSET, DealRecord, PipelineRecord, StageEntry, StageRecord
+from enablement.domain.crm import (
+    UNSET,
+    DealRecord,
+    OwnerRecord,
+    PipelineRecord,
+    StageEntry,
+    StageRecord,
+)
 from enablement.errors import BadRequest
 from enablement.files.crm_schemas import (
     LIST_FIELDS,
     DealFileSchema,
+    OwnerFileSchema,
     PipelineFileSchema,
     ShareFileSchema,
 )
@@ -81,6 +89,21 @@ def read_shares(stream: IO[bytes], fmt: str) -> FileRecords[ShareRecord]:
             data["shared_at"],
             data.get("shared_by"),
             data.get("channel"),
+        )
+        read.records.append((line, record))
+    return read
+
+
+def read_owners(stream: IO[bytes], fmt: str) -> FileRecords[OwnerRecord]:
+    """Owners (salespeople): id, e-mail and name, so deals from CRM exports resolve their owner."""
+    read: FileRecords[OwnerRecord] = FileRecords()
+    for line, data in _read(stream, fmt, OwnerFileSchema(), read, lambda d: d["id"], "id"):
+        record = OwnerRecord(
+            data["id"],
+            data.get("email"),
+            data.get("first_name"),
+            data.get("last_name"),
+            data["archived"],
         )
         read.records.append((line, record))
     return read

@@ -43,6 +43,7 @@ DEAL_COLUMNS = [
     "deleted",
 ]
 SHARE_COLUMNS = ["deal_id", "asset_id", "shared_at", "shared_by", "channel"]
+OWNER_COLUMNS = ["id", "email", "first_name", "last_name", "archived"]
 LIST_FIELDS = ("personas", "topics")
 
 
@@ -229,3 +230,13 @@ class ShareFileSchema(_Strict):
     shared_at = FileTimestamp(required=True)
     shared_by = fields.String(allow_none=True, validate=validate.Length(max=255))
     channel = fields.String(allow_none=True, validate=validate.Length(max=32))
+
+
+class OwnerFileSchema(_Strict):
+    """One line of an owners file: a salesperson deals name by id, e-mail or name."""
+
+    id = _text(64, required=True)
+    email = fields.String(allow_none=True, validate=validate.Length(min=3, max=320))
+    first_name = fields.String(allow_none=True, validate=validate.Length(max=255))
+    last_name = fields.String(allow_none=True, validate=validate.Length(max=255))
+    archived = fields.Boolean(load_default=False)

@@ -34,10 +34,13 @@ class FileError:
     line: int
     errors: dict | list | str
     label: str = "field"
+    # Which file of an import with several (a Salesforce history report: "history file").
+    file: str = ""
 
     def messages(self) -> list[str]:
         """One line a person can act on per problem: `line N, column "Close Date": ...`."""
         where = f"line {self.line}" if self.line else "the file"
+        where = f"{self.file}, {where}" if self.file else where
         return [
             f"{where}, {self.label} {_quoted(path)}: {text}" if path else f"{where}: {text}"
             for path, text in flat_messages(self.errors)
@@ -45,7 +48,10 @@ class FileError:
 
     def as_dict(self) -> dict:
         """JSON-ready form: the structured errors and the same as sentences."""
-        return {"line": self.line, "errors": self.errors, "messages": self.messages()}
+        answer = {"line": self.line, "errors": self.errors, "messages": self.messages()}
+        if self.file:
+            answer["file"] = self.file
+        return answer
 
 
 def _quoted(path: str) -> str:
@@ -134,12 +140,14 @@ def read_records(
     max_bytes: int = MAX_FILE_BYTES,
     columns: Iterable[str] | None = None,
     required: Iterable[str] = (),
+    header: list[str] | None = None,
 ) -> Iterator[tuple[int, object]]:
     """Yield (line number, record) from a binary stream; unparsable lines yield a FileError.
 
     A file with no records at all and a CSV header that is wrong as a whole (another
     delimiter, a required column missing, an unknown column) raise one InvalidInput
     before any record is read. CSV list fields are split on ';'; empty cells are absent.
+    A CSV's header is appended to `header` when one is given.
     """
     if fmt not in FORMATS:
         raise BadRequest(f"unknown format {fmt!r}; use jsonl or csv")
@@ -150,7 +158,11 @@ def read_records(
         records = _read_jsonl(text)
     else:
         records = _read_csv(
-            text, set(list_fields), None if columns is None else list(columns), list(required)
+            text,
+            set(list_fields),
+            None if columns is None else list(columns),
+            list(required),
+            header if header is not None else [],
         )
     for number, record in records:
         problem = None if isinstance(record, FileError) else value_problem(record)
@@ -240,7 +252,7 @@ def _read_jsonl(text: str) -> Iterator[tuple[int, object]]:
 
 
 def _read_csv(
-    text: str, list_fields: set[str], columns: list[str] | None, required: list[str]
+    text: str, list_fields: set[str], columns: list[str] | None, required: list[str], out: list
 ) -> Iterator[tuple[int, object]]:
     """Records of a CSV file with a header line, after checking the header as a whole."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -249,6 +261,7 @@ def _read_csv(
     except csv.Error as e:
         raise InvalidInput(f"line 1: not valid CSV: {e}", {"line": 1}) from None
     check_header(header, columns, required)
+    out.extend(header)
     try:
         for row in reader:
             number = reader.line_num

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from enablement.db import transaction
-from enablement.db.crm import UpsertCounts, upsert_deals, upsert_pipelines
+from enablement.db.crm import UpsertCounts, upsert_deals, upsert_owners, upsert_pipelines
 from enablement.db.models import Asset, CrmStage, Deal, Share
-from enablement.domain.crm import DealRecord, PipelineRecord
+from enablement.domain.crm import DealRecord, OwnerRecord, PipelineRecord
 from enablement.files.crm_readers import FileRecords, ShareRecord
 from enablement.files.formats import FileError, ImportResult
 from enablement.services.shares import NewShare, store_shares
@@ -31,17 +31,15 @@ def _no_progress(done: int, total: int) -> None:
 
 def _result(kind: str, read: FileRecords, check: bool = False) -> ImportResult:
     """A result that starts with the file's own errors and warnings."""
-    return ImportResult(
-        kind, errors=list(read.errors), warnings=list(read.warnings), checked=check
-    )
+    return ImportResult(kind, errors=list(read.errors), warnings=list(read.warnings), checked=check)
 
 
 def _finish(result: ImportResult, total_valid: int, skip_invalid: bool) -> bool:
     """True when the import should write; errors in line order, skipped records counted."""
-    result.errors.sort(key=lambda e: e.line)
+    result.errors.sort(key=lambda e: (e.file, e.line))
     if result.errors and not skip_invalid:
         return False
-    result.skipped = len({e.line for e in result.errors})
+    result.skipped = len({e.line for e in result.errors if not e.file})
     return total_valid > 0
 
 
@@ -61,6 +59,19 @@ def import_pipelines(
         return result
     with transaction(sessions, check) as session:
         _apply(result, upsert_pipelines(session, records, mapped_by="import"))
+    return result
+
+
+def import_owners(
+    sessions, settings, read: FileRecords[OwnerRecord], skip_invalid: bool, check: bool = False
+) -> ImportResult:
+    """Create or update owners (what a sync stores), so owner names and e-mails resolve."""
+    result = _result("owners", read, check)
+    records = [record for _, record in read.records]
+    if not _finish(result, len(records), skip_invalid):
+        return result
+    with transaction(sessions, check) as session:
+        _apply(result, upsert_owners(session, records))
     return result
 
 

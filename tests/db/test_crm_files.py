@@ -68,9 +68,9 @@ def test_invalid_pipelines_are_listed_with_line_numbers_and_nothing_is_imported(
     )
     result = runner("import", "pipelines", str(path))
     assert result.exit_code == 1
-    assert "line 2, field \"stages[1].buying_stage\"" in result.stderr
+    assert 'line 2, field "stages[1].buying_stage"' in result.stderr
     assert "line 3:" in result.stderr
-    assert "line 4, field \"id\": duplicate of line 1" in result.stderr
+    assert 'line 4, field "id": duplicate of line 1' in result.stderr
     assert "line 5:" in result.stderr
     assert "nothing imported" in result.stderr
     assert count(sessions, CrmStage) == 0
@@ -262,7 +262,7 @@ def test_a_broken_history_cell_in_csv_is_an_error_with_its_line(runner, sessions
 
 def test_a_missing_file_and_an_unknown_kind_are_usage_errors(runner, tmp_path):
     assert runner("import", "deals", str(tmp_path / "nope.jsonl")).exit_code == 2
-    assert runner("import", "owners", str(tmp_path / "nope.jsonl")).exit_code == 2
+    assert runner("import", "contacts", str(tmp_path / "nope.jsonl")).exit_code == 2
 
 
 def test_a_file_that_is_not_utf8_is_an_error(runner, sessions, tmp_path):
@@ -376,7 +376,9 @@ def test_bad_history_entries_are_reported_per_entry(runner, sessions, tmp_path):
     lines = result.stderr.splitlines()
     assert 'line 1, field "stage_history[1].entered_at": the timestamp has no zone' in lines[0]
     assert 'line 1, field "stage_history[2].note": unknown field' in lines
-    assert any(line.startswith('line 1, field "stage_history[3]": must be an object') for line in lines)
+    assert any(
+        line.startswith('line 1, field "stage_history[3]": must be an object') for line in lines
+    )
     assert 'line 1, field "stage_history[4].stage": missing' in lines
     assert any('"stage_history[4].entered_at"' in line for line in lines)
     assert count(sessions, Deal) == 0
