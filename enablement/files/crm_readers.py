@@ -218,4 +218,5 @@ def _deal_record(data: dict) -> DealRecord:
         company=data.get("company"),
         deleted=data["deleted"],
         current_stage_id=None if history else data.get("stage"),
+        deleted_at=data.get("deleted_at") if data["deleted"] else None,
     )

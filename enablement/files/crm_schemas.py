@@ -15,12 +15,14 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
+    post_load,
     pre_load,
     validate,
     validates_schema,
 )
 
 from enablement.domain.stages import BUYING_STAGES
+from enablement.domain.tags import normalise_tag, tag_problem
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 
 # The columns of a deal and a share file, in the order an export writes them; CSV cells of
@@ -41,6 +43,7 @@ DEAL_COLUMNS = [
     "stage_history",
     "stage",
     "deleted",
+    "deleted_at",
 ]
 SHARE_COLUMNS = ["deal_id", "asset_id", "shared_at", "shared_by", "channel"]
 OWNER_COLUMNS = ["id", "email", "first_name", "last_name", "archived"]
@@ -48,8 +51,21 @@ LIST_FIELDS = ("personas", "topics")
 
 
 class _Strict(Schema):
+    """Unknown fields are errors; an empty optional text is absent, as an empty CSV cell is.
+
+    NOTE: so a record reads back the same from JSON Lines and from CSV (which cannot tell
+    an empty text from a missing one): every export re-imports exactly.
+    """
+
     class Meta:
         unknown = RAISE
+
+    @post_load
+    def _empty_text_is_absent(self, data, **_):
+        for name, spec in self.fields.items():
+            if spec.allow_none and isinstance(spec, fields.String) and data.get(name) == "":
+                data[name] = None
+        return data
 
 
 class FileTimestamp(fields.Field):
@@ -118,6 +134,17 @@ class StageHistoryField(fields.Field):
 
 def _text(max_len: int, **kwargs) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_len), **kwargs)
+
+
+def _tag() -> fields.String:
+    """A tag of a deal by the one tag rule (enablement.domain.tags)."""
+
+    def check(value: str) -> None:
+        problem = tag_problem(normalise_tag(value))
+        if problem:
+            raise ValidationError(problem)
+
+    return fields.String(validate=[validate.Length(min=1, max=255), check])
 
 
 def _finite(value: float) -> None:
@@ -193,11 +220,12 @@ class DealFileSchema(_Strict):
     owner_id = fields.String(allow_none=True, validate=validate.Length(max=64))
     created_at = FileTimestamp(required=True)
     closed_at = FileTimestamp(allow_none=True)
-    personas = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
-    topics = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
+    personas = fields.List(_tag(), load_default=list, validate=validate.Length(max=100))
+    topics = fields.List(_tag(), load_default=list, validate=validate.Length(max=100))
     stage_history = StageHistoryField(load_default=list)
     stage = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
     deleted = fields.Boolean(load_default=False)
+    deleted_at = FileTimestamp(allow_none=True)
 
     @pre_load
     def _history_from_csv_cell(self, data, **_):

@@ -231,7 +231,10 @@ def _decode(stream: IO[bytes], max_bytes: int) -> str:
 
 
 def _read_jsonl(text: str) -> Iterator[tuple[int, object]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # NOTE: JSON Lines separates records by \n (or \r\n) only: str.splitlines would also
+    # split inside strings at U+2028, U+0085 and the like, which JSON writes unescaped.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         if len(line) > MAX_LINE_BYTES:
@@ -300,6 +303,11 @@ def write_records(
             count += 1
         return count
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    # NOTE: with "\n" line ends, csv leaves a lone "\r" in a cell unquoted and readers then
+    # split the row there; such rows are written with every cell quoted.
+    quoted = csv.DictWriter(
+        out, fieldnames=columns, extrasaction="ignore", lineterminator="\n", quoting=csv.QUOTE_ALL
+    )
     writer.writeheader()
     for record in records:
         row = {}
@@ -310,6 +318,7 @@ def write_records(
             elif isinstance(value, (dict, list)):
                 value = json.dumps(value, ensure_ascii=False)
             row[key] = csv_cell(value)
-        writer.writerow(row)
+        has_cr = any(isinstance(v, str) and "\r" in v for v in row.values())
+        (quoted if has_cr else writer).writerow(row)
         count += 1
     return count

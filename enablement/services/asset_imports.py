@@ -24,9 +24,32 @@ from enablement.domain.assets import (
     to_record,
     validate_asset,
 )
+from enablement.domain.timestamps import InvalidTimestamp, format_timestamp, parse_timestamp
 from enablement.errors import InvalidInput
 from enablement.files.formats import FileError, ImportResult, read_records, write_records
 from enablement.services.assets import apply_values, differs, new_row, write_transaction
+
+
+# Files carry one field the API does not take: when a retired asset was retired (the API
+# sets it by retiring), so that a backup restores it exactly.
+FILE_FIELDS: tuple[str, ...] = (*FIELDS, "retired_at")
+
+
+def _retired_at(record: dict) -> tuple[dict, object, list[str]]:
+    """(the record without retired_at, its moment or None, problems with it)."""
+    if "retired_at" not in record:
+        return record, None, []
+    record = dict(record)
+    given = record.pop("retired_at")
+    if given is None:
+        return record, None, []
+    try:
+        moment = parse_timestamp(given)
+    except InvalidTimestamp as e:
+        return record, None, [str(e)]
+    if record.get("status") != "retired":
+        return record, None, ["only a retired asset (status retired) has a retired_at"]
+    return record, moment, []
 
 
 def _validate_all(
@@ -42,10 +65,15 @@ def _validate_all(
         if not isinstance(record, dict):
             errors.append(FileError(line, "each record must be an object"))
             continue
+        record, retired_at, retired_problems = _retired_at(record)
         values, problems = validate_asset(record, from_text=from_text)
+        if retired_problems:
+            problems = {**problems, "retired_at": retired_problems}
         if problems:
             errors.append(FileError(line, problems))
             continue
+        if retired_at is not None:
+            values["retired_at"] = retired_at
         if values.get("id") is None:
             values["id"] = derived_id(values["url"])
             values["_derived"] = True
@@ -134,7 +162,9 @@ def import_assets(
     """Import assets from a JSON Lines or CSV stream (lists in CSV joined by ';'); check: dry run."""
     required = [spec.name for spec in ASSET_FIELDS if spec.required]
     numbered = list(
-        read_records(stream, fmt, list_fields=LIST_FIELDS, columns=FIELDS, required=required)
+        read_records(
+            stream, fmt, list_fields=LIST_FIELDS, columns=FILE_FIELDS, required=required
+        )
     )
     return import_asset_records(
         sessions, settings, numbered, skip_invalid, from_text=fmt == "csv", check=check
@@ -152,7 +182,10 @@ def import_asset_list(
 
 def asset_record(asset: Asset) -> dict:
     """The asset in the file format (what import reads); absent values left out."""
-    return to_record({field: getattr(asset, field) for field in FIELDS})
+    record = to_record({field: getattr(asset, field) for field in FIELDS})
+    if asset.retired_at is not None and asset.status == "retired":
+        record["retired_at"] = format_timestamp(asset.retired_at)
+    return record
 
 
 def export_assets(
@@ -170,6 +203,6 @@ def export_assets(
             (asset_record(asset) for asset in rows),
             fmt,
             out,
-            list(FIELDS),
+            list(FILE_FIELDS),
             list_fields=LIST_FIELDS,
         )

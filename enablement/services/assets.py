@@ -162,7 +162,7 @@ def new_row(values: dict, product_terms: tuple[str, ...]) -> dict:
     row.update(
         pitch_score=score,
         pitch_flag=flag,
-        retired_at=now if row["status"] == "retired" else None,
+        retired_at=(row.get("retired_at") or now) if row["status"] == "retired" else None,
         created_at=now,
         updated_at=now,
     )

@@ -121,6 +121,7 @@ def deal_row(deal: Deal, history: list[tuple]) -> dict:
         row["stage"] = deal.current_stage_id
     if deal.deleted_at is not None:
         row["deleted"] = True
+        row["deleted_at"] = format_timestamp(deal.deleted_at)
     return row
 
 
