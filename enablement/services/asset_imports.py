@@ -29,7 +29,6 @@ from enablement.errors import InvalidInput
 from enablement.files.formats import FileError, ImportResult, read_records, write_records
 from enablement.services.assets import apply_values, differs, new_row, write_transaction
 
-
 # Files carry one field the API does not take: when a retired asset was retired (the API
 # sets it by retiring), so that a backup restores it exactly.
 FILE_FIELDS: tuple[str, ...] = (*FIELDS, "retired_at")
@@ -162,9 +161,7 @@ def import_assets(
     """Import assets from a JSON Lines or CSV stream (lists in CSV joined by ';'); check: dry run."""
     required = [spec.name for spec in ASSET_FIELDS if spec.required]
     numbered = list(
-        read_records(
-            stream, fmt, list_fields=LIST_FIELDS, columns=FILE_FIELDS, required=required
-        )
+        read_records(stream, fmt, list_fields=LIST_FIELDS, columns=FILE_FIELDS, required=required)
     )
     return import_asset_records(
         sessions, settings, numbered, skip_invalid, from_text=fmt == "csv", check=check

@@ -223,6 +223,8 @@ def test_export_deals_writes_what_import_reads_and_round_trips(runner, sessions,
     assert "exported 2 deals" in result.stderr
     exported = [json.loads(line) for line in out.read_text().splitlines()]
     expected_first = {**first, "closed_at": "2026-01-10T09:00:00Z"}
+    deleted_at = exported[1].pop("deleted_at")
+    assert deleted_at.endswith("Z"), "a deleted deal carries when it was deleted"
     assert exported == [expected_first, {**second, "amount": 0.0}]
     before = version(sessions)
     again = runner("import", "deals", str(out))

@@ -56,7 +56,9 @@ SURROGATE = {
 # quotes, separators, newlines; no NUL or lone surrogates (refused at the edge by design).
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00")
-    | st.sampled_from(["=", "+", "-", "@", "'", ";", ",", '"', "\n", "\r", "\t", " ", "[", "é", "\u2028", "\x85"]),
+    | st.sampled_from(
+        ["=", "+", "-", "@", "'", ";", ",", '"', "\n", "\r", "\t", " ", "[", "é", "\u2028", "\x85"]
+    ),
     max_size=12,
 )
 NAME = TEXT.filter(lambda t: len(t) <= 12)
@@ -65,9 +67,9 @@ LINE = TEXT.filter(lambda t: not any(c in t for c in "\n\r\t"))
 IDS = st.from_regex(r"\A[a-zA-Z0-9][a-zA-Z0-9._:-]{0,7}\Z")
 ZONES = st.integers(-14 * 4, 14 * 4).map(lambda q: timezone(timedelta(minutes=15 * q)))
 MOMENTS = st.builds(
-    lambda seconds, micro, zone: datetime.fromtimestamp(seconds, UTC)
-    .replace(microsecond=micro)
-    .astimezone(zone),
+    lambda seconds, micro, zone: (
+        datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro).astimezone(zone)
+    ),
     st.integers(0, 4_102_000_000),
     st.integers(0, 999_999),
     ZONES,
@@ -89,7 +91,11 @@ def iso(moment: datetime) -> str:
 def datasets(draw) -> dict[str, list[dict]]:
     """Records of every kind that refer to each other."""
     owners = [
-        {"id": oid, "email": draw(st.none() | st.just(f"{oid}@example.com")), "first_name": draw(st.none() | NAME.filter(bool))}
+        {
+            "id": oid,
+            "email": draw(st.none() | st.just(f"{oid}@example.com")),
+            "first_name": draw(st.none() | NAME.filter(bool)),
+        }
         for oid in draw(st.lists(IDS, max_size=2, unique=True))
     ]
     owners = [{k: v for k, v in o.items() if v is not None} for o in owners]
@@ -112,13 +118,18 @@ def datasets(draw) -> dict[str, list[dict]]:
                     st.sampled_from([None, "awareness", "interest", "evaluation", "closing"])
                 )
             stages.append(stage)
-        pipelines.append({"id": pid, "label": draw(TEXT.filter(bool)), "display_order": index, "stages": stages})
+        pipelines.append(
+            {"id": pid, "label": draw(TEXT.filter(bool)), "display_order": index, "stages": stages}
+        )
     deals = []
     for did in draw(st.lists(IDS, max_size=4, unique=True)):
         pipeline = draw(st.sampled_from(pipelines))
         created = draw(MOMENTS)
         history = [
-            {"stage": draw(st.sampled_from(pipeline["stages"]))["id"], "entered_at": iso(draw(MOMENTS))}
+            {
+                "stage": draw(st.sampled_from(pipeline["stages"]))["id"],
+                "entered_at": iso(draw(MOMENTS)),
+            }
             for _ in range(draw(st.integers(0, 3)))
         ]
         deal = {
@@ -160,7 +171,9 @@ def datasets(draw) -> dict[str, list[dict]]:
         for key, strategy in {
             "summary": TEXT,
             "published_at": MOMENTS.map(iso),
-            "review_by": st.dates(datetime(1971, 1, 1).date(), datetime(2099, 1, 1).date()).map(str),
+            "review_by": st.dates(datetime(1971, 1, 1).date(), datetime(2099, 1, 1).date()).map(
+                str
+            ),
             "status": st.sampled_from(["draft", "approved", "retired"]),
             "series": LINE.filter(lambda t: t.strip()),
         }.items():
@@ -180,7 +193,13 @@ def datasets(draw) -> dict[str, list[dict]]:
             if draw(st.booleans()):
                 share["channel"] = draw(st.sampled_from(["email", "=cmd", "linkedin"]))
             shares.append(share)
-    return {"owners": owners, "pipelines": pipelines, "deals": deals, "assets": assets, "shares": shares}
+    return {
+        "owners": owners,
+        "pipelines": pipelines,
+        "deals": deals,
+        "assets": assets,
+        "shares": shares,
+    }
 
 
 def _jsonl(records: list[dict]) -> bytes:
