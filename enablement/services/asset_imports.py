@@ -169,12 +169,18 @@ def import_assets(
 
 
 def import_asset_list(
-    sessions: sessionmaker[Session], settings: Settings, items: list, skip_invalid: bool
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    items: list,
+    skip_invalid: bool,
+    check: bool = False,
 ) -> ImportResult:
-    """Import assets from a JSON array; positions are 1-based indexes."""
+    """Import assets from a JSON array; positions are 1-based indexes; check: dry run."""
     if not isinstance(items, list):
         raise InvalidInput("the body must be a JSON array of asset objects")
-    return import_asset_records(sessions, settings, enumerate(items, start=1), skip_invalid)
+    return import_asset_records(
+        sessions, settings, enumerate(items, start=1), skip_invalid, check=check
+    )
 
 
 def asset_record(asset: Asset) -> dict:

@@ -34,6 +34,7 @@ TABLE = {
     ("PATCH", "/api/v1/assets/<asset_id>"): "marketing",
     ("DELETE", "/api/v1/assets/<asset_id>"): "marketing",
     ("POST", "/api/v1/assets/import"): "marketing",
+    ("POST", "/api/v1/deals/import"): "admin",
     ("GET", "/api/v1/deals"): "sales",
     ("GET", "/api/v1/deals/<deal_id>"): "sales",
     ("GET", "/api/v1/deals/<deal_id>/recommendations"): "sales",
