@@ -61,6 +61,8 @@ TABLE = {
     ("POST", "/assets/<asset_id>/retire"): "page:marketing",
     ("GET", "/assets/import"): "page:marketing",
     ("POST", "/assets/import"): "page:marketing",
+    ("GET", "/deals/import"): "page:admin",
+    ("POST", "/deals/import"): "page:admin",
     ("POST", "/assets/fetch-metadata"): "page:marketing",
     ("GET", "/deals"): "page:sales",
     ("GET", "/deals/<deal_id>"): "page:sales",
