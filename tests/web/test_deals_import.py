@@ -81,3 +81,35 @@ def test_an_unknown_source_is_a_422(client, auth):
         f"{URL}?from=pipedrive", data={"file": upload("hubspot_deals.csv")}, headers=auth("admin")
     )
     assert response.status_code == 422
+
+
+def test_bad_deal_imports_answer_a_clear_4xx_never_a_500(client, auth, sessions):
+    cases = [
+        ("?from=salesforce", {"file": upload("x.csv", b"\x00\xff garbage")}),
+        ("?from=salesforce", {"file": upload("x.csv", b"Opportunity ID\n1\n")}),
+        (
+            "?from=hubspot",
+            {"file": upload("hubspot_deals.csv"), "history": upload("h.csv", b"a\n")},
+        ),
+        ("", {"file": upload("p.csv", b"a,b\n1,2\n"), "mapping": upload("m.json", b"{nope")}),
+        (
+            "",
+            {
+                "file": upload("p.csv", b"a,b\n1,2\n"),
+                "mapping": upload("m.json", b'{"columns": {"a": ["x"]}}'),
+            },
+        ),
+        (
+            "?from=salesforce&timezone=UTC",
+            {
+                "file": upload("salesforce_opportunities.csv"),
+                "history": upload("h.csv", b"Opportunity ID,Nothing\n1,2\n"),
+            },
+        ),
+        ("?from=hubspot&timezone=Nowhere/City", {"file": upload("hubspot_deals.csv")}),
+    ]
+    for query, data in cases:
+        response = client.post(f"{URL}{query}", data=data, headers=auth("admin"))
+        assert 400 <= response.status_code < 500, (query, response.status_code, response.text)
+        assert response.get_json()["error"]["message"]
+    assert count(sessions, Deal) == 0 and count(sessions, Pipeline) == 0
