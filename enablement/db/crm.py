@@ -234,9 +234,7 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
         deal = deals.get(record.id)
         if record.deleted:
             values["deleted_at"] = (
-                record.deleted_at
-                or (deal.deleted_at if deal and deal.deleted_at else None)
-                or now
+                record.deleted_at or (deal.deleted_at if deal and deal.deleted_at else None) or now
             )
         if deal is None:
             deal = Deal(id=record.id, **values)
