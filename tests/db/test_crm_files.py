@@ -384,3 +384,19 @@ def test_bad_history_entries_are_reported_per_entry(runner, sessions, tmp_path):
     assert 'line 1, field "stage_history[4].stage": missing' in lines
     assert any('"stage_history[4].entered_at"' in line for line in lines)
     assert count(sessions, Deal) == 0
+
+
+def test_check_of_every_kind_reports_and_writes_nothing(runner, sessions, tmp_path):
+    from enablement.db.models import Asset, Pipeline
+    from tests.asset_data import asset_record
+
+    path = write_jsonl(tmp_path / "p.jsonl", [sample_pipeline()])
+    result = runner("import", "pipelines", str(path), "--check")
+    assert result.exit_code == 0, result.stderr
+    assert "pipelines: check only, nothing written: 1 would be created" in result.stdout
+    assert count(sessions, Pipeline) == 0
+    assets = tmp_path / "a.jsonl"
+    assets.write_text(json.dumps(asset_record(1)) + "\n")
+    result = runner("import", "assets", str(assets), "--check")
+    assert "assets: check only, nothing written: 1 would be created" in result.stdout
+    assert count(sessions, Asset) == 0
