@@ -192,14 +192,17 @@ def csv_cell(value):
     """Empty for null; formula-looking text prefixed with ' so spreadsheets do not run it."""
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+    # NOTE: text that already starts with quotes before a formula start gets one more, so
+    # csv_uncell gives back exactly the text ("'=x" is written "''=x").
+    if isinstance(value, str) and value.lstrip("'")[:1] in FORMULA_STARTS and value.lstrip("'"):
         return "'" + value
     return value
 
 
 def csv_uncell(value: str) -> str:
     """Undo csv_cell's escape ('=...), so an exported file imports back unchanged."""
-    if value[:1] == "'" and value[1:2] in FORMULA_STARTS:
+    rest = value.lstrip("'")
+    if value[:1] == "'" and rest and rest[:1] in FORMULA_STARTS:
         return value[1:]
     return value
 

@@ -34,6 +34,10 @@ class EnablementGroup(click.Group):
                 traceback.print_exc()
             click.echo(f"error: {e.message}", err=True)
             for key, value in (e.details or {}).items():
+                if value in (None, "", [], {}):
+                    continue
+                if isinstance(value, list | tuple):  # people read lists, not Python reprs
+                    value = ", ".join(str(v) for v in value)
                 click.echo(f"  {key}: {value}", err=True)
             sys.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.Abort):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
 from enablement.cli import ProgressBar, needs_schema
 from enablement.context import ctx
-from enablement.files.formats import ImportResult, detect_format
-from enablement.services.transfers import EXPORTERS, IMPORTERS
+from enablement.files.formats import ImportResult, detect_format, warning_text
+from enablement.services.transfers import DEAL_SOURCES, EXPORTERS, IMPORTERS
 
 IMPORT_KINDS = tuple(IMPORTERS)
 EXPORT_KINDS = tuple(EXPORTERS)
@@ -36,29 +36,82 @@ def register(cli: click.Group) -> None:
     default=None,
     help="File format (default: from the file name).",
 )
+@click.option(
+    "--check", is_flag=True, help="Check the file and report what would change; write nothing."
+)
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(DEAL_SOURCES),
+    default=None,
+    help="Deals only: the file is HubSpot's deal export or Salesforce's opportunity report.",
+)
+@click.option(
+    "--history",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --from salesforce: the Opportunity History (or field history) report.",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Deals only: a JSON file mapping another CRM's CSV headers to the deal fields.",
+)
+@click.option(
+    "--timezone",
+    default=None,
+    help="The IANA time zone of an export's times without a zone (Europe/Berlin, UTC).",
+)
 @needs_schema
-def import_command(kind: str, file: Path, skip_invalid: bool, fmt: str | None) -> None:
-    """Import pipelines, deals, assets or shares from a JSON Lines or CSV file."""
+def import_command(
+    kind: str,
+    file: Path,
+    skip_invalid: bool,
+    fmt: str | None,
+    check: bool,
+    source: str | None,
+    history: Path | None,
+    mapping: Path | None,
+    timezone: str | None,
+) -> None:
+    """Import pipelines, deals, assets or shares from a JSON Lines or CSV file, or deals from a CRM's export."""
     fmt = fmt or detect_format(file.name)
     if kind in JSONL_ONLY and fmt != "jsonl":
         raise click.UsageError(f"{kind} are imported from JSON Lines only (stages are nested)")
+    if kind != "deals" and (source or history or mapping or timezone):
+        raise click.UsageError("--from, --history, --mapping and --timezone are for deals")
+    if history is not None and source != "salesforce":
+        raise click.UsageError("--history goes with --from salesforce")
+    if mapping is not None and source not in (None, "enablement"):
+        raise click.UsageError("--mapping is for other CRMs' exports; leave out --from")
     fn = IMPORTERS[kind]
-    options = {"on_progress": ProgressBar(f"importing {kind}")} if kind == "deals" else {}
-    with file.open("rb") as stream:
+    options: dict = {"check": check}
+    bar = ProgressBar(f"importing {kind}") if kind == "deals" else None
+    if kind == "deals":
+        options.update(on_progress=bar, source=source, timezone=timezone)
+    with ExitStack() as files:
+        stream = files.enter_context(file.open("rb"))
+        if history is not None:
+            options["history"] = files.enter_context(history.open("rb"))
+        if mapping is not None:
+            options["mapping"] = files.enter_context(mapping.open("rb"))
         try:
             crm = {"crm": ctx().crm} if kind == "deals" else {}  # nudges go through the CRM
             result: ImportResult = fn(
                 ctx().sessions, ctx().settings, stream, fmt, skip_invalid, **options, **crm
             )
         finally:
-            for bar in options.values():
+            if bar is not None:
                 bar.close()
     _report(result, skip_invalid)
 
 
 def _report(result: ImportResult, skip_invalid: bool) -> None:
+    """Every problem as a sentence on stderr, then the summary (exit 1 when nothing imported)."""
     for error in result.errors:
-        click.echo(f"line {error.line}: {json.dumps(error.errors, ensure_ascii=False)}", err=True)
+        for message in error.messages():
+            click.echo(message, err=True)
     if result.warnings:
         from enablement.render import duplicate_text
         from enablement.services.assets import asset_titles
@@ -68,17 +121,20 @@ def _report(result: ImportResult, skip_invalid: bool) -> None:
         for warning in result.warnings:
             if warning.get("kind") == "near_duplicate":
                 click.echo(f"warning: {duplicate_text(warning, titles)}", err=True)
-            else:  # NOTE: other warnings' wording belongs to the import messages
-                click.echo(f"warning: {json.dumps(warning, ensure_ascii=False)}", err=True)
+            else:
+                click.echo(f"warning: {warning_text(warning)}", err=True)
     if result.errors and not skip_invalid:
+        lines = len({(e.file, e.line) for e in result.errors})
         click.echo(
-            f"error: {len(result.errors)} invalid record(s); nothing imported "
+            f"error: {lines} invalid record(s); nothing imported "
             "(use --skip-invalid to import the valid ones)",
             err=True,
         )
         sys.exit(1)
+    prefix = "check only, nothing written: " if result.checked else ""
+    verbs = ("would be created", "would be updated") if result.checked else ("created", "updated")
     click.echo(
-        f"{result.kind}: {result.created} created, {result.updated} updated, "
+        f"{result.kind}: {prefix}{result.created} {verbs[0]}, {result.updated} {verbs[1]}, "
         f"{result.unchanged} unchanged, {result.skipped} skipped"
     )
 

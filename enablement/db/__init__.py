@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,6 +160,26 @@ def make_engine(
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     """A session factory; services open one session per use case."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class _DryRun(Exception):
+    """Raised at the end of a checked transaction so that everything it wrote is rolled back."""
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session], check: bool = False) -> Iterator[Session]:
+    """One write transaction, committed; with check (a dry run) the same work, rolled back.
+
+    NOTE: a dry run does every write and rolls back, so what it reports (created, updated,
+    unchanged, warnings) is what the real run would do, computed by the same code.
+    """
+    try:
+        with sessions.begin() as session:
+            yield session
+            if check:
+                raise _DryRun
+    except _DryRun:
+        pass
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -228,7 +228,7 @@ def upsert_deals(session: Session, records: Sequence[DealRecord], source: str) -
         wanted = synced_history(record, from_events.get(record.id, ()))
         deal = deals[record.id]
         values = _deal_values(record, wanted, now)
-        if record.deleted and deal.deleted_at:
+        if record.deleted and not record.deleted_at and deal.deleted_at:
             values["deleted_at"] = deal.deleted_at
         changed = _assign(deal, **values) or record.id in created
         counts.created += record.id in created
@@ -269,10 +269,11 @@ def _deal_values(record: DealRecord, wanted: set[StageEntry], now: datetime) -> 
     latest = latest_entry(wanted)
     values = {name: getattr(record, name) for name in _DEAL_FIELDS}
     values.update(
-        current_stage_id=latest.stage_id if latest else None,
+        # NOTE: a file that knows only the current stage (no history) still sets it.
+        current_stage_id=latest.stage_id if latest else record.current_stage_id,
         personas=list(record.personas),
         topics=list(record.topics),
-        deleted_at=now if record.deleted else None,
+        deleted_at=(record.deleted_at or now) if record.deleted else None,
     )
     return values
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from rapidfuzz import fuzz, process, utils
 
 from enablement.domain.stages import BUYING_STAGES
-from enablement.domain.tags import distinct_tags, normalise_tag
+from enablement.domain.tags import distinct_tags, normalise_tag, tag_problem
 from enablement.domain.timestamps import (
     InvalidTimestamp,
     format_timestamp,
@@ -253,8 +253,9 @@ def _tags(value, spec: AssetField) -> list[str]:
             continue
         if len(tag) > MAX_TAG:
             raise _Invalid(f"A value is longer than {MAX_TAG} characters.")
-        if _CONTROL_LINE.search(tag) or ";" in tag:
-            raise _Invalid("Values must not contain ';' or control characters.")
+        problem = tag_problem(tag)
+        if problem:
+            raise _Invalid(problem)
         if spec.choices:
             tag = tag.lower()
             if tag not in spec.choices:

@@ -90,6 +90,10 @@ class DealRecord:
     source_modified_at: datetime | None = None
     deleted: bool = False
     extra: dict = field(default_factory=dict, compare=False)
+    # The current stage when no history is known (an export that carries only the stage).
+    current_stage_id: str | None = None
+    # When a deleted deal was deleted (None: now, on first storing it deleted).
+    deleted_at: datetime | None = None
 
     def __post_init__(self) -> None:
         # NOTE: every path (files, sync, demo, webhooks) builds a DealRecord, so the one tag

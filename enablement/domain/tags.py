@@ -18,6 +18,15 @@ def tag_key(value: str) -> str:
     return normalise_tag(value).casefold()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+TAG_PROBLEM = "Values must not contain ';' or control characters."
+
+
+def tag_problem(tag: str) -> str | None:
+    """Why a tag (display form) cannot be stored, or None: `;` joins tags in CSV cells."""
+    return TAG_PROBLEM if ";" in tag or _CONTROL.search(tag) else None
+
+
 def distinct_tags(values: Iterable[str] | None) -> tuple[str, ...]:
     """Display forms of the non-empty tags, each once (case-insensitively; first spelling wins)."""
     seen: set[str] = set()

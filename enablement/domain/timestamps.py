@@ -8,7 +8,8 @@ never guessed. Every accepted moment lies in the range the reports can compute o
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # Exclusive end: the last moment of the year 2100 is the latest one accepted.
@@ -82,6 +83,72 @@ def parse_date(value: object) -> date:
     if not EARLIEST.date() <= parsed < END.date():
         raise InvalidTimestamp(f"the date must lie {RANGE_TEXT}")
     return parsed
+
+
+# The forms CRM exports write times in, zone-less: HubSpot's `2026-03-04 10:15` (and ISO
+# dates), Salesforce's US-locale `3/4/2026` and `3/4/2026, 10:15 AM`.
+_EXPORT_ISO = re.compile(
+    r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
+    r"(?:[Tt ](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d{1,6})\d*)?)?)?$"
+)
+_EXPORT_US = re.compile(
+    r"^(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})"
+    r"(?:,? +(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?(?: *(?P<p>[AaPp][Mm]))?)?$"
+)
+EXPORT_FORMATS_TEXT = (
+    "YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], M/D/YYYY or M/D/YYYY h:mm AM, or ISO 8601 with a zone"
+)
+
+
+def time_zone(name: str) -> tzinfo:
+    """The IANA time zone of that name (`Europe/Berlin`, `UTC`); else InvalidTimestamp."""
+    try:
+        return UTC if name.strip().upper() == "UTC" else ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidTimestamp(
+            f"unknown time zone {name[:64]!r}; use an IANA name like Europe/Berlin or UTC"
+        ) from None
+
+
+def parse_export_time(value: str, zone: tzinfo | None) -> datetime:
+    """A moment from a CRM export's cell: zoned ISO 8601 by the one rule, or a zone-less
+    date or time in one of EXPORT_FORMATS_TEXT read in `zone` (a date is its midnight).
+
+    Raises InvalidTimestamp saying what was expected; a zone-less time without a zone is
+    an error, never guessed.
+    """
+    text = value.strip()
+    if _ISO.match(text) and _ISO.match(text)["zone"] is not None:
+        return parse_timestamp(text)
+    match = _EXPORT_ISO.match(text) or _EXPORT_US.match(text)
+    if match is None:
+        raise InvalidTimestamp(f"{text[:40]!r} is not a date (expected {EXPORT_FORMATS_TEXT})")
+    parts = match.groupdict()
+    hour = int(parts["H"] or 0)
+    if parts.get("p"):
+        if not 1 <= hour <= 12:
+            raise InvalidTimestamp(f"{text[:40]!r} is not a valid time (an AM/PM hour is 1 to 12)")
+        hour = hour % 12 + (12 if parts["p"].lower() == "pm" else 0)
+    try:
+        naive = datetime(
+            int(parts["y"]),
+            int(parts["m"]),
+            int(parts["d"]),
+            hour,
+            int(parts["M"] or 0),
+            int(parts["S"] or 0),
+            int((parts.get("f") or "0").ljust(6, "0")),
+        )
+    except ValueError:
+        raise InvalidTimestamp(
+            f"{text[:40]!r} is not a date (expected {EXPORT_FORMATS_TEXT})"
+        ) from None
+    if zone is None:
+        raise InvalidTimestamp(
+            f"{text[:40]!r} has no time zone; give the zone the export was written in "
+            "(--timezone Europe/Berlin, or UTC)"
+        )
+    return in_range(naive.replace(tzinfo=zone))
 
 
 def format_timestamp(moment: datetime | None, *, whole_seconds: bool = False) -> str | None:

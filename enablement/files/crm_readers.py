@@ -16,11 +16,19 @@ from typing import IO, Generic, NamedTuple, TypeVar
 
 from marshmallow import Schema, ValidationError
 
-from enablement.domain.crm import UNSET, DealRecord, PipelineRecord, StageEntry, StageRecord
+from enablement.domain.crm import (
+    UNSET,
+    DealRecord,
+    OwnerRecord,
+    PipelineRecord,
+    StageEntry,
+    StageRecord,
+)
 from enablement.errors import BadRequest
 from enablement.files.crm_schemas import (
     LIST_FIELDS,
     DealFileSchema,
+    OwnerFileSchema,
     PipelineFileSchema,
     ShareFileSchema,
 )
@@ -36,6 +44,8 @@ class FileRecords(Generic[R]):
     records: list[tuple[int, R]] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    # What the keys of errors are to people: columns of a CSV, fields of JSON Lines.
+    label: str = "field"
 
 
 class ShareRecord(NamedTuple):
@@ -84,27 +94,46 @@ def read_shares(stream: IO[bytes], fmt: str) -> FileRecords[ShareRecord]:
     return read
 
 
+def read_owners(stream: IO[bytes], fmt: str) -> FileRecords[OwnerRecord]:
+    """Owners (salespeople): id, e-mail and name, so deals from CRM exports resolve their owner."""
+    read: FileRecords[OwnerRecord] = FileRecords()
+    for line, data in _read(stream, fmt, OwnerFileSchema(), read, lambda d: d["id"], "id"):
+        record = OwnerRecord(
+            data["id"],
+            data.get("email"),
+            data.get("first_name"),
+            data.get("last_name"),
+            data["archived"],
+        )
+        read.records.append((line, record))
+    return read
+
+
 def _read(
     stream, fmt, schema: Schema, read: FileRecords, key: Callable, key_field: str, list_fields=()
 ) -> Iterator[tuple[int, dict]]:
     """Parse and load every line; errors (and repeated keys) go to read; yields (line, loaded)."""
     required = [name for name, f in schema.fields.items() if f.required]
+    read.label = "column" if fmt == "csv" else "field"
     lines = read_records(
         stream, fmt, list_fields=list_fields, columns=list(schema.fields), required=required
     )
     seen: dict = {}
     for line, raw in lines:
         if isinstance(raw, FileError):
+            raw.label = read.label
             read.errors.append(raw)
             continue
         try:
             data = schema.load(raw)
         except ValidationError as e:
-            read.errors.append(FileError(line, e.messages))
+            read.errors.append(FileError(line, e.messages, read.label))
             continue
         first = seen.setdefault(key(data), line)
         if first != line:
-            read.errors.append(FileError(line, {key_field: [f"duplicate of line {first}"]}))
+            read.errors.append(
+                FileError(line, {key_field: [f"duplicate of line {first}"]}, read.label)
+            )
             continue
         yield line, data
 
@@ -188,4 +217,6 @@ def _deal_record(data: dict) -> DealRecord:
         topics=tuple(data["topics"]),
         company=data.get("company"),
         deleted=data["deleted"],
+        current_stage_id=None if history else data.get("stage"),
+        deleted_at=data.get("deleted_at") if data["deleted"] else None,
     )

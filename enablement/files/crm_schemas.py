@@ -15,12 +15,14 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
+    post_load,
     pre_load,
     validate,
     validates_schema,
 )
 
 from enablement.domain.stages import BUYING_STAGES
+from enablement.domain.tags import normalise_tag, tag_problem
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
 
 # The columns of a deal and a share file, in the order an export writes them; CSV cells of
@@ -39,15 +41,31 @@ DEAL_COLUMNS = [
     "personas",
     "topics",
     "stage_history",
+    "stage",
     "deleted",
+    "deleted_at",
 ]
 SHARE_COLUMNS = ["deal_id", "asset_id", "shared_at", "shared_by", "channel"]
+OWNER_COLUMNS = ["id", "email", "first_name", "last_name", "archived"]
 LIST_FIELDS = ("personas", "topics")
 
 
 class _Strict(Schema):
+    """Unknown fields are errors; an empty optional text is absent, as an empty CSV cell is.
+
+    NOTE: so a record reads back the same from JSON Lines and from CSV (which cannot tell
+    an empty text from a missing one): every export re-imports exactly.
+    """
+
     class Meta:
         unknown = RAISE
+
+    @post_load
+    def _empty_text_is_absent(self, data, **_):
+        for name, spec in self.fields.items():
+            if spec.allow_none and isinstance(spec, fields.String) and data.get(name) == "":
+                data[name] = None
+        return data
 
 
 class FileTimestamp(fields.Field):
@@ -61,7 +79,7 @@ class FileTimestamp(fields.Field):
 
 
 class StageHistoryField(fields.Field):
-    """A non-empty list of {"stage", "entered_at", "pipeline"?}, checked in one tight loop.
+    """A list of {"stage", "entered_at", "pipeline"?}, checked in one tight loop (empty: not known).
 
     NOTE: a Nested schema per entry made validation the slowest part of a 100,000-deal import.
     """
@@ -70,10 +88,10 @@ class StageHistoryField(fields.Field):
     MAX_ENTRIES = 10_000
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, _BrokenJson):
+            raise ValidationError(f"not valid JSON: {value.reason}")
         if not isinstance(value, list):
             raise ValidationError("must be a list of {stage, entered_at}")
-        if not value:
-            raise ValidationError("must not be empty: the history is complete")
         if len(value) > self.MAX_ENTRIES:
             raise ValidationError(f"more than {self.MAX_ENTRIES} entries")
         entries, errors = [], {}
@@ -116,6 +134,17 @@ class StageHistoryField(fields.Field):
 
 def _text(max_len: int, **kwargs) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_len), **kwargs)
+
+
+def _tag() -> fields.String:
+    """A tag of a deal by the one tag rule (enablement.domain.tags)."""
+
+    def check(value: str) -> None:
+        problem = tag_problem(normalise_tag(value))
+        if problem:
+            raise ValidationError(problem)
+
+    return fields.String(validate=[validate.Length(min=1, max=255), check])
 
 
 def _finite(value: float) -> None:
@@ -165,33 +194,60 @@ class PipelineFileSchema(_Strict):
             seen.add(stage["id"])
 
 
+class _BrokenJson(str):
+    """A CSV history cell that is not JSON: kept so the line's other fields are checked too."""
+
+    reason: str = ""
+
+
 class DealFileSchema(_Strict):
-    """One line of a deals file."""
+    """One line of a deals file.
+
+    NOTE: name, amount and stage_history may be absent (an empty CSV cell): deals created by
+    webhooks have no name or amount yet and may have no known stage, and every export must
+    re-import exactly. `stage` is the current stage of a deal whose history is not known.
+    """
 
     id = _text(64, required=True)
-    name = fields.String(required=True, validate=validate.Length(max=500))
+    name = fields.String(load_default="", validate=validate.Length(max=500))
     company = fields.String(allow_none=True, validate=validate.Length(max=500))
     pipeline = _text(64, required=True)
-    amount = fields.Float(required=True, allow_none=True, validate=[validate.Range(min=0), _finite])
+    amount = fields.Float(
+        load_default=None, allow_none=True, validate=[validate.Range(min=0), _finite]
+    )
     currency = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
     industry = fields.String(allow_none=True, validate=validate.Length(max=255))
     owner_id = fields.String(allow_none=True, validate=validate.Length(max=64))
     created_at = FileTimestamp(required=True)
     closed_at = FileTimestamp(allow_none=True)
-    personas = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
-    topics = fields.List(_text(255), load_default=list, validate=validate.Length(max=100))
-    stage_history = StageHistoryField(required=True)
+    personas = fields.List(_tag(), load_default=list, validate=validate.Length(max=100))
+    topics = fields.List(_tag(), load_default=list, validate=validate.Length(max=100))
+    stage_history = StageHistoryField(load_default=list)
+    stage = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
     deleted = fields.Boolean(load_default=False)
+    deleted_at = FileTimestamp(allow_none=True)
 
     @pre_load
     def _history_from_csv_cell(self, data, **_):
-        # CSV carries the history as JSON in one cell.
+        # CSV carries the history as JSON in one cell; broken JSON is reported by the field,
+        # beside every other problem of the line.
         if isinstance(data, dict) and isinstance(data.get("stage_history"), str):
             try:
                 data = {**data, "stage_history": json.loads(data["stage_history"])}
-            except ValueError:
-                raise ValidationError("not valid JSON", "stage_history") from None
+            except ValueError as e:
+                broken = _BrokenJson(data["stage_history"])
+                broken.reason = str(e)
+                data = {**data, "stage_history": broken}
         return data
+
+    @validates_schema
+    def _stage_is_the_current_one(self, data, **_):
+        history, stage = data.get("stage_history"), data.get("stage")
+        latest = max(history, key=lambda e: e["entered_at"]) if history else None
+        if latest is not None and stage is not None and latest["stage"] != stage:
+            raise ValidationError(
+                "must be the latest stage of stage_history (or leave it out)", "stage"
+            )
 
 
 class ShareFileSchema(_Strict):
@@ -202,3 +258,13 @@ class ShareFileSchema(_Strict):
     shared_at = FileTimestamp(required=True)
     shared_by = fields.String(allow_none=True, validate=validate.Length(max=255))
     channel = fields.String(allow_none=True, validate=validate.Length(max=32))
+
+
+class OwnerFileSchema(_Strict):
+    """One line of an owners file: a salesperson deals name by id, e-mail or name."""
+
+    id = _text(64, required=True)
+    email = fields.String(allow_none=True, validate=validate.Length(min=3, max=320))
+    first_name = fields.String(allow_none=True, validate=validate.Length(max=255))
+    last_name = fields.String(allow_none=True, validate=validate.Length(max=255))
+    archived = fields.Boolean(load_default=False)

@@ -25,14 +25,61 @@ OTHER_DELIMITERS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)
 
 @dataclass
 class FileError:
-    """An error tied to a line of an input file (line 0: the file as a whole)."""
+    """An error tied to a line of an input file (line 0: the file as a whole).
+
+    errors maps a column (or field) to its messages, nested for lists of objects; `label`
+    names what the keys are in messages people read ("column" in CSV, "field" in JSON Lines).
+    """
 
     line: int
     errors: dict | list | str
+    label: str = "field"
+    # Which file of an import with several (a Salesforce history report: "history file").
+    file: str = ""
+
+    def messages(self) -> list[str]:
+        """One line a person can act on per problem: `line N, column "Close Date": ...`."""
+        where = f"line {self.line}" if self.line else "the file"
+        where = f"{self.file}, {where}" if self.file else where
+        return [
+            f"{where}, {self.label} {_quoted(path)}: {text}" if path else f"{where}: {text}"
+            for path, text in flat_messages(self.errors)
+        ]
 
     def as_dict(self) -> dict:
-        """JSON-ready form."""
-        return {"line": self.line, "errors": self.errors}
+        """JSON-ready form: the structured errors and the same as sentences."""
+        answer = {"line": self.line, "errors": self.errors, "messages": self.messages()}
+        if self.file:
+            answer["file"] = self.file
+        return answer
+
+
+def _quoted(path: str) -> str:
+    return '"' + path.replace('"', "'") + '"'
+
+
+def flat_messages(errors, path: str = "") -> list[tuple[str, str]]:
+    """(column path, message) pairs of nested marshmallow-style errors, in their order.
+
+    A list index becomes `[i]` (entries of stage_history count from 1, as people do), a
+    schema-wide error (`_schema`) belongs to its parent.
+    """
+    if isinstance(errors, str):
+        return [(path, errors)]
+    if isinstance(errors, list):
+        return [pair for item in errors for pair in flat_messages(item, path)]
+    if isinstance(errors, dict):
+        pairs = []
+        for key, value in errors.items():
+            if key == "_schema":
+                sub = path
+            elif isinstance(key, int):
+                sub = f"{path}[{key + 1}]"
+            else:
+                sub = f"{path}.{key}" if path else str(key)
+            pairs.extend(flat_messages(value, sub))
+        return pairs
+    return [(path, str(errors))]
 
 
 @dataclass
@@ -46,11 +93,14 @@ class ImportResult:
     skipped: int = 0
     errors: list[FileError] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    # A dry run (--check): the counts are what the import would do; nothing was written.
+    checked: bool = False
 
     def as_dict(self) -> dict:
         """JSON-ready form."""
         return {
             "kind": self.kind,
+            "check": self.checked,
             "created": self.created,
             "updated": self.updated,
             "unchanged": self.unchanged,
@@ -58,6 +108,21 @@ class ImportResult:
             "errors": [e.as_dict() for e in self.errors],
             "warnings": self.warnings,
         }
+
+
+def warning_text(warning: dict) -> str:
+    """A warning as one sentence (never a dict): its message, or what its fields say."""
+    where = f"line {warning['line']}: " if warning.get("line") else ""
+    if warning.get("message"):
+        return where + str(warning["message"])
+    if warning.get("kind") == "near_duplicate":
+        reason = str(warning.get("reason", "")).replace("_", " ")
+        return (
+            f"{where}asset {warning.get('asset_id')!s} looks like a near-duplicate of "
+            f"{warning.get('of')!s} ({reason}, score {warning.get('score')!s})"
+        )
+    parts = [f"{k} {v}" for k, v in warning.items() if k not in ("line", "kind")]
+    return where + str(warning.get("kind", "warning")).replace("_", " ") + ": " + ", ".join(parts)
 
 
 def detect_format(name: str | None, content_type: str | None = None) -> str:
@@ -75,12 +140,14 @@ def read_records(
     max_bytes: int = MAX_FILE_BYTES,
     columns: Iterable[str] | None = None,
     required: Iterable[str] = (),
+    header: list[str] | None = None,
 ) -> Iterator[tuple[int, object]]:
     """Yield (line number, record) from a binary stream; unparsable lines yield a FileError.
 
     A file with no records at all and a CSV header that is wrong as a whole (another
     delimiter, a required column missing, an unknown column) raise one InvalidInput
     before any record is read. CSV list fields are split on ';'; empty cells are absent.
+    A CSV's header is appended to `header` when one is given.
     """
     if fmt not in FORMATS:
         raise BadRequest(f"unknown format {fmt!r}; use jsonl or csv")
@@ -91,7 +158,11 @@ def read_records(
         records = _read_jsonl(text)
     else:
         records = _read_csv(
-            text, set(list_fields), None if columns is None else list(columns), list(required)
+            text,
+            set(list_fields),
+            None if columns is None else list(columns),
+            list(required),
+            header if header is not None else [],
         )
     for number, record in records:
         problem = None if isinstance(record, FileError) else value_problem(record)
@@ -160,7 +231,10 @@ def _decode(stream: IO[bytes], max_bytes: int) -> str:
 
 
 def _read_jsonl(text: str) -> Iterator[tuple[int, object]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # NOTE: JSON Lines separates records by \n (or \r\n) only: str.splitlines would also
+    # split inside strings at U+2028, U+0085 and the like, which JSON writes unescaped.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         if len(line) > MAX_LINE_BYTES:
@@ -181,7 +255,7 @@ def _read_jsonl(text: str) -> Iterator[tuple[int, object]]:
 
 
 def _read_csv(
-    text: str, list_fields: set[str], columns: list[str] | None, required: list[str]
+    text: str, list_fields: set[str], columns: list[str] | None, required: list[str], out: list
 ) -> Iterator[tuple[int, object]]:
     """Records of a CSV file with a header line, after checking the header as a whole."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -190,6 +264,7 @@ def _read_csv(
     except csv.Error as e:
         raise InvalidInput(f"line 1: not valid CSV: {e}", {"line": 1}) from None
     check_header(header, columns, required)
+    out.extend(header)
     try:
         for row in reader:
             number = reader.line_num
@@ -228,6 +303,11 @@ def write_records(
             count += 1
         return count
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    # NOTE: with "\n" line ends, csv leaves a lone "\r" in a cell unquoted and readers then
+    # split the row there; such rows are written with every cell quoted.
+    quoted = csv.DictWriter(
+        out, fieldnames=columns, extrasaction="ignore", lineterminator="\n", quoting=csv.QUOTE_ALL
+    )
     writer.writeheader()
     for record in records:
         row = {}
@@ -238,6 +318,7 @@ def write_records(
             elif isinstance(value, (dict, list)):
                 value = json.dumps(value, ensure_ascii=False)
             row[key] = csv_cell(value)
-        writer.writerow(row)
+        has_cr = any(isinstance(v, str) and "\r" in v for v in row.values())
+        (quoted if has_cr else writer).writerow(row)
         count += 1
     return count

@@ -24,9 +24,31 @@ from enablement.domain.assets import (
     to_record,
     validate_asset,
 )
+from enablement.domain.timestamps import InvalidTimestamp, format_timestamp, parse_timestamp
 from enablement.errors import InvalidInput
 from enablement.files.formats import FileError, ImportResult, read_records, write_records
 from enablement.services.assets import apply_values, differs, new_row, write_transaction
+
+# Files carry one field the API does not take: when a retired asset was retired (the API
+# sets it by retiring), so that a backup restores it exactly.
+FILE_FIELDS: tuple[str, ...] = (*FIELDS, "retired_at")
+
+
+def _retired_at(record: dict) -> tuple[dict, object, list[str]]:
+    """(the record without retired_at, its moment or None, problems with it)."""
+    if "retired_at" not in record:
+        return record, None, []
+    record = dict(record)
+    given = record.pop("retired_at")
+    if given is None:
+        return record, None, []
+    try:
+        moment = parse_timestamp(given)
+    except InvalidTimestamp as e:
+        return record, None, [str(e)]
+    if record.get("status") != "retired":
+        return record, None, ["only a retired asset (status retired) has a retired_at"]
+    return record, moment, []
 
 
 def _validate_all(
@@ -42,10 +64,15 @@ def _validate_all(
         if not isinstance(record, dict):
             errors.append(FileError(line, "each record must be an object"))
             continue
+        record, retired_at, retired_problems = _retired_at(record)
         values, problems = validate_asset(record, from_text=from_text)
+        if retired_problems:
+            problems = {**problems, "retired_at": retired_problems}
         if problems:
             errors.append(FileError(line, problems))
             continue
+        if retired_at is not None:
+            values["retired_at"] = retired_at
         if values.get("id") is None:
             values["id"] = derived_id(values["url"])
             values["_derived"] = True
@@ -78,6 +105,7 @@ def import_asset_records(
     numbered: Iterable[tuple[int, object]],
     skip_invalid: bool = False,
     from_text: bool = False,
+    check: bool = False,
 ) -> ImportResult:
     """Validate every record, then upsert by id in one transaction (or import nothing on error).
 
@@ -85,14 +113,14 @@ def import_asset_records(
     records are counted, not written, so re-importing a file changes nothing.
     """
     valid, errors = _validate_all(numbered, from_text)
-    result = ImportResult(kind="assets", errors=errors)
+    result = ImportResult(kind="assets", errors=errors, checked=check)
     if errors and not skip_invalid:
         return result
     result.skipped = len(errors)
     if not valid:
         return result
     terms = settings.product_terms
-    with write_transaction(sessions) as session:
+    with write_transaction(sessions, check) as session:
         ids = [values["id"] for _, values in valid]
         found: dict[str, Asset] = {}
         for start in range(0, len(ids), CHUNK):
@@ -128,27 +156,39 @@ def import_assets(
     stream: IO[bytes],
     fmt: str,
     skip_invalid: bool,
+    check: bool = False,
 ) -> ImportResult:
-    """Import assets from a JSON Lines or CSV stream (lists in CSV joined by ';')."""
+    """Import assets from a JSON Lines or CSV stream (lists in CSV joined by ';'); check: dry run."""
     required = [spec.name for spec in ASSET_FIELDS if spec.required]
     numbered = list(
-        read_records(stream, fmt, list_fields=LIST_FIELDS, columns=FIELDS, required=required)
+        read_records(stream, fmt, list_fields=LIST_FIELDS, columns=FILE_FIELDS, required=required)
     )
-    return import_asset_records(sessions, settings, numbered, skip_invalid, from_text=fmt == "csv")
+    return import_asset_records(
+        sessions, settings, numbered, skip_invalid, from_text=fmt == "csv", check=check
+    )
 
 
 def import_asset_list(
-    sessions: sessionmaker[Session], settings: Settings, items: list, skip_invalid: bool
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    items: list,
+    skip_invalid: bool,
+    check: bool = False,
 ) -> ImportResult:
-    """Import assets from a JSON array; positions are 1-based indexes."""
+    """Import assets from a JSON array; positions are 1-based indexes; check: dry run."""
     if not isinstance(items, list):
         raise InvalidInput("the body must be a JSON array of asset objects")
-    return import_asset_records(sessions, settings, enumerate(items, start=1), skip_invalid)
+    return import_asset_records(
+        sessions, settings, enumerate(items, start=1), skip_invalid, check=check
+    )
 
 
 def asset_record(asset: Asset) -> dict:
     """The asset in the file format (what import reads); absent values left out."""
-    return to_record({field: getattr(asset, field) for field in FIELDS})
+    record = to_record({field: getattr(asset, field) for field in FIELDS})
+    if asset.retired_at is not None and asset.status == "retired":
+        record["retired_at"] = format_timestamp(asset.retired_at)
+    return record
 
 
 def export_assets(
@@ -166,6 +206,6 @@ def export_assets(
             (asset_record(asset) for asset in rows),
             fmt,
             out,
-            list(FIELDS),
+            list(FILE_FIELDS),
             list_fields=LIST_FIELDS,
         )

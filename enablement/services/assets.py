@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, noload, sessionmaker
 
 from enablement.config import Settings
 from enablement.db import assets as asset_queries
+from enablement.db import transaction
 from enablement.db.models import Asset, LinkView, Share
 from enablement.db.types import utcnow
 from enablement.domain.assets import (
@@ -161,7 +162,7 @@ def new_row(values: dict, product_terms: tuple[str, ...]) -> dict:
     row.update(
         pitch_score=score,
         pitch_flag=flag,
-        retired_at=now if row["status"] == "retired" else None,
+        retired_at=(row.get("retired_at") or now) if row["status"] == "retired" else None,
         created_at=now,
         updated_at=now,
     )
@@ -185,10 +186,10 @@ def _candidates(asset: Asset) -> list[DuplicateCandidate]:
 
 
 @contextmanager
-def write_transaction(sessions):
-    """A write transaction; a concurrent insert of the same id becomes a 409, not a 500."""
+def write_transaction(sessions, check: bool = False):
+    """A write transaction (rolled back when check); a concurrent insert of the same id is a 409."""
     try:
-        with sessions.begin() as session:
+        with transaction(sessions, check) as session:
             yield session
     except IntegrityError as e:
         raise Conflict(

@@ -10,10 +10,10 @@ from typing import IO
 
 from sqlalchemy import select
 
-from enablement.db.models import Deal, Pipeline, Share, StageChange
+from enablement.db.models import Deal, Owner, Pipeline, Share, StageChange
 from enablement.domain.timestamps import format_timestamp
 from enablement.errors import BadRequest
-from enablement.files.crm_schemas import DEAL_COLUMNS, LIST_FIELDS, SHARE_COLUMNS
+from enablement.files.crm_schemas import DEAL_COLUMNS, LIST_FIELDS, OWNER_COLUMNS, SHARE_COLUMNS
 from enablement.files.formats import write_records
 
 DEAL_BATCH = 500  # deals, each with its history
@@ -117,8 +117,11 @@ def deal_row(deal: Deal, history: list[tuple]) -> dict:
             entry["pipeline"] = pipeline_id
         entries.append(entry)
     row["stage_history"] = entries
+    if not entries and deal.current_stage_id is not None:
+        row["stage"] = deal.current_stage_id
     if deal.deleted_at is not None:
         row["deleted"] = True
+        row["deleted_at"] = format_timestamp(deal.deleted_at)
     return row
 
 
@@ -159,3 +162,23 @@ def _share_rows(sessions, settings) -> Iterator[dict]:
                     row["channel"] = channel
                 yield row
                 last_id = share_id
+
+
+def export_owners(sessions, settings, out: IO[str], fmt: str) -> int:
+    """Write every owner in the format import reads."""
+    with sessions() as session:
+        rows = [
+            {
+                key: value
+                for key, value in (
+                    ("id", o.id),
+                    ("email", o.email),
+                    ("first_name", o.first_name),
+                    ("last_name", o.last_name),
+                    ("archived", o.archived),
+                )
+                if value is not None
+            }
+            for o in session.scalars(select(Owner).order_by(Owner.id))
+        ]
+    return write_records(rows, fmt, out, OWNER_COLUMNS)

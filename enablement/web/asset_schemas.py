@@ -126,16 +126,26 @@ class ImportQuery(StrictSchema):
     """Options of an import."""
 
     skip_invalid = fields.Boolean(load_default=False)
+    check = fields.Boolean(
+        load_default=False, metadata={"description": "a dry run: report, write nothing"}
+    )
 
 
 class WarningSchema(Schema):
-    """A near-duplicate warning: asset_id looks like `of`."""
+    """A warning of an import: a near-duplicate asset, a created stage, an unmatched owner..."""
 
     kind = fields.String()
+    message = fields.String(metadata={"description": "the warning as a sentence"})
+    line = fields.Integer()
     asset_id = fields.String()
     of = fields.String()
     reason = fields.String(metadata={"description": "same_url or similar_title"})
     score = fields.Float()
+    pipeline = fields.String()
+    stage = fields.String()
+    deal = fields.String()
+    column = fields.String(allow_none=True)
+    value = fields.String()
 
 
 AssetSchema = Schema.from_dict(
@@ -172,13 +182,18 @@ class ImportErrorSchema(Schema):
     """The errors of one line (or array position)."""
 
     line = fields.Integer()
+    file = fields.String(metadata={"description": "which file, when an import reads two"})
     errors = fields.Raw()
+    messages = fields.List(
+        fields.String(), metadata={"description": 'each problem as `line N, column "X": ...`'}
+    )
 
 
 class ImportResultSchema(Schema):
     """What an import did."""
 
     kind = fields.String()
+    check = fields.Boolean(metadata={"description": "a dry run: the counts say what would change"})
     created = fields.Integer()
     updated = fields.Integer()
     unchanged = fields.Integer()

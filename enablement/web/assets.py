@@ -123,11 +123,11 @@ def retire_asset(principal, asset_id):
 )
 def import_assets(principal, query):
     """Validate every record; 422 with all errors unless skip_invalid."""
-    skip_invalid = query["skip_invalid"]
+    skip_invalid, check = query["skip_invalid"], query["check"]
     mimetype = request.mimetype
     if mimetype == "application/json":
         result = asset_imports.import_asset_list(
-            ctx().sessions, ctx().settings, read_json(), skip_invalid
+            ctx().sessions, ctx().settings, read_json(), skip_invalid, check
         )
     elif mimetype == "multipart/form-data":
         upload = request.files.get("file")
@@ -135,11 +135,16 @@ def import_assets(principal, query):
             raise BadRequest("send the file in the multipart field 'file'")
         fmt = detect_format(upload.filename, upload.mimetype)
         result = asset_imports.import_assets(
-            ctx().sessions, ctx().settings, upload.stream, fmt, skip_invalid
+            ctx().sessions, ctx().settings, upload.stream, fmt, skip_invalid, check
         )
     elif mimetype in FILE_TYPES:
         result = asset_imports.import_assets(
-            ctx().sessions, ctx().settings, request.stream, FILE_TYPES[mimetype], skip_invalid
+            ctx().sessions,
+            ctx().settings,
+            request.stream,
+            FILE_TYPES[mimetype],
+            skip_invalid,
+            check,
         )
     else:
         raise UnsupportedMediaType(

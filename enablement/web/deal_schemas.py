@@ -7,6 +7,25 @@ from marshmallow import Schema, fields, validate
 from enablement.web.schemas import PageQuery, StrictSchema, Timestamp
 
 
+class DealImportQuery(StrictSchema):
+    """Options of a deal import: where the file comes from and how to read its times."""
+
+    skip_invalid = fields.Boolean(load_default=False)
+    check = fields.Boolean(
+        load_default=False, metadata={"description": "a dry run: report, write nothing"}
+    )
+    source = fields.String(
+        data_key="from",
+        load_default="enablement",
+        validate=validate.OneOf(["enablement", "hubspot", "salesforce"]),
+        metadata={"description": "the product's own format, or a CRM's own export"},
+    )
+    timezone = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "IANA zone of an export's zone-less times (Europe/Berlin)"},
+    )
+
+
 class DealQuery(PageQuery):
     """Search and filters of the deal list."""
 

@@ -56,9 +56,15 @@ def test_an_invalid_file_exits_1_lists_every_line_and_imports_nothing(runner, tm
     result = runner("import", "assets", write(tmp_path, "bad.jsonl", text))
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("line ")]
-    assert [line.split(":")[0] for line in lines] == ["line 1", "line 2", "line 3", "line 4"]
-    assert "published_at" in lines[2] and "url" in lines[2]
-    assert "duplicate id" in lines[0] and "duplicate id" in lines[3]
+    by_line: dict[str, list[str]] = {}
+    for line in lines:
+        by_line.setdefault(line.split(",")[0].split(":")[0], []).append(line)
+    assert list(by_line) == ["line 1", "line 2", "line 3", "line 4"]
+    assert {line.split(": ")[0] for line in by_line["line 3"]} == {
+        'line 3, field "published_at"',
+        'line 3, field "url"',
+    }, "every problem of a line, each on its own line"
+    assert "duplicate id" in by_line["line 1"][0] and "duplicate id" in by_line["line 4"][0]
     assert "nothing imported" in result.stderr
     assert count_assets(sessions) == 0
 
@@ -69,7 +75,7 @@ def test_skip_invalid_imports_the_valid_records_and_still_lists_the_rest(
     text = jsonl([asset_record(1), asset_record(2, kind="tweet"), asset_record(3)])
     result = runner("import", "assets", write(tmp_path, "a.jsonl", text), "--skip-invalid")
     assert result.exit_code == 0
-    assert "line 2:" in result.stderr
+    assert 'line 2, field "kind":' in result.stderr
     assert "2 created, 0 updated, 0 unchanged, 1 skipped" in result.stdout
     assert count_assets(sessions) == 2
 
@@ -105,7 +111,7 @@ def test_csv_export_has_the_documented_columns(runner, tmp_path):
     result = runner("export", "assets", "--format", "csv")
     assert result.exit_code == 0
     header = result.stdout.splitlines()[0]
-    assert header.split(",") == list(FIELDS)
+    assert header.split(",") == [*FIELDS, "retired_at"]
     assert list(FIELDS)[:15] == (
         "id,title,url,kind,author,summary,topics,industries,personas,stages,"
         "published_at,review_by,status,series,series_order"

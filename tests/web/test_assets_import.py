@@ -34,6 +34,7 @@ def test_a_json_array_imports_and_answers_counts(client, auth, sessions):
     assert response.status_code == 200
     assert response.get_json() == {
         "kind": "assets",
+        "check": False,
         "created": 2,
         "updated": 0,
         "unchanged": 0,

@@ -386,3 +386,59 @@ def test_a_report_page_never_computes_in_the_request_and_says_it_is_computing(
         app.extensions["enablement"].jobs.wait(60)
         app.extensions["enablement"].jobs.close()
         app.extensions["enablement"].engine.dispose()
+
+
+def test_the_deal_import_page_lists_every_problem_as_a_sentence_and_checks(
+    client, token_for, sessions
+):
+    import io
+
+    from sqlalchemy import func, select
+
+    from enablement.db.models import Deal
+
+    assert sign_in(client, token_for("admin")).status_code == 302
+    assert "Import deals" in client.get("/assets/import").text
+    form = client.get("/deals/import").text
+    bad = (
+        b"Record ID,Deal Name,Deal Stage,Pipeline,Amount,Create Date,Close Date\n"
+        b"1,<b>Bad</b>,Closed Won,Sales,-5,2026-03-04,31/02/2026\n"
+    )
+    response = client.post(
+        "/deals/import",
+        data={
+            "csrf_token": csrf_of(form),
+            "from": "hubspot",
+            "timezone": "UTC",
+            "file": (io.BytesIO(bad), "deals.csv"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    assert (
+        "line 2, column &#34;Close Date&#34;: &#39;31/02/2026&#39; is not a date" in response.text
+    )
+    assert "{" not in response.text.split('id="import-errors"')[1].split("</section>")[0]
+    good = (
+        b"Record ID,Deal Name,Deal Stage,Pipeline,Create Date\n1,Acme,Closed Won,Sales,2026-03-04\n"
+    )
+    checked = client.post(
+        "/deals/import",
+        data={
+            "csrf_token": csrf_of(form),
+            "from": "hubspot",
+            "timezone": "UTC",
+            "check": "on",
+            "file": (io.BytesIO(good), "deals.csv"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert checked.status_code == 200
+    assert "Check only, nothing written: 1 would be created" in checked.text
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Deal)) == 0
+
+
+def test_marketing_does_not_get_the_deal_import(marketing):
+    assert "Import deals" not in marketing.get("/assets/import").text
+    assert marketing.get("/deals/import").status_code == 403

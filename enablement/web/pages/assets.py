@@ -11,7 +11,7 @@ from enablement.domain.stages import BUYING_STAGES
 from enablement.errors import BadRequest, Conflict, EnablementError, InvalidInput
 from enablement.files.formats import LIST_SEPARATOR, detect_format
 from enablement.render import duplicate_parts
-from enablement.services import asset_imports
+from enablement.services import asset_imports, transfers
 from enablement.services import assets as asset_service
 from enablement.web.asset_schemas import AssetQuery
 from enablement.web.endpoint import load
@@ -220,6 +220,47 @@ def import_file(principal):
         duplicates=[duplicate_parts(w, titles) for w in shown],
         duplicate_count=len(duplicates),
     ), status
+
+
+@bp.get("/deals/import")
+@page("admin")
+def deal_import_form(principal):
+    """The deal upload form: the product's format, a CRM's export, or a mapped CSV."""
+    return render_template("pages/deal_import.html", result=None, error=None, form={})
+
+
+@bp.post("/deals/import")
+@page("admin")
+def deal_import_file(principal):
+    """Import deals as the CLI does; every problem is listed as a sentence."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadRequest("choose a file to import")
+    form = {
+        "from": request.form.get("from") or "enablement",
+        "timezone": (request.form.get("timezone") or "").strip()[:64],
+        "check": request.form.get("check") == "on",
+        "skip_invalid": request.form.get("skip_invalid") == "on",
+    }
+    options = {"source": form["from"], "timezone": form["timezone"] or None, "check": form["check"]}
+    for name in ("history", "mapping"):
+        extra = request.files.get(name)
+        if extra is not None and extra.filename:
+            options[name] = extra.stream
+    try:
+        result = transfers.import_deals(
+            ctx().sessions,
+            ctx().settings,
+            upload.stream,
+            detect_format(upload.filename, upload.mimetype),
+            form["skip_invalid"],
+            crm=ctx().crm,
+            **options,
+        ).as_dict()
+    except (InvalidInput, BadRequest) as e:
+        return render_template("pages/deal_import.html", result=None, error=e, form=form), e.status
+    status = 422 if result["errors"] and not form["skip_invalid"] else 200
+    return render_template("pages/deal_import.html", result=result, error=None, form=form), status
 
 
 @bp.post("/assets/fetch-metadata")
