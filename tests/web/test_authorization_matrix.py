@@ -7,7 +7,7 @@ import re
 import pytest
 
 from enablement import create_app
-from enablement.services.tokens import create_token, revoke_token
+from enablement.services.tokens import create_token, revoke_token, start_web_session
 from tests.crm_data import insert_asset, insert_deals, insert_pipeline, sample_deal
 
 SECRET = "matrix-hubspot-secret"
@@ -117,15 +117,17 @@ def callers(matrix_app):
     headers = {name: {"Authorization": f"Bearer {token}"} for name, (token, _) in made.items()}
     headers["none"] = {}
     headers["bad"] = {"Authorization": "Bearer enb_this-token-was-never-issued"}
-    # The pages' callers: a session holding the token's id (a never-issued id for "bad").
-    session_ids = {name: record.id for name, (_, record) in made.items()}
-    session_ids["bad"] = 999_999
+    # The pages' callers: a server-side session of the token (a never-issued one for "bad").
+    session_ids = {
+        name: start_web_session(sessions, record.id) for name, (_, record) in made.items()
+    }
+    session_ids["bad"] = "a-session-id-that-was-never-issued"
     clients = {}
     for caller in CALLERS:
         clients[caller] = matrix_app.test_client()
         if caller != "none":
             with clients[caller].session_transaction() as cookie:
-                cookie["token_id"] = session_ids[caller]
+                cookie["sid"] = session_ids[caller]
         # The pages' CSRF token of this session (form posts must carry it to reach the role check).
         form = clients[caller].get("/signin").get_data(as_text=True)
         clients[caller].csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
