@@ -188,7 +188,8 @@ def internal_host(host: str) -> str | None:
     address = _literal_address(name)
     if address is None or not is_internal_address(address):
         return None
-    return f"the internal address {getattr(address, 'ipv4_mapped', None) or address}"
+    carried = embedded_ipv4(address)
+    return f"the internal address {carried[0] if len(carried) == 1 else address}"
 
 
 def is_internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -196,10 +197,51 @@ def is_internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) 
     link-local, unspecified, reserved, multicast, shared (100.64/10), or anything not global.
 
     The one classification of addresses: asset URLs (literal hosts) and page fetches (every
-    address a name resolves to) both ask it.
+    address a name resolves to) both ask it. An IPv6 address that carries an IPv4 address
+    (embedded_ipv4) is judged by what it carries: 2002:7f00:1:: is 127.0.0.1.
     """
-    if getattr(address, "ipv4_mapped", None):
-        address = address.ipv4_mapped
+    if address in _NAT64_LOCAL_USE:
+        return True
+    embedded = embedded_ipv4(address)
+    if embedded:
+        return any(_is_internal(v4) for v4 in embedded)
+    return _is_internal(address)
+
+
+# NOTE: NAT64's local-use prefix (RFC 8215) is for one network only: internal whatever it
+# carries (where a network puts the IPv4 address inside it depends on its prefix length).
+# The IPv4-compatible range leaves out :: and ::1, which are IPv6's own.
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+
+
+def embedded_ipv4(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address leads to, or () when it carries none.
+
+    IPv4-mapped (::ffff:a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), IPv4-compatible
+    (::a.b.c.d), 6to4 (2002::/16), NAT64 (64:ff9b::/96) and Teredo (2001::/32: its server and
+    its client both).
+    """
+    if address.version != 6 or int(address) <= 1:
+        return ()
+    last32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.ipv4_mapped:
+        return (address.ipv4_mapped,)
+    if address in _IPV4_TRANSLATED or address in _IPV4_COMPATIBLE or address in _NAT64_WELL_KNOWN:
+        return (last32,)
+    if address.sixtofour:
+        return (address.sixtofour,)
+    if address.teredo:
+        return address.teredo
+    return ()
+
+
+def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """The classification of one address as it stands (no embedded forms)."""
     return (
         not address.is_global
         or address.is_private
