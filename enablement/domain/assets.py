@@ -103,7 +103,7 @@ TITLE_THRESHOLD = 90.0
 SIMILAR_TITLE_MATCHES = 3
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-_INT = re.compile(r"^-?\d{1,9}$")
+_INT = re.compile(r"^-?[0-9]{1,9}$")  # ASCII digits only: int() also reads "١٢" or "１２"
 # Control characters (NUL included: PostgreSQL refuses it); tab and newlines allowed in long text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")

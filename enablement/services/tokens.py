@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.db.models import ApiToken, WebSession
 from enablement.db.types import utcnow
+from enablement.domain.numbers import MAX_ROW_ID, read_id
 from enablement.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 
 ROLES: tuple[str, ...] = ("sales", "marketing", "admin")
@@ -89,6 +90,9 @@ def create_token(
     name = (name or "").strip()
     if not name or len(name) > 255:
         raise InvalidInput("a token needs a name of 1 to 255 characters")
+    owner_id = (owner_id or "").strip() or None
+    if owner_id is not None and len(owner_id) > 64:
+        raise InvalidInput("an owner id has at most 64 characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(
         name=name,
@@ -157,7 +161,11 @@ def list_tokens(sessions: sessionmaker[Session]) -> list[ApiToken]:
 
 
 def revoke_token(sessions: sessionmaker[Session], token_id: int) -> ApiToken:
-    """Revoke a token by id; unknown ids are NotFound."""
+    """Revoke a token by id; unknown ids (also ones no row can have) are NotFound."""
+    try:
+        read_id(token_id, MAX_ROW_ID)
+    except ValueError:
+        raise NotFound(f"no token with id {token_id}") from None
     with sessions.begin() as session:
         record = session.get(ApiToken, token_id)
         if record is None:

@@ -8,12 +8,11 @@ from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
+from enablement.domain.numbers import MAX_ROW_ID
 from enablement.domain.storable import text_problem
 from enablement.errors import BadRequest, InvalidInput, NotFound, PayloadTooLarge
 
 READ_CHUNK = 64 * 1024
-# INTEGER primary keys: an id past this can name no row, and PostgreSQL rejects it as out of range.
-MAX_ROW_ID = 2**31 - 1
 _UNREADABLE = "enablement.body_unreadable"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

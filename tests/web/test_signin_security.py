@@ -139,7 +139,9 @@ def test_revoking_the_token_ends_its_sessions(app, client, sessions, token_for):
         assert session.scalar(select(func.count()).select_from(WebSession)) == 0
 
 
-def test_a_cookie_naming_a_token_id_as_the_old_cookies_did_is_signed_out(client, sessions, token_for):
+def test_a_cookie_naming_a_token_id_as_the_old_cookies_did_is_signed_out(
+    client, sessions, token_for
+):
     from sqlalchemy import select
 
     from enablement.db.models import ApiToken
