@@ -103,6 +103,8 @@ TITLE_THRESHOLD = 90.0
 SIMILAR_TITLE_MATCHES = 3
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+# Path segments under /api/v1/assets/ that are routes of their own, never an asset's id.
+RESERVED_IDS = frozenset({"import"})
 _INT = re.compile(r"^-?[0-9]{1,9}$")  # ASCII digits only: int() also reads "١٢" or "１２"
 # Control characters (NUL included: PostgreSQL refuses it); tab and newlines allowed in long text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -362,6 +364,8 @@ def _asset_id(value) -> str | None:
     value = value.strip()
     if len(value) > MAX_ID or not _ID.match(value):
         raise _Invalid(f"Must be 1-{MAX_ID} letters, digits, '.', '_', ':' or '-'.")
+    if value in RESERVED_IDS:
+        raise _Invalid(f"{value!r} is reserved (it names a route, /api/v1/assets/{value}).")
     return value
 
 
