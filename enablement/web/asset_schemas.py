@@ -134,7 +134,7 @@ class WarningSchema(Schema):
     kind = fields.String()
     asset_id = fields.String()
     of = fields.String()
-    reason = fields.String(metadata={"description": "same_url or similar_title"})
+    reason = fields.String(metadata={"description": "same_url, similar_title or look_alike_title"})
     score = fields.Float()
 
 
