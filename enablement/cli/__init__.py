@@ -11,11 +11,20 @@ from flask import has_app_context
 
 from enablement import db
 from enablement.context import ctx
+from enablement.domain.storable import storable_text, text_problem
 from enablement.errors import EnablementError
 
 
 class EnablementGroup(click.Group):
     """A group whose product errors end as a one-line message and exit status 1."""
+
+    def parse_args(self, ctx_, args):
+        """Refuse what no command can store (a NUL byte, a lone surrogate) as bad usage (exit 2)."""
+        for arg in args:
+            problem = text_problem(arg)
+            if problem:
+                raise click.UsageError(f"the argument {storable_text(arg)[:60]!r} {problem}", ctx_)
+        return super().parse_args(ctx_, args)
 
     def invoke(self, ctx_):
         """Run the command; EnablementError prints to stderr and exits 1 (traceback with --debug)."""
@@ -42,6 +51,14 @@ class EnablementGroup(click.Group):
             sys.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # usage errors, --help, Ctrl-C: click's own answers
+        except OSError as e:
+            # NOTE: a file a command reads or writes (--output in a missing folder, a device
+            # that fails): one line naming it, never a traceback.
+            if (ctx_.obj or {}).get("debug"):
+                traceback.print_exc()
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"error: {where}{e.strerror or e}", err=True)
+            sys.exit(1)
         except Exception as e:  # noqa: BLE001 - NOTE: the last resort, so no command prints a traceback wall
             if (ctx_.obj or {}).get("debug"):
                 traceback.print_exc()

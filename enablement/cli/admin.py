@@ -121,8 +121,20 @@ def tokens_list(show_all: bool) -> None:
     click.echo(text_table(columns, rows))
 
 
+class RowIdType(click.ParamType):
+    """A row id on the command line: digits only (click's int also reads "١٢" and "1_2")."""
+
+    name = "id"
+
+    def convert(self, value, param, ctx_):
+        """Plain ASCII digits, else a usage error (exit 2); the service says which ids exist."""
+        if isinstance(value, int) or (value.isascii() and value.isdigit()):
+            return int(value)
+        self.fail(f"{value!r} must be a token id in plain digits (enablement tokens list)")
+
+
 @tokens_group.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=RowIdType())
 @needs_schema
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token by its id."""

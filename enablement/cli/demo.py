@@ -17,7 +17,7 @@ def register(cli: click.Group) -> None:
 @click.command("demo")
 @click.option("--deals", default=2000, show_default=True, type=click.IntRange(1, 200_000))
 @click.option("--assets", default=300, show_default=True, type=click.IntRange(20, 20_000))
-@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--seed", default=42, show_default=True, type=click.IntRange(min=0))
 @click.option(
     "--if-empty",
     is_flag=True,

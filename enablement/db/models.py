@@ -296,6 +296,22 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column()
 
 
+class WebSession(Base):
+    """A signed-in browser: the cookie names it, so signing out ends it on the server too.
+
+    Only the SHA-256 of the random session id is stored (like tokens): a copy of this table
+    does not let anyone forge a cookie, and a cookie copied before sign-out stops working.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SyncState(Base):
     """Named cursors and counters for CRM syncs (advanced only after data commit)."""
 

@@ -18,7 +18,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from rapidfuzz import fuzz, process, utils
 
 from enablement.domain.stages import BUYING_STAGES
-from enablement.domain.tags import distinct_tags, normalise_tag, tag_problem
+from enablement.domain.tags import (
+    compare_text,
+    distinct_tags,
+    mixes_scripts,
+    normalise_tag,
+    tag_problem,
+)
 from enablement.domain.timestamps import (
     InvalidTimestamp,
     format_timestamp,
@@ -103,7 +109,9 @@ TITLE_THRESHOLD = 90.0
 SIMILAR_TITLE_MATCHES = 3
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-_INT = re.compile(r"^-?\d{1,9}$")
+# Path segments under /api/v1/assets/ that are routes of their own, never an asset's id.
+RESERVED_IDS = frozenset({"import"})
+_INT = re.compile(r"^-?[0-9]{1,9}$")  # ASCII digits only: int() also reads "١٢" or "１２"
 # Control characters (NUL included: PostgreSQL refuses it); tab and newlines allowed in long text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")
@@ -188,7 +196,8 @@ def internal_host(host: str) -> str | None:
     address = _literal_address(name)
     if address is None or not is_internal_address(address):
         return None
-    return f"the internal address {getattr(address, 'ipv4_mapped', None) or address}"
+    carried = embedded_ipv4(address)
+    return f"the internal address {carried[0] if len(carried) == 1 else address}"
 
 
 def is_internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -196,10 +205,51 @@ def is_internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) 
     link-local, unspecified, reserved, multicast, shared (100.64/10), or anything not global.
 
     The one classification of addresses: asset URLs (literal hosts) and page fetches (every
-    address a name resolves to) both ask it.
+    address a name resolves to) both ask it. An IPv6 address that carries an IPv4 address
+    (embedded_ipv4) is judged by what it carries: 2002:7f00:1:: is 127.0.0.1.
     """
-    if getattr(address, "ipv4_mapped", None):
-        address = address.ipv4_mapped
+    if address in _NAT64_LOCAL_USE:
+        return True
+    embedded = embedded_ipv4(address)
+    if embedded:
+        return any(_is_internal(v4) for v4 in embedded)
+    return _is_internal(address)
+
+
+# NOTE: NAT64's local-use prefix (RFC 8215) is for one network only: internal whatever it
+# carries (where a network puts the IPv4 address inside it depends on its prefix length).
+# The IPv4-compatible range leaves out :: and ::1, which are IPv6's own.
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+
+
+def embedded_ipv4(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address leads to, or () when it carries none.
+
+    IPv4-mapped (::ffff:a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), IPv4-compatible
+    (::a.b.c.d), 6to4 (2002::/16), NAT64 (64:ff9b::/96) and Teredo (2001::/32: its server and
+    its client both).
+    """
+    if address.version != 6 or int(address) <= 1:
+        return ()
+    last32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.ipv4_mapped:
+        return (address.ipv4_mapped,)
+    if address in _IPV4_TRANSLATED or address in _IPV4_COMPATIBLE or address in _NAT64_WELL_KNOWN:
+        return (last32,)
+    if address.sixtofour:
+        return (address.sixtofour,)
+    if address.teredo:
+        return address.teredo
+    return ()
+
+
+def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """The classification of one address as it stands (no embedded forms)."""
     return (
         not address.is_global
         or address.is_private
@@ -321,6 +371,8 @@ def _asset_id(value) -> str | None:
     value = value.strip()
     if len(value) > MAX_ID or not _ID.match(value):
         raise _Invalid(f"Must be 1-{MAX_ID} letters, digits, '.', '_', ':' or '-'.")
+    if value in RESERVED_IDS:
+        raise _Invalid(f"{value!r} is reserved (it names a route, /api/v1/assets/{value}).")
     return value
 
 
@@ -404,8 +456,12 @@ def derived_id(url: str) -> str:
 
 
 def normalise_title(title: str) -> str:
-    """Lower-case words without punctuation, sorted (what token_sort_ratio compares)."""
-    return " ".join(sorted(utils.default_process(title or "").split()))
+    """The title's words as the tag rule compares text (compare_text), without punctuation, sorted.
+
+    So "Café" composed and decomposed, full-width letters, zero-width characters and a
+    Cyrillic "С" inside a Latin word all compare as the title they look like.
+    """
+    return " ".join(sorted(utils.default_process(compare_text(title or "")).split()))
 
 
 def _numbers(title: str) -> list[str]:
@@ -451,6 +507,9 @@ def find_near_duplicates(
         if a.id == b.id or (a.id, b.id) in reported:
             return
         reported.add((a.id, b.id))
+        if reason == "similar_title" and (mixes_scripts(a.title) or mixes_scripts(b.title)):
+            # NOTE: said apart, so a reviewer looks twice: it may be a spoof of the other title.
+            reason = "look_alike_title"
         warnings.append(
             {
                 "kind": "near_duplicate",

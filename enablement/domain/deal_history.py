@@ -177,8 +177,13 @@ def apply_events(
     outcomes: dict[int, Outcome] = {}
     for key, event in sorted(events, key=lambda item: (item[1].occurred_at, item[0])):
         deal = after.get(event.deal_id)
-        if event.kind == MERGED and deal is not None:
-            losers = [after[i] for i in event.merged_ids if i in after]
+        if event.kind == MERGED and deal is not None and deal.merged_into_id is not None:
+            # NOTE: a deal merged away cannot absorb others: B<-A after A<-B would leave no deal.
+            outcome = Outcome(
+                IGNORED, f"deal {deal.id} was itself merged into deal {deal.merged_into_id}"
+            )
+        elif event.kind == MERGED and deal is not None:
+            losers = [after[i] for i in event.merged_ids if i in after and i != deal.id]
             deal, left = merge_deals(deal, losers, event.occurred_at, stages)
             after.update((loser.id, loser) for loser in left)
             outcome = Outcome(APPLIED)

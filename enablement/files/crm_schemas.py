@@ -21,6 +21,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from enablement.domain.numbers import read_amount
 from enablement.domain.stages import BUYING_STAGES
 from enablement.domain.tags import normalise_tag, tag_problem
 from enablement.domain.timestamps import InvalidTimestamp, parse_timestamp
@@ -75,6 +76,16 @@ class FileTimestamp(fields.Field):
         try:
             return parse_timestamp(value)
         except InvalidTimestamp as e:
+            raise ValidationError(str(e)) from None
+
+
+class FileAmount(fields.Field):
+    """A deal amount by the product's one amount rule (domain.numbers.read_amount)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return read_amount(value)
+        except ValueError as e:
             raise ValidationError(str(e)) from None
 
 
@@ -212,9 +223,7 @@ class DealFileSchema(_Strict):
     name = fields.String(load_default="", validate=validate.Length(max=500))
     company = fields.String(allow_none=True, validate=validate.Length(max=500))
     pipeline = _text(64, required=True)
-    amount = fields.Float(
-        load_default=None, allow_none=True, validate=[validate.Range(min=0), _finite]
-    )
+    amount = FileAmount(load_default=None, allow_none=True)
     currency = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
     industry = fields.String(allow_none=True, validate=validate.Length(max=255))
     owner_id = fields.String(allow_none=True, validate=validate.Length(max=64))

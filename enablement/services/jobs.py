@@ -26,6 +26,7 @@ from enablement.db import jobs as table
 from enablement.db.types import utcnow
 from enablement.domain.timestamps import format_timestamp, parse_timestamp
 from enablement.queue import JobQueue, Kind
+from enablement.services.tokens import prune_web_sessions
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +212,7 @@ def tick(container, now: datetime | None = None) -> dict:
     resent = container.jobs.resend_stranded()
     with container.sessions.begin() as session:
         pruned = table.prune(session, KEEP_SUCCEEDED)
+    prune_web_sessions(container.sessions)
     return {"resent": resent, "pruned": pruned}
 
 

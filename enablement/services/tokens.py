@@ -8,11 +8,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from enablement.db.models import ApiToken
+from enablement.db.models import ApiToken, WebSession
 from enablement.db.types import utcnow
+from enablement.domain.numbers import MAX_ROW_ID, read_id
 from enablement.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 
 ROLES: tuple[str, ...] = ("sales", "marketing", "admin")
@@ -89,6 +90,9 @@ def create_token(
     name = (name or "").strip()
     if not name or len(name) > 255:
         raise InvalidInput("a token needs a name of 1 to 255 characters")
+    owner_id = (owner_id or "").strip() or None
+    if owner_id is not None and len(owner_id) > 64:
+        raise InvalidInput("an owner id has at most 64 characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(
         name=name,
@@ -157,21 +161,82 @@ def list_tokens(sessions: sessionmaker[Session]) -> list[ApiToken]:
 
 
 def revoke_token(sessions: sessionmaker[Session], token_id: int) -> ApiToken:
-    """Revoke a token by id; unknown ids are NotFound."""
+    """Revoke a token by id; unknown ids (also ones no row can have) are NotFound."""
+    try:
+        read_id(token_id, MAX_ROW_ID)
+    except ValueError:
+        raise NotFound(f"no token with id {token_id}") from None
     with sessions.begin() as session:
         record = session.get(ApiToken, token_id)
         if record is None:
             raise NotFound(f"no token with id {token_id}")
         record.revoked_at = record.revoked_at or utcnow()
+        session.execute(delete(WebSession).where(WebSession.token_id == token_id))
         return record
 
 
 def revoke_tokens_named(sessions: sessionmaker[Session], name: str) -> int:
     """Revoke every active token with exactly this name; returns how many were revoked."""
     with sessions.begin() as session:
+        named = select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+        session.execute(delete(WebSession).where(WebSession.token_id.in_(named)))
         result = session.execute(
             update(ApiToken)
             .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
         return result.rowcount
+
+
+# A browser session lasts until sign-out, the token's revocation, or this long at most.
+WEB_SESSION_LIFETIME = timedelta(days=30)
+
+
+def start_web_session(sessions: sessionmaker[Session], token_id: int) -> str:
+    """Open a server-side browser session for a token; returns its id (for the signed cookie).
+
+    Only its SHA-256 is stored. Expired sessions of the same token are cleared on the way.
+    """
+    session_id = secrets.token_urlsafe(32)
+    with sessions.begin() as session:
+        session.execute(
+            delete(WebSession).where(
+                WebSession.token_id == token_id,
+                WebSession.created_at < utcnow() - WEB_SESSION_LIFETIME,
+            )
+        )
+        session.add(WebSession(id_hash=hash_token(session_id), token_id=token_id))
+    return session_id
+
+
+def web_session_principal(sessions: sessionmaker[Session], session_id: object) -> Principal | None:
+    """The principal of a live browser session, or None (unknown, signed out, expired, revoked)."""
+    if not isinstance(session_id, str) or not 0 < len(session_id) <= 100:
+        return None
+    with sessions() as session:
+        record = session.execute(
+            select(ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.owner_id)
+            .join(WebSession, WebSession.token_id == ApiToken.id)
+            .where(
+                WebSession.id_hash == hash_token(session_id),
+                WebSession.created_at >= utcnow() - WEB_SESSION_LIFETIME,
+                ApiToken.revoked_at.is_(None),
+            )
+        ).first()
+    return None if record is None else Principal(*record)
+
+
+def end_web_session(sessions: sessionmaker[Session], session_id: object) -> None:
+    """End a browser session on the server: its cookie, wherever copied, stops working."""
+    if isinstance(session_id, str) and 0 < len(session_id) <= 100:
+        with sessions.begin() as session:
+            session.execute(delete(WebSession).where(WebSession.id_hash == hash_token(session_id)))
+
+
+def prune_web_sessions(sessions: sessionmaker[Session]) -> int:
+    """Forget every browser session older than its lifetime (the scheduler's pass); how many."""
+    with sessions.begin() as session:
+        gone = session.execute(
+            delete(WebSession).where(WebSession.created_at < utcnow() - WEB_SESSION_LIFETIME)
+        )
+    return gone.rowcount

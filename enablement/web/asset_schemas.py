@@ -139,7 +139,7 @@ class WarningSchema(Schema):
     line = fields.Integer()
     asset_id = fields.String()
     of = fields.String()
-    reason = fields.String(metadata={"description": "same_url or similar_title"})
+    reason = fields.String(metadata={"description": "same_url, similar_title or look_alike_title"})
     score = fields.Float()
     pipeline = fields.String()
     stage = fields.String()

@@ -75,14 +75,14 @@ def create_asset(principal, body):
     return assets.create_asset(ctx().sessions, ctx().settings, body)
 
 
-@bp.get("/api/v1/assets/<asset_id>")
+@bp.get("/api/v1/assets/<asset_id:asset_id>")
 @endpoint(summary="One asset", tag=TAG, role="sales", response=AssetDetailSchema, errors=(404,))
 def get_asset(principal, asset_id):
     """One asset with its body."""
     return assets.get_asset(ctx().sessions, asset_id)
 
 
-@bp.patch("/api/v1/assets/<asset_id>")
+@bp.patch("/api/v1/assets/<asset_id:asset_id>")
 @endpoint(
     summary="Change fields of an asset",
     tag=TAG,
@@ -96,7 +96,7 @@ def update_asset(principal, asset_id, body):
     return assets.update_asset(ctx().sessions, ctx().settings, asset_id, body)
 
 
-@bp.delete("/api/v1/assets/<asset_id>")
+@bp.delete("/api/v1/assets/<asset_id:asset_id>")
 @endpoint(
     summary="Retire an asset (shares and views are kept)",
     tag=TAG,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from enablement.web.schemas import PageQuery, StrictSchema, Timestamp
+from enablement.web.schemas import PageQuery, PlainInteger, StrictSchema, Timestamp
 
 
 class DealImportQuery(StrictSchema):
@@ -153,7 +153,7 @@ class ShareListItemSchema(DealShareSchema):
 class RecommendationQuery(StrictSchema):
     """How many items to recommend."""
 
-    limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
+    limit = PlainInteger(load_default=5, validate=validate.Range(min=1, max=50))
 
 
 class RecommendedAssetSchema(Schema):

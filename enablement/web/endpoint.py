@@ -28,6 +28,8 @@ class EndpointDoc:
     status: int = 200
     errors: tuple[int, ...] = ()
     extra_request: dict = field(default_factory=dict)
+    # Other success answers: (status, description, schema of the JSON body or None).
+    also: tuple[tuple[int, str, type[Schema] | None], ...] = ()
 
 
 def endpoint(
@@ -42,14 +44,16 @@ def endpoint(
     errors: tuple[int, ...] = (),
     raw_body: bool = False,
     extra_request: dict | None = None,
+    also: tuple[tuple[int, str, type[Schema] | None], ...] = (),
 ):
     """Wrap a view: it receives `principal`, and `body`/`query` loaded by their schemas.
 
     The view returns data that `response` dumps (or a Response, or (data, status)).
-    `raw_body=True` leaves the body to the view (file uploads) but still checks auth.
+    `raw_body=True` leaves the body to the view (file uploads) but still checks auth. `also`
+    documents other success statuses the view answers (a 200 for a repeat, a 202 while computing).
     """
     doc = EndpointDoc(
-        summary, tag, role, body, query, response, status, errors, extra_request or {}
+        summary, tag, role, body, query, response, status, errors, extra_request or {}, also
     )
 
     def decorate(view):

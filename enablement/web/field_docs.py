@@ -189,7 +189,10 @@ BY_SCHEMA: dict[tuple[str, str], str] = {
     ("CoverageCell", "status"): "gap (demand, no live asset), thin (demand, fewer than "
     "min_assets live assets) or ok",
     ("CoverageCell", "stage"): "the buying stage",
-    ("Warning", "reason"): "same_url or similar_title",
+    (
+        "Warning",
+        "reason",
+    ): "same_url, similar_title, or look_alike_title (letters of another script that look Latin)",
     ("StageMapItem", "reason"): "why the suggestion was made",
     ("Effect", "title"): "the asset's title",
     ("CoverageReport", "stages"): "per buying stage: live and stale assets, shares, open "

@@ -18,6 +18,7 @@ from enablement.services.shares import create_share
 from enablement.services.tokens import owner_actor
 from enablement.web.deal_schemas import ShareBody
 from enablement.web.endpoint import load, read_json
+from enablement.web.schemas import PlainInteger
 from enablement.web.webhooks import signature_problem
 
 bp = Blueprint("hubspot_card", __name__)
@@ -36,7 +37,7 @@ class CardQuery(Schema):
         required=True, validate=validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$")
     )
     associatedObjectType = fields.String(validate=validate.OneOf(["DEAL", "deal", "0-3"]))
-    limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=20))
+    limit = PlainInteger(load_default=5, validate=validate.Range(min=1, max=20))
     portalId = fields.String()
     userId = fields.String()
     userEmail = fields.String()

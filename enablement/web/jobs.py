@@ -29,34 +29,40 @@ class JobQuery(StrictSchema):
 class JobSchema(Schema):
     """One job: its key (what it is), state, attempts and last error."""
 
-    id = fields.Integer()
+    id = fields.Integer(metadata={"description": "the job's number"})
     key = fields.String(metadata={"description": "what the job is; one job per key"})
     kind = fields.String(metadata={"description": ", ".join(sorted(KINDS))})
     state = fields.String(metadata={"description": ", ".join(STATES)})
-    attempts = fields.Integer()
-    max_attempts = fields.Integer()
-    last_error = fields.String(allow_none=True)
+    attempts = fields.Integer(metadata={"description": "runs started so far"})
+    max_attempts = fields.Integer(metadata={"description": "runs allowed before it fails"})
+    last_error = fields.String(
+        allow_none=True, metadata={"description": "the last failed run's error, or null"}
+    )
     owner = fields.String(allow_none=True, metadata={"description": "host:pid running it last"})
-    created_at = fields.String()
-    updated_at = fields.String()
+    created_at = fields.String(metadata={"description": "first asked for (UTC)"})
+    updated_at = fields.String(metadata={"description": "last change of state (UTC)"})
     run_after = fields.String(metadata={"description": "not started before (retry backoff)"})
-    finished_at = fields.String(allow_none=True)
+    finished_at = fields.String(
+        allow_none=True, metadata={"description": "when it last ended, or null"}
+    )
 
 
 class JobCountsSchema(Schema):
     """Jobs per state."""
 
-    queued = fields.Integer()
-    running = fields.Integer()
-    succeeded = fields.Integer()
-    failed = fields.Integer()
+    queued = fields.Integer(metadata={"description": "waiting for a worker"})
+    running = fields.Integer(metadata={"description": "held by a worker"})
+    succeeded = fields.Integer(metadata={"description": "ended well (kept 7 days)"})
+    failed = fields.Integer(metadata={"description": "out of attempts"})
 
 
 class JobListSchema(Schema):
     """Counts per state and the latest jobs, newest change first."""
 
-    counts = fields.Nested(JobCountsSchema)
-    jobs = fields.List(fields.Nested(JobSchema))
+    counts = fields.Nested(JobCountsSchema, metadata={"description": "jobs per state"})
+    jobs = fields.List(
+        fields.Nested(JobSchema), metadata={"description": "the latest, newest change first"}
+    )
 
 
 @bp.get("/api/v1/jobs")

@@ -32,6 +32,14 @@ bp = Blueprint("links", __name__)
     response=ShareCreatedSchema,
     status=201,
     errors=(404, 409, 422),
+    also=(
+        (
+            200,
+            "The share exists already (a repeat within the window, or a replayed "
+            "Idempotency-Key): the first answer",
+            ShareCreatedSchema,
+        ),
+    ),
 )
 def post_share(principal, body, deal_id):
     """Create (or return the existing) share; an Idempotency-Key replays the first answer."""

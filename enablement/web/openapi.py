@@ -78,6 +78,14 @@ def _operation(doc, rule) -> dict:
         ok["content"] = {"application/json": {"schema": doc.response}}
         ok["content"].update(_other_formats(doc.query))
     op["responses"][str(doc.status)] = ok
+    for status, description, schema in doc.also:
+        other: dict = {"description": description}
+        if schema is not None:
+            other["content"] = {"application/json": {"schema": schema}}
+            if status == 202:
+                other["content"].update(_other_formats(doc.query, only=("html",)))
+                other["headers"] = {"Retry-After": _RETRY_AFTER}
+        op["responses"][str(status)] = other
     statuses = set(doc.errors)
     if doc.role is not None:
         op["security"] = [{"bearer": []}]
@@ -96,7 +104,19 @@ def _operation(doc, rule) -> dict:
             "description": _STATUS_TEXT.get(status, "Error"),
             "content": {"application/json": {"schema": "Error"}},
         }
+    # NOTE: gunicorn answers this itself, before the app, for a request line over 4094 bytes
+    # (its limit_request_line), as a small HTML page.
+    op["responses"]["414"] = {
+        "description": "URI too long: the server refuses a request line over 4094 bytes",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
     return op
+
+
+_RETRY_AFTER = {
+    "description": "seconds after which to ask the same URL again",
+    "schema": {"type": "integer", "minimum": 0},
+}
 
 
 def _path_schema(rule, name: str) -> dict:
@@ -114,14 +134,14 @@ _FORMAT_MEDIA = {
 }
 
 
-def _other_formats(query) -> dict:
+def _other_formats(query, only: tuple[str, ...] | None = None) -> dict:
     """Response content for the non-JSON values of a `format` query parameter (CSV, HTML)."""
     field = query().fields.get("format") if query is not None else None
     choices = next((getattr(v, "choices", None) for v in _validators(field)), None) or ()
     return {
         _FORMAT_MEDIA[c][0]: {"schema": {"type": "string", "description": _FORMAT_MEDIA[c][1]}}
         for c in choices
-        if c in _FORMAT_MEDIA
+        if c in _FORMAT_MEDIA and (only is None or c in only)
     }
 
 

@@ -22,6 +22,24 @@ from enablement.web.schemas import StrictSchema, Timestamp
 bp = Blueprint("reports", __name__)
 
 
+class ReportComputingSchema(Schema):
+    """202: the report is being computed; the same URL answers it once done."""
+
+    status = fields.String(metadata={"description": "always computing"})
+    report = fields.String(metadata={"description": "which report"})
+    as_of = Timestamp(allow_none=True)
+    retry_after = fields.Integer(metadata={"description": "seconds until asking again"})
+
+
+COMPUTING = (
+    (
+        202,
+        "Being computed: ask the same URL again after Retry-After seconds",
+        ReportComputingSchema,
+    ),
+)
+
+
 class ReportQuery(StrictSchema):
     """format and as_of of every report."""
 
@@ -373,6 +391,7 @@ def _computing(kind: str, query: dict, answer: ReportAnswer) -> Response:
     role="marketing",
     query=CoverageQuery,
     response=CoverageReportSchema,
+    also=COMPUTING,
 )
 def coverage_report(principal, query):
     """The coverage report."""
@@ -386,6 +405,7 @@ def coverage_report(principal, query):
     role="marketing",
     query=ReportQuery,
     response=CycleTimeReportSchema,
+    also=COMPUTING,
 )
 def cycle_time_report(principal, query):
     """The cycle-time report."""
@@ -399,6 +419,7 @@ def cycle_time_report(principal, query):
     role="marketing",
     query=EffectivenessQuery,
     response=EffectivenessReportSchema,
+    also=COMPUTING,
 )
 def effectiveness_report(principal, query):
     """The effectiveness report."""
@@ -412,6 +433,7 @@ def effectiveness_report(principal, query):
     role="marketing",
     query=FormatQuery,
     response=RecommendationsReportSchema,
+    also=COMPUTING,
 )
 def recommendations_report(principal, query):
     """The recommendations report."""

@@ -44,11 +44,26 @@ class Timestamp(fields.AwareDateTime):
             raise ValidationError(str(e)) from None
 
 
+class PlainInteger(fields.Integer):
+    """An integer query parameter in plain ASCII digits (domain.numbers' rule for numbers).
+
+    NOTE: marshmallow's Integer reads text with int(), which also takes "1_000", " 12",
+    Arabic-Indic and full-width digits; a query parameter here is digits or an error.
+    """
+
+    default_error_messages = {"invalid": "Not a valid integer: plain digits 0-9 only."}
+
+    def _validated(self, value):
+        if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 19):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
 class PageQuery(StrictSchema):
     """page and per_page for every paged list."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+    page = PlainInteger(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = PlainInteger(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 
 class ErrorBody(Schema):

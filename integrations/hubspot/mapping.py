@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from enablement.domain.crm import DealRecord, OwnerRecord, PipelineRecord, StageEntry, StageRecord
+from enablement.domain.numbers import read_amount
 from enablement.domain.timestamps import InvalidTimestamp, in_range
 
 STAGE = "dealstage"
@@ -76,6 +77,14 @@ def to_millis(moment: datetime) -> int:
 def from_millis(millis: int) -> datetime:
     """The aware UTC datetime of epoch milliseconds."""
     return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+def _amount(value) -> float | None:
+    """A synced amount by the product's one amount rule; one HubSpot cannot mean is left empty."""
+    try:
+        return read_amount(value)
+    except ValueError:
+        return None
 
 
 def _float(value) -> float | None:
@@ -184,7 +193,7 @@ def deal_from_hubspot(data: dict, names: DealProperties) -> DealRecord:
         pipeline_id=_text(props.get("pipeline")) or "default",
         created_at=created_at,
         stage_history=stage_history(data, created_at),
-        amount=_float(props.get("amount")),
+        amount=_amount(props.get("amount")),
         currency=_currency(props.get("deal_currency_code")),
         industry=_clip(_text(props.get(names.industry)), 255) if names.industry else None,
         owner_id=_text(props.get("hubspot_owner_id")),

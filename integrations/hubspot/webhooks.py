@@ -32,10 +32,11 @@ from enablement.domain.deal_events import (
     IgnoredEvent,
     RejectedEvent,
 )
+from enablement.domain.numbers import id_text, read_amount
 from enablement.domain.storable import refuse_json_constant, storable_text, text_problem
 from enablement.domain.timestamps import EARLIEST
 from enablement.errors import BadRequest
-from integrations.hubspot.mapping import DealProperties, _clip, _float, _split, _text, parse_time
+from integrations.hubspot.mapping import DealProperties, _clip, _split, _text, parse_time
 
 # HubSpot sends up to 100 events a batch; more is accepted but logged.
 BATCH_LIMIT = 100
@@ -58,7 +59,6 @@ UNUSED_ACTIONS = ("associationChange", "privacyDeletion", "newMessage")
 # HubSpot deal property -> (product field, how its text value is read).
 PROPERTIES: dict[str, tuple[str, Callable[[object], object]]] = {}
 
-_ID = re.compile(r"^[0-9]{1,32}$")
 _SUBSCRIPTION = re.compile(r"^([a-z][a-z_]{0,39})\.([A-Za-z]{1,40})$")
 _TYPE_ID = re.compile(r"^[0-9]{1,4}-[0-9]{1,12}$")
 _NO_TIME = EARLIEST
@@ -279,12 +279,10 @@ def _pipeline(value) -> str:
 
 def _amount(value) -> float | None:
     text = _value_text(value, 64)
-    if text is None:
-        return None
-    amount = _float(text)
-    if amount is None or not math.isfinite(amount) or amount < 0:
-        raise _Unreadable("amount must be a finite number of at least 0")
-    return amount
+    try:
+        return read_amount(text)  # the product's one amount rule (domain.numbers)
+    except ValueError as e:
+        raise _Unreadable(str(e)) from None
 
 
 def _closed_at(value) -> datetime | None:
@@ -365,13 +363,11 @@ def _id(item: dict, name: str) -> str:
 
 
 def _as_id(value, name: str) -> str:
-    """A HubSpot numeric id (a JSON number or digits) as text."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _Unreadable(f"{name} must be a numeric id")
-    text = str(value) if isinstance(value, int) else value.strip()
-    if not _ID.match(text):
-        raise _Unreadable(f"{name} must be a numeric id of at most 32 digits")
-    return text
+    """A HubSpot numeric id (a JSON number or digits) as text, by the product's one id rule."""
+    try:
+        return id_text(value)
+    except ValueError as e:
+        raise _Unreadable(f"{name} {e}") from None
 
 
 def _safe_text(value, limit: int) -> str | None:

@@ -306,3 +306,23 @@ def test_events_applied_again_after_a_sync_change_nothing():
     after, outcomes = apply_all(synced, stage(3, "demo"), ev(4, field="amount", value=1.0))
     assert [o.status for o in outcomes] == [IGNORED, IGNORED]
     assert after["d1"] == synced
+
+
+def test_merging_back_a_deal_that_absorbed_the_winner_never_deletes_both():
+    a, b = deal("d1"), deal("d2")
+    after, outcomes = apply_all(
+        a,
+        ev(9, kind=MERGED, deal="d1", merged_ids=("d2",)),
+        ev(10, kind=MERGED, deal="d2", merged_ids=("d1",)),
+        others=(b,),
+    )
+    assert [outcomes[0].status, outcomes[1].status] == [APPLIED, IGNORED]
+    assert "merged into deal d1" in outcomes[1].reason
+    assert after["d1"].deleted_at is None and after["d1"].merged_into_id is None
+    assert after["d2"].merged_into_id == "d1"
+
+
+def test_a_deal_named_among_its_own_merged_ids_is_not_deleted():
+    after, outcomes = apply_all(deal("d1"), ev(9, kind=MERGED, merged_ids=("d1",)))
+    assert outcomes[0].status == APPLIED
+    assert after["d1"].deleted_at is None and after["d1"].merged_into_id is None

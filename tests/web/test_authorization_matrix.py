@@ -7,7 +7,7 @@ import re
 import pytest
 
 from enablement import create_app
-from enablement.services.tokens import create_token, revoke_token
+from enablement.services.tokens import create_token, revoke_token, start_web_session
 from tests.crm_data import insert_asset, insert_deals, insert_pipeline, sample_deal
 
 SECRET = "matrix-hubspot-secret"
@@ -32,9 +32,9 @@ TABLE = {
     ("DELETE", "/api/v1/tokens/<int:token_id>"): "admin",
     ("GET", "/api/v1/assets"): "sales",
     ("POST", "/api/v1/assets"): "marketing",
-    ("GET", "/api/v1/assets/<asset_id>"): "sales",
-    ("PATCH", "/api/v1/assets/<asset_id>"): "marketing",
-    ("DELETE", "/api/v1/assets/<asset_id>"): "marketing",
+    ("GET", "/api/v1/assets/<asset_id:asset_id>"): "sales",
+    ("PATCH", "/api/v1/assets/<asset_id:asset_id>"): "marketing",
+    ("DELETE", "/api/v1/assets/<asset_id:asset_id>"): "marketing",
     ("POST", "/api/v1/assets/import"): "marketing",
     ("POST", "/api/v1/deals/import"): "admin",
     ("GET", "/api/v1/deals"): "sales",
@@ -123,15 +123,17 @@ def callers(matrix_app):
     headers = {name: {"Authorization": f"Bearer {token}"} for name, (token, _) in made.items()}
     headers["none"] = {}
     headers["bad"] = {"Authorization": "Bearer enb_this-token-was-never-issued"}
-    # The pages' callers: a session holding the token's id (a never-issued id for "bad").
-    session_ids = {name: record.id for name, (_, record) in made.items()}
-    session_ids["bad"] = 999_999
+    # The pages' callers: a server-side session of the token (a never-issued one for "bad").
+    session_ids = {
+        name: start_web_session(sessions, record.id) for name, (_, record) in made.items()
+    }
+    session_ids["bad"] = "a-session-id-that-was-never-issued"
     clients = {}
     for caller in CALLERS:
         clients[caller] = matrix_app.test_client()
         if caller != "none":
             with clients[caller].session_transaction() as cookie:
-                cookie["token_id"] = session_ids[caller]
+                cookie["sid"] = session_ids[caller]
         # The pages' CSRF token of this session (form posts must carry it to reach the role check).
         form = clients[caller].get("/signin").get_data(as_text=True)
         clients[caller].csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
@@ -188,6 +190,7 @@ def test_every_route_answers_every_caller_exactly_as_the_table_says(matrix_app, 
         path = rule
         for name, value in {**PATH_VALUES, "token_id": str(victim)}.items():
             path = path.replace(f"<{name}>", value).replace(f"<int:{name}>", value)
+            path = path.replace(f"<{name}:{name}>", value)
             path = path.replace(f"<path:{name}>", value)
         for caller in CALLERS:
             page = requirement.startswith("page:") or requirement in ("signin-form", "signout")
@@ -234,5 +237,5 @@ def test_a_signed_in_page_session_never_authenticates_the_api(matrix_app, caller
         if requirement in RANK:
             path = rule.replace("<int:token_id>", "1")
             for name, value in PATH_VALUES.items():
-                path = path.replace(f"<{name}>", value)
+                path = path.replace(f"<{name}>", value).replace(f"<{name}:{name}>", value)
             assert clients["admin"].open(path, method=method, json={}).status_code == 401, path

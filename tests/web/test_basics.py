@@ -125,6 +125,9 @@ def test_the_openapi_document_describes_the_fields_and_the_errors(client):
             if op.get("security"):
                 assert {"401", "403"} <= set(responses), (method, path)
             for status, answer in responses.items():
+                if status == "414":  # gunicorn's own page, before the app sees the request
+                    assert "text/html" in answer["content"]
+                    continue
                 if status.startswith(("4", "5")):
                     assert answer["description"], (method, path, status)
                     assert answer["content"]["application/json"]["schema"] == {

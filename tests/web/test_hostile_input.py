@@ -368,6 +368,9 @@ def test_a_405_names_the_allowed_methods(client, auth, method, path, allowed):
         "http://[fc00::1]/",
         "http://[fe80::1]/",
         "http://[::ffff:127.0.0.1]/",
+        "http://[2002:7f00:1::]/",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
         "http://0.0.0.0/",
         "http://metadata.google.internal/computeMetadata/v1/",
         "https://user:secret@insights.example.com/",
@@ -432,12 +435,12 @@ def test_the_openapi_document_is_as_strict_as_the_validation(client):
 
 def test_a_nul_byte_in_a_page_form_field_is_422_and_shares_nothing(app, sessions, world):
     from enablement.db.models import Share
-    from enablement.services.tokens import create_token
+    from enablement.services.tokens import create_token, start_web_session
 
     client = app.test_client()
     _, record = create_token(sessions, "sales", "page rep")
     with client.session_transaction() as cookie:
-        cookie["token_id"] = record.id
+        cookie["sid"] = start_web_session(sessions, record.id)
     form = client.get("/signin").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
     response = client.post("/deals/d1/share", data={"asset_id": "a1\x00", "csrf_token": csrf})

@@ -265,3 +265,81 @@ def test_the_asset_record_fields_are_the_api_schema_the_file_columns_and_the_exp
     path.write_text(jsonl([exported]), encoding="utf-8")
     assert "1 unchanged" in runner("import", "assets", str(path)).stdout
     assert parse_timestamp(exported["published_at"]).date() == date(2025, 6, 1)
+
+
+# ---------------------------------------------------------------- numbers
+
+HOSTILE_AMOUNTS = [
+    "-0",
+    -0.0,
+    "1_000",
+    "\u0661\u0660\u0660",
+    "\uff11\uff10",
+    "1e308",
+    1e308,
+    1e16,
+    "-5",
+    "NaN",
+    "0x10",
+    "1,000",
+]
+
+
+@pytest.mark.parametrize("amount", HOSTILE_AMOUNTS, ids=repr)
+def test_an_amount_means_the_same_to_webhooks_deal_files_and_the_domain(runner, tmp_path, amount):
+    from enablement.domain.deal_events import RejectedEvent
+    from enablement.domain.numbers import amount_problem
+    from integrations.hubspot.webhooks import read_event
+
+    assert amount_problem(amount)
+    event = read_event(
+        {
+            "eventId": 1,
+            "subscriptionId": 2,
+            "portalId": 3,
+            "occurredAt": 1767600000000,
+            "subscriptionType": "deal.propertyChange",
+            "objectId": 42,
+            "propertyName": "amount",
+            "propertyValue": amount,
+        }
+    )
+    assert isinstance(event, RejectedEvent) and "amount" in event.reason
+    assert _import(runner, tmp_path, "pipelines", sample_pipeline()).exit_code == 0
+    result = _import(runner, tmp_path, "deals", sample_deal("d9", amount=amount))
+    assert result.exit_code == 1 and "amount" in result.output
+
+
+@pytest.mark.parametrize("amount", ["1000", "1250.50", 1250, 0, "0"], ids=repr)
+def test_a_plain_amount_is_read_alike_on_every_path(runner, tmp_path, amount):
+    from integrations.hubspot.webhooks import read_event
+
+    event = read_event(
+        {
+            "eventId": 1,
+            "subscriptionId": 2,
+            "portalId": 3,
+            "occurredAt": 1767600000000,
+            "subscriptionType": "deal.propertyChange",
+            "objectId": 42,
+            "propertyName": "amount",
+            "propertyValue": amount,
+        }
+    )
+    assert event.value == float(amount)
+    assert _import(runner, tmp_path, "pipelines", sample_pipeline()).exit_code == 0
+    assert _import(runner, tmp_path, "deals", sample_deal("d9", amount=amount)).exit_code == 0
+
+
+@pytest.mark.parametrize("value", ["1_0", "\u0661", "\uff15", " 5", "5 ", "+5", "-0", "5e1"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/assets?per_page={}",
+        "/api/v1/assets?page={}",
+        "/api/v1/deals/d1/recommendations?limit={}",
+    ],
+)
+def test_integer_query_parameters_are_plain_digits(client, auth, crm, value, path):
+    response = client.get(path.format(value), headers=auth("admin"))
+    assert response.status_code == 422, response.get_json()

@@ -70,6 +70,46 @@ def test_inner_addresses_are_never_fetched(address):
         assert len(mocked.calls) == 0
 
 
+# IPv6 forms that carry an inner IPv4 address: each reaches the address it carries.
+EMBEDDING_INNER = [
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "2002:a00:1::1",  # 6to4 of 10.0.0.1
+    "2002:a9fe:a9fe::",  # 6to4 of the cloud metadata address
+    "64:ff9b::7f00:1",  # NAT64 (well-known prefix) of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "64:ff9b:1::808:808",  # NAT64 local-use prefix: one network's own, never public
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo, client 192.0.2.45 (documentation net)
+    "2001:0:7f00:1::f7f7:f7f7",  # Teredo whose server is 127.0.0.1
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+    "::ffff:10.0.0.1",  # IPv4-mapped
+    "::ffff:0:7f00:1",  # IPv4-translated
+    "::127.0.0.1",  # IPv4-compatible
+    "::a9fe:a9fe",
+]
+EMBEDDING_PUBLIC = [
+    "2002:5db8:d822::1",  # 6to4 of 93.184.216.34
+    "64:ff9b::5db8:d822",  # NAT64 of 93.184.216.34
+    "2001:0:4136:e378:8000:63bf:a247:27dd",  # Teredo, server and client both public
+    "::ffff:93.184.216.34",
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDING_INNER)
+def test_ipv6_forms_carrying_an_inner_ipv4_address_are_never_fetched(address):
+    assert not is_public(address)
+    with responses.RequestsMock() as mocked:
+        with pytest.raises(InvalidInput, match="private or reserved"):
+            fetch_page_metadata(
+                "http://inside.example/", resolve=resolver({"inside.example": [address]})
+            )
+        assert len(mocked.calls) == 0
+
+
+@pytest.mark.parametrize("address", EMBEDDING_PUBLIC)
+def test_ipv6_forms_carrying_a_public_ipv4_address_are_judged_by_it(address):
+    assert is_public(address)
+
+
 def test_one_private_address_among_public_ones_is_refused():
     mixed = resolver({"split.example": [PUBLIC, "10.0.0.1"]})
     with pytest.raises(InvalidInput):

@@ -237,3 +237,48 @@ def test_an_owner_bound_token_sees_its_owners_shares_made_by_any_of_its_tokens(
     assert again.get_json() == shared.get_json()
     assert _mine(client, phone) == _mine(client, laptop) == [("d1", "a1")]
     assert _mine(client, someone_else) == []
+
+
+def test_tokens_named_like_an_owner_or_an_actor_never_reach_that_owners_shares_or_links(
+    client, sessions, settings, token_for
+):
+    from enablement.services.demo import load_demo
+
+    load_demo(sessions, settings, deals=60, assets=20, seed=3)
+    with sessions() as session:
+        owner_id, count = session.execute(
+            select(Share.shared_by, func.count())
+            .where(Share.actor.like("owner:%"))
+            .group_by(Share.shared_by)
+            .order_by(func.count().desc())
+        ).first()
+        deal_id, asset_id = session.execute(
+            select(Share.deal_id, Share.asset_id).where(Share.actor == f"owner:{owner_id}")
+        ).first()
+    assert count > 0
+    owner = _bearer(token_for("sales", "Rita", owner_id=owner_id))
+    owners_view = client.get("/api/v1/shares?mine=true&per_page=200", headers=owner).get_json()
+    assert owners_view["total"] == count
+    owners_links = {s["link"] for s in owners_view["items"]}
+    fresh = client.post(
+        f"/api/v1/deals/{deal_id}/shares", json={"asset_id": asset_id}, headers=owner
+    )
+    assert fresh.status_code == 201
+    owners_links.add(fresh.get_json()["link"])
+    for name in (owner_id, f"owner:{owner_id}", " " + owner_id, "token:1"):
+        for _ in range(2):  # two tokens of the same name: neither reaches the other's either
+            impostor = _bearer(token_for("sales", name))
+            answer = client.get("/api/v1/shares?mine=true&per_page=200", headers=impostor)
+            assert answer.get_json()["total"] == 0
+            # Within the repeat window of the owner's share: a share of its own, never the owner's.
+            again = client.post(
+                f"/api/v1/deals/{deal_id}/shares", json={"asset_id": asset_id}, headers=impostor
+            )
+            assert again.status_code == 201
+            assert again.get_json()["link"] not in owners_links
+            assert [
+                s["link"]
+                for s in client.get("/api/v1/shares?mine=true", headers=impostor).get_json()[
+                    "items"
+                ]
+            ] == [again.get_json()["link"]]

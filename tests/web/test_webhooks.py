@@ -490,3 +490,17 @@ def test_a_change_to_an_unknown_pipeline_waits_with_its_reason(hook, hook_sessio
     with hook_sessions() as session:
         assert "unknown pipeline" in session.scalar(select(WebhookEvent.error))
     assert hook.get("/api/v1/webhooks/stats", headers=auth("admin")).get_json()["pending"] == 1
+
+
+def test_merging_back_after_a_merge_keeps_one_deal_alive(hook, hook_sessions):
+    insert_deals(hook_sessions, sample_deal("102", history=((1, "disc"), (2, "prop"))))
+    a_takes_b = event(1, 101, 5 * DAY, "deal.merge", primaryObjectId=101, mergedObjectIds=[102])
+    b_takes_a = event(2, 102, 6 * DAY, "deal.merge", primaryObjectId=102, mergedObjectIds=[101])
+    assert post(hook, [a_takes_b]).get_json()["applied"] == 1
+    assert post(hook, [b_takes_a]).get_json()["ignored"] == 1
+    survivor, gone = deal(hook_sessions, "101"), deal(hook_sessions, "102")
+    assert survivor.deleted_at is None and survivor.merged_into_id is None
+    assert gone.merged_into_id == "101"
+    # Both in one batch, in either order of arrival: the same outcome.
+    assert post(hook, [b_takes_a, a_takes_b]).get_json()["duplicates"] == 2
+    assert deal(hook_sessions, "101").deleted_at is None

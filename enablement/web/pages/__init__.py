@@ -1,21 +1,21 @@
 """The browser pages: sign in with a token, then sales, asset library, reports and stage map.
 
 Every page calls the same services as the API; the role rules are the API's (services.tokens,
-Principal.owner_scope). The session cookie holds the token's id, never the token.
+Principal.owner_scope). The session cookie names a server-side session (services.tokens), never the token.
 """
 
 from __future__ import annotations
 
 import functools
+import unicodedata
+from urllib.parse import quote, unquote, urlsplit
 
 from flask import Blueprint, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import select
 
 from enablement.context import ctx
-from enablement.db.models import ApiToken
 from enablement.render import time_element
-from enablement.services.tokens import Principal, require_role
+from enablement.services.tokens import Principal, require_role, web_session_principal
 
 bp = Blueprint("pages", __name__)
 csrf = CSRFProtect()
@@ -73,20 +73,12 @@ def _combine(args: dict, **changes) -> dict:
 
 
 def session_principal() -> Principal | None:
-    """The principal of the session's token, or None (no session, or the token was revoked)."""
+    """The principal of the session, or None (no session, signed out, expired, or revoked)."""
     if "principal" in g:
         return g.principal
-    token_id = session.get("token_id")
     principal = None
-    if isinstance(token_id, int):
-        with ctx().sessions() as db:
-            record = db.execute(
-                select(ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.owner_id).where(
-                    ApiToken.id == token_id, ApiToken.revoked_at.is_(None)
-                )
-            ).first()
-        if record is not None:
-            principal = Principal(record.id, record.name, record.role, record.owner_id)
+    if "sid" in session:
+        principal = web_session_principal(ctx().sessions, session.get("sid"))
     g.principal = principal
     return principal
 
@@ -109,10 +101,48 @@ def page(role: str):
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a local path only (never another site)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("pages.home")
+    """Where to go after signing in: a path on this site only (never another site).
+
+    NOTE: decided on the normalised URL, the way a browser reads it: percent-decoded (twice
+    over and more, until it stops changing), so that a tab, CR or LF, other whitespace or
+    control and format characters, a backslash or an encoded slash can never turn "/x" into
+    "//evil.example". Anything doubtful goes to the start page; it is never an error.
+    """
+    if not isinstance(target, str) or not target.startswith("/") or len(target) > MAX_NEXT:
+        return url_for("pages.home")
+    decoded = target
+    for _ in range(4):
+        once = unquote(decoded)
+        if once == decoded:
+            break
+        decoded = once
+    else:
+        return url_for("pages.home")  # still encoded after four rounds: nobody's real path
+    parts = urlsplit(decoded)
+    if (
+        any(_unsafe_in_path(c) for c in target)
+        or any(_unsafe_once_decoded(c) for c in decoded)
+        or decoded.startswith("//")
+        or decoded[1:2].isspace()
+        or parts.scheme
+        or parts.netloc
+    ):
+        return url_for("pages.home")
+    # Sent as printable ASCII only (what Location allows); percent-escapes already there stay.
+    return quote(target, safe="/?&=%:@!$'()*+,;~-._#")
+
+
+MAX_NEXT = 2000
+
+
+def _unsafe_in_path(char: str) -> bool:
+    """Whitespace, control, format and separator characters: none belongs in a path as sent."""
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Cs")
+
+
+def _unsafe_once_decoded(char: str) -> bool:
+    """What no path may hold even percent-encoded: control, format and line characters, "\\"."""
+    return char == "\\" or unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs")
 
 
 from enablement.web.pages import (  # noqa: E402  (the routes register on bp)

@@ -6,7 +6,7 @@ from flask import redirect, render_template, request, session, url_for
 
 from enablement.context import ctx
 from enablement.errors import Unauthenticated
-from enablement.services.tokens import authenticate
+from enablement.services.tokens import authenticate, end_web_session, start_web_session
 from enablement.web.pages import bp, page, safe_next
 
 MAX_TOKEN_CHARS = 200
@@ -32,13 +32,14 @@ def signin_post():
         return page_html, 401
     # NOTE: a fresh session on sign-in, so a session id planted before it is worthless.
     session.clear()
-    session["token_id"] = principal.token_id
+    session["sid"] = start_web_session(ctx().sessions, principal.token_id)
     return redirect(safe_next(target))
 
 
 @bp.post("/signout")
 def signout():
-    """Forget the session."""
+    """End the session on the server (a copied cookie stops working too), then forget it."""
+    end_web_session(ctx().sessions, session.get("sid"))
     session.clear()
     return redirect(url_for("pages.signin"))
 
