@@ -56,6 +56,14 @@ TABLES = {
             "ph_p_value",
             "e_value",
             "e_value_ci",
+            "smd_entry_date",
+            "co_send_share",
+            "co_send_partner",
+            "co_send_partner_share",
+            "co_send_flag",
+            "inseparable_from",
+            "joint_of",
+            "entry_periods",
         ],
     ),
     "recommendations": ("funnel", ["asset_id", "title", "recommended", "shared", "opened"]),
@@ -112,6 +120,18 @@ def _effect_row(item: dict) -> dict:
         "ph_p_value": (diag.get("proportional_hazards") or {}).get("p_value"),
         "e_value": diag.get("e_value"),
         "e_value_ci": diag.get("e_value_ci"),
+        "smd_entry_date": balance.get("smd_entry_date"),
+    }
+    co = diag.get("co_send") or {}
+    top = (co.get("partners") or [{}])[0]
+    flat |= {
+        "co_send_share": co.get("share"),
+        "co_send_partner": top.get("asset_id"),
+        "co_send_partner_share": top.get("share"),
+        "co_send_flag": co.get("flag"),
+        "inseparable_from": ";".join(item.get("inseparable_from") or []) or None,
+        "joint_of": ";".join(item.get("joint_of") or []) or None,
+        "entry_periods": (diag.get("calendar") or {}).get("entry_periods"),
     }
     return {c: flat.get(c) for c in TABLES["effectiveness"][1]}
 

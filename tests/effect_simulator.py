@@ -16,7 +16,7 @@ true hazard ratio of every piece already shared. Pieces (true HR, how they are s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -66,6 +66,7 @@ class World:
     deals: pd.DataFrame
     shares: pd.DataFrame
     truth: dict
+    published: dict = field(default_factory=dict)  # asset_id -> published_at
 
 
 def simulate(n_deals: int = 4000, seed: int = 1) -> World:
@@ -111,7 +112,136 @@ def simulate(n_deals: int = 4000, seed: int = 1) -> World:
         if end.outcome != "open":
             hist.append((k, "won" if end.outcome == "advanced" else "lost", entered[k] + end.days))
         share_rows += [(k, e.item, entered[k] + e.at) for e in shares.taken]
-    ids = np.array([f"d{k:06d}" for k in range(n_deals)])
+    truth = {(piece, "evaluation"): expected for piece, (_, expected) in PLANTED.items()}
+    truth |= {(piece, "evaluation"): "no_evidence" for piece in NULLS}
+    return _world(hist, share_rows, z, industry, owner, truth)
+
+
+# Pieces that travel together (simulate_together): `partner` (HR 1.7) is sent early to 35% of
+# deals; `bundled` (HR 1) goes with it the same day to half of those, and alone to a few others,
+# so about 80% of its sends come with `partner`; `twin-a` (HR 1.5) and `twin-b` (HR 1) are sent
+# together to 25% of deals and alone almost never: inseparable, their joint row shortens.
+TOGETHER = {
+    "partner": (1.7, "shortens"),
+    "bundled": (1.0, "no_evidence"),
+    "twin-a": (1.5, "no_evidence"),
+    "twin-b": (1.0, "no_evidence"),
+    "twin-a+twin-b": (1.5, "shortens"),
+}
+FEW_NULLS = [f"null-{i}" for i in range(6)]
+# Calendar drift (simulate_drift): every advance hazard rises 1.8x from the first to the last
+# day of the history; `late-null` (HR 1) exists only in the last third, `steady` (HR 1.6) all year.
+HISTORY_DAYS = 400
+DRIFT = {"late-null": (1.0, "no_evidence"), "steady": (1.6, "shortens")}
+DRIFT_RATIO = 1.8
+
+
+def _attributes(rng, n_deals: int):
+    """Size (standardised log amount), industry, owner and the hazard of advancing they give."""
+    z = rng.normal(0, 1, n_deals)
+    tier = np.searchsorted(TIER_CUTS, z)
+    industry = rng.choice(list(INDUSTRIES), n_deals)
+    owner = rng.choice(list(OWNERS), n_deals)
+    frailty = rng.gamma(1 / FRAILTY_VARIANCE, FRAILTY_VARIANCE, n_deals)
+    rate = (
+        BASE_RATE
+        * np.array(TIERS)[tier]
+        * np.array([INDUSTRIES[i] for i in industry])
+        * np.array([OWNERS[o] for o in owner])
+        * frailty
+    )
+    return z, industry, owner, rate
+
+
+def _walk(rng, k, entered, rate, planned, hist, share_rows, as_of, multiplier=1.0):
+    """One deal's episode in the stage from its planned shares; records history and shares taken."""
+    shares = Planned(planned)
+    end = end_visit(
+        rng.exponential(1.0),
+        rate,
+        shares,
+        lost_after=rng.exponential(1 / LOSS_RATE),
+        open_for=as_of - entered,
+        multiplier=multiplier,
+    )
+    hist.append((k, "eval", entered))
+    if end.outcome != "open":
+        hist.append((k, "won" if end.outcome == "advanced" else "lost", entered + end.days))
+    share_rows += [(k, e.item, entered + e.at) for e in shares.taken if e.item is not None]
+
+
+def _null_shares(rng, planned: list) -> None:
+    """The independent null pieces: sent at a constant rate while the deal is in the stage."""
+    for piece in FEW_NULLS:
+        for at in np.cumsum(rng.exponential(1 / 0.015, size=2)):
+            planned.append(Exposure(float(at), 1.0, piece))
+
+
+def simulate_together(n_deals: int = 4000, seed: int = 1) -> World:
+    """A bundled null beside an effective partner, an inseparable pair, independent nulls."""
+    rng = np.random.default_rng(seed)
+    z, industry, owner, rate = _attributes(rng, n_deals)
+    as_of = AS_OF.timestamp() / 86400
+    entered = as_of - rng.uniform(2, HISTORY_DAYS, n_deals)
+    hist, share_rows = [], []
+    for k in range(n_deals):
+        planned: list[Exposure] = []
+        if rng.random() < 0.35:
+            at = float(rng.uniform(0, 3))
+            planned.append(Exposure(at, TOGETHER["partner"][0], "partner"))
+            if rng.random() < 0.5:
+                planned.append(Exposure(at + float(rng.uniform(0, 0.5)), 1.0, "bundled"))
+        elif rng.random() < 0.07:
+            planned.append(Exposure(float(rng.uniform(0, 3)), 1.0, "bundled"))
+        u = rng.random()
+        if u < 0.27:
+            at = float(rng.uniform(0, 3))
+            if u < 0.25 or u < 0.26:
+                planned.append(Exposure(at, TOGETHER["twin-a"][0], "twin-a"))
+            if u < 0.25 or u >= 0.26:
+                planned.append(Exposure(at + float(rng.uniform(0, 0.2)), 1.0, "twin-b"))
+        _null_shares(rng, planned)
+        _walk(rng, k, entered[k], rate[k], planned, hist, share_rows, as_of)
+    truth = {(piece, "evaluation"): expected for piece, (_, expected) in TOGETHER.items()}
+    truth |= {(piece, "evaluation"): "no_evidence" for piece in FEW_NULLS}
+    return _world(hist, share_rows, z, industry, owner, truth)
+
+
+def simulate_drift(n_deals: int = 4000, seed: int = 1) -> World:
+    """Every hazard rising DRIFT_RATIO-fold over the history; a null piece published in its last third."""
+    rng = np.random.default_rng(seed)
+    z, industry, owner, rate = _attributes(rng, n_deals)
+    as_of = AS_OF.timestamp() / 86400
+    first = as_of - HISTORY_DAYS
+    published = first + 2 * HISTORY_DAYS / 3
+    entered = as_of - rng.uniform(2, HISTORY_DAYS, n_deals)
+    # NOTE: the drift is in calendar time, as a tick every 5 days that multiplies the hazard
+    # (shares of no piece): an episode speeds up while it lasts, not only by its entry date.
+    tick = DRIFT_RATIO ** (5 / HISTORY_DAYS)
+    hist, share_rows = [], []
+    for k in range(n_deals):
+        since = entered[k] - first
+        planned = [
+            Exposure(float(at), tick, None)
+            for at in np.arange(5 - since % 5, as_of - entered[k], 5)
+        ]
+        if rng.random() < 0.3:
+            planned.append(Exposure(float(rng.uniform(0, 3)), DRIFT["steady"][0], "steady"))
+        if rng.random() < 0.5:
+            at = max(0.0, published - entered[k]) + float(rng.uniform(0, 3))
+            planned.append(Exposure(at, 1.0, "late-null"))
+        _null_shares(rng, planned)
+        start = tick ** (since // 5)
+        _walk(rng, k, entered[k], rate[k], planned, hist, share_rows, as_of, multiplier=start)
+    truth = {(piece, "evaluation"): expected for piece, (_, expected) in DRIFT.items()}
+    truth |= {(piece, "evaluation"): "no_evidence" for piece in FEW_NULLS}
+    day = pd.Timestamp(published * DAY_NS, tz="UTC").to_pydatetime()
+    return _world(hist, share_rows, z, industry, owner, truth, {"late-null": day})
+
+
+def _world(hist, share_rows, z, industry, owner, truth, published=None) -> World:
+    """Frames as the report reads them from (deal, stage, day) history rows and (deal, asset, day) shares."""
+    ids = np.array([f"d{k:06d}" for k in range(len(z))])
     hist_frame = pd.DataFrame(hist, columns=["deal", "stage_id", "t"])
     share_frame = pd.DataFrame(share_rows, columns=["deal", "asset_id", "t"])
     return World(
@@ -134,11 +264,13 @@ def simulate(n_deals: int = 4000, seed: int = 1) -> World:
         ),
         shares=pd.DataFrame(
             {
-                "deal_id": ids[share_frame["deal"].to_numpy()],
-                "asset_id": share_frame["asset_id"].to_numpy(),
-                "shared_at": pd.to_datetime(share_frame["t"].to_numpy() * DAY_NS, utc=True),
+                "deal_id": ids[share_frame["deal"].to_numpy()].astype(object),
+                "asset_id": share_frame["asset_id"].to_numpy(dtype=object),
+                "shared_at": pd.to_datetime(
+                    share_frame["t"].to_numpy(dtype=float) * DAY_NS, utc=True
+                ),
             }
         ),
-        truth={(piece, "evaluation"): expected for piece, (_, expected) in PLANTED.items()}
-        | {(piece, "evaluation"): "no_evidence" for piece in NULLS},
+        truth=truth,
+        published=published or {},
     )

@@ -258,3 +258,9 @@ def assets(session: Session) -> list[dict]:
 def asset_titles(session: Session) -> dict[str, str]:
     """asset id -> title."""
     return dict(session.execute(select(Asset.id, Asset.title)).all())
+
+
+@reads(Asset)
+def asset_published(session: Session) -> dict:
+    """asset id -> published_at (None when not recorded)."""
+    return dict(session.execute(select(Asset.id, Asset.published_at)).all())

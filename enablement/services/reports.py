@@ -36,7 +36,12 @@ _COMMON = {"stage_map": q.stage_map, "history": q.stage_history, "deals": q.deal
 # leaves cycle time alone.
 LOADS = {
     "cycle-time": _COMMON,
-    "effectiveness": {**_COMMON, "shares": q.shares, "titles": q.asset_titles},
+    "effectiveness": {
+        **_COMMON,
+        "shares": q.shares,
+        "titles": q.asset_titles,
+        "published": q.asset_published,
+    },
     "coverage": {**_COMMON, "shares": q.shares_with_views, "assets": q.assets},
     # Part of the effectiveness report, cached on its own: every recommendation answer adds an
     # impression, which must not throw away the per-asset effects (the expensive part).
@@ -224,7 +229,12 @@ def _compute(kind: str, data: dict, settings: Settings, as_of: datetime) -> dict
     episodes, crm_episodes = build_episodes(data["history"], data["stage_map"], as_of)
     if kind == "effectiveness":
         return compute_effectiveness(
-            episodes, data["deals"], data["shares"], data["titles"], as_of_iso
+            episodes,
+            data["deals"],
+            data["shares"],
+            data["titles"],
+            as_of_iso,
+            published=data["published"],
         )
     if kind == "recommender-impact":
         return {"rows": recommender_impact(episodes, data["deals"], data["impressions"])}

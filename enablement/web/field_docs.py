@@ -166,6 +166,8 @@ BY_NAME: dict[str, str] = {
     "median_days_unexposed": "median days to advance of comparable deals that did not get it",
     "verdict": "shortens, lengthens, no_evidence (no difference shown) or insufficient_data",
     "reason": "why a number is null or the verdict is insufficient_data",
+    "inseparable_from": "pieces sent with this one so often that their effects cannot be told apart",
+    "joint_of": "on a joint row: the pieces always sent together whose combined effect it is",
     # query parameters
     "q": "search text",
     "limit": "at most this many entries",

@@ -141,7 +141,8 @@ class _EstimateSchema(Schema):
         metadata={
             "description": "where a model was fitted: balance (standardised differences), "
             "proportional_hazards (test of the effect against log days in stage), e_value, "
-            "e_value_ci, hazard_ratio_fixed_adjustment"
+            "e_value_ci, offset_only_hazard_ratio, co_send (share, partners, flag), calendar "
+            "(entry_periods, period_edges)"
         },
     )
 
@@ -156,6 +157,8 @@ class EffectSchema(_EstimateSchema):
     q_value = fields.Float(allow_none=True)
     median_days_exposed = fields.Float(allow_none=True)
     median_days_unexposed = fields.Float(allow_none=True)
+    inseparable_from = fields.List(fields.String())
+    joint_of = fields.List(fields.String(), allow_none=True)
 
 
 class RecommenderImpactSchema(_EstimateSchema):

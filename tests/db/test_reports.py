@@ -16,6 +16,8 @@ from tests.simulator import insert as insert_simulated
 from tests.simulator import simulate
 
 EFFECT_KEYS = {
+    "inseparable_from",
+    "joint_of",
     "asset_id",
     "title",
     "buying_stage",

@@ -113,7 +113,7 @@ def test_insufficient_pairs_are_null_with_a_reason_and_no_number_is_nan():
     assert "exposed episodes" in rare["reason"]
     json.dumps(report, allow_nan=False)  # raises on NaN or infinity
     assert "Cox" in report["method"] and "Benjamini-Hochberg" in report["method"]
-    assert "joint Newton-Raphson step" in report["method"]
+    assert "every fitted piece" in report["method"] and "stage-entry period" in report["method"]
     assert rare["diagnostics"] is None
 
 

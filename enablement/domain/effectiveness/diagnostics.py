@@ -51,7 +51,7 @@ def _smd(x1: np.ndarray, x0: np.ndarray) -> float | None:
 
 
 def balance(model: StageModel, rows: np.ndarray) -> dict:
-    """Standardised differences between exposed and unexposed episodes: log amount, industry, owner."""
+    """Standardised differences, exposed vs unexposed episodes: log amount, entry date, industry, owner."""
     import numpy as np
 
     exposed = np.zeros(model.n, dtype=bool)
@@ -59,6 +59,12 @@ def balance(model: StageModel, rows: np.ndarray) -> dict:
     la = model.design.log_amount
     ok = np.isfinite(la)
     out = {"smd_log_amount": _smd(la[exposed & ok], la[~exposed & ok])}
+    entered = model.design.entered
+    # Balance on the stage-entry date: a piece sent mostly early or late in the history leans on
+    # the calendar adjustment (a late-published piece always does).
+    out["smd_entry_date"] = (
+        _smd(entered[exposed], entered[~exposed]) if entered is not None else None
+    )
     for name, key in (("industry", "industry"), ("owner_id", "owner")):
         codes = model.design.categories[name]
         levels = model.design.labels[name]
@@ -91,6 +97,7 @@ def diagnostics(model: StageModel, rows: np.ndarray, result: CoxResult, est: dic
         },
         "e_value": clean(e_value(est["hazard_ratio"]), 3),
         "e_value_ci": clean(e_value_ci(est["hazard_ratio"], est["ci_low"], est["ci_high"]), 3),
+        # The per-piece shortcut's estimate with the adjustment fixed (exposure_effect only).
         "offset_only_hazard_ratio": (
             clean(math.exp(result.offset_beta)) if result.offset_beta is not None else None
         ),

@@ -22,6 +22,11 @@ MAX_OWNERS = 40
 MAX_AMOUNT_BINS = 10
 # Each amount bin should hold at least this many advances, so small stages get fewer, wider bins.
 ADVANCES_PER_BIN = 40
+# The baseline is stratified by stage-entry period: up to this many periods (quantiles of the
+# entry date), each holding at least ADVANCES_PER_PERIOD advances; pieces' publication dates are
+# extra period boundaries where they leave at least that many advances on each side.
+MAX_PERIODS = 8
+ADVANCES_PER_PERIOD = 60
 
 
 @dataclass
@@ -34,6 +39,7 @@ class Design:
     categories: dict  # name -> integer codes per episode (pooled levels)
     labels: dict  # name -> level names, indexed by code
     log_amount: np.ndarray  # NaN where missing
+    entered: np.ndarray | None = None  # stage-entry date (days since the epoch), when known
 
 
 def amount_bin_edges(
@@ -95,7 +101,44 @@ def design(stage_eps: pd.DataFrame, max_amount_bins: int = MAX_AMOUNT_BINS) -> D
     X = np.empty((n, len(cols)))
     for j, c in enumerate(cols):
         X[:, j] = c
-    return Design(X, bins, n_bins, categories, labels, log_amount)
+    entered = stage_eps["start"].to_numpy(dtype=float) if "start" in stage_eps else None
+    return Design(X, bins, n_bins, categories, labels, log_amount, entered)
+
+
+def entry_periods(
+    entered: np.ndarray,
+    advanced: np.ndarray,
+    extra_edges=(),
+    max_periods: int = MAX_PERIODS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stage-entry period per episode (codes) and the period edges (days since the epoch).
+
+    Quantile edges of the entry date, as many as the advances support (at most `max_periods`),
+    plus `extra_edges` (publication dates); an edge is kept only when every period keeps at
+    least ADVANCES_PER_PERIOD advances. max_periods=1: one period (no calendar adjustment).
+    """
+    import numpy as np
+
+    n = len(entered)
+    if max_periods <= 1 or n == 0:
+        return np.zeros(n, dtype=np.int64), np.zeros(0)
+    adv_dates = np.sort(entered[advanced])
+    wanted = int(min(max_periods, max(1, len(adv_dates) // ADVANCES_PER_PERIOD)))
+    candidates = (
+        list(np.quantile(entered, np.linspace(0, 1, wanted + 1)[1:-1])) if wanted > 1 else []
+    )
+    low, high = float(entered.min()), float(entered.max())
+    candidates += [float(e) for e in extra_edges if low < e < high]
+    edges: list[float] = []
+    for edge in sorted(set(candidates)):
+        before = np.searchsorted(adv_dates, edge) - np.searchsorted(
+            adv_dates, edges[-1] if edges else -np.inf
+        )
+        after = len(adv_dates) - np.searchsorted(adv_dates, edge)
+        if before >= ADVANCES_PER_PERIOD and after >= ADVANCES_PER_PERIOD:
+            edges.append(edge)
+    out = np.asarray(edges, dtype=float)
+    return np.searchsorted(out, entered, side="right").astype(np.int64), out
 
 
 class StageModel(CoxModel):
@@ -107,3 +150,28 @@ class StageModel(CoxModel):
         super().__init__(self.design.X, stage_eps["duration_days"], stage_eps["advanced"])
         # An adjustment that could not be fitted leaves no covariates: the design says so too.
         self.design.X = self.X
+
+
+class StageDesign:
+    """One buying stage's episodes and adjustment design, without the attribute-only Cox fit.
+
+    The report's joint model estimates the attributes itself; the attribute-only StageModel is
+    fitted only if a piece needs the per-piece fallback (`fitted`).
+    """
+
+    def __init__(self, stage_eps: pd.DataFrame, max_amount_bins: int = MAX_AMOUNT_BINS):
+        """Design, durations (days) and advances of the stage's episodes."""
+        self.design = design(stage_eps, max_amount_bins)
+        self.X = self.design.X
+        self.durations = stage_eps["duration_days"].to_numpy(dtype=float)
+        self.advanced = stage_eps["advanced"].to_numpy(dtype=bool)
+        self.n = len(self.durations)
+        self.note = None
+        self._source = (stage_eps, max_amount_bins)
+        self._model: StageModel | None = None
+
+    def fitted(self) -> StageModel:
+        """The attribute-only Cox model of the stage (fitted on first use)."""
+        if self._model is None:
+            self._model = StageModel(*self._source)
+        return self._model

@@ -64,6 +64,18 @@ EFFECT_SORTS = {
 }
 
 
+def _titles_of(items: list[dict]) -> _Titles:
+    """asset id -> title, for naming the pieces a row's warnings mention."""
+    return _Titles({r["asset_id"]: r["title"] for r in items if r.get("asset_id")})
+
+
+class _Titles(dict):
+    """A title by asset id; an id with no title is shown as itself."""
+
+    def __missing__(self, key):
+        return key
+
+
 def _effect_order(sort: str):
     """The sort key of an effectiveness row for one of EFFECT_SORTS."""
     import math
@@ -95,15 +107,23 @@ def effectiveness(principal):
     its verdict means in plain words. Also the recommendation funnel, when computed: a page must
     not wait for it.
     """
-    from enablement.domain.effectiveness.verdicts import MIN_ADVANCES, MIN_EXPOSED, Q_MAX
-    from enablement.render import effect_meaning
-
     args = {k: v for k, v in request.args.items() if v.strip() and k in ("stage", "verdict")}
     sort = request.args.get("sort", "matters")
     if sort not in EFFECT_SORTS:
         raise InvalidInput(f"sort must be one of {', '.join(EFFECT_SORTS)}")
     query = load(EffectivenessQuery(), {**args, "include_insufficient": "true"}, "query")
-    whole = _report("effectiveness")
+    return render_template(
+        "pages/effectiveness.html",
+        **effectiveness_context(_report("effectiveness"), query, sort),
+        recommendations=_funnel_section(_report_if_ready("recommendations")),
+    )
+
+
+def effectiveness_context(whole: dict, query: dict, sort: str) -> dict:
+    """What the effectiveness page's template shows of one whole report, filtered and sorted."""
+    from enablement.domain.effectiveness.verdicts import MIN_ADVANCES, MIN_EXPOSED, Q_MAX
+    from enablement.render import effect_meaning
+
     tests = sum(1 for r in whole["items"] if r.get("q_value") is not None)
     report = filter_effectiveness(whole, EffectFilter(query["verdict"], query["stage"], None, True))
     fitted = sorted(
@@ -125,11 +145,12 @@ def effectiveness(principal):
         for r in report.get("recommender_impact", [])
     ]
     counts = {v: sum(1 for r in fitted if r["verdict"] == v) for v in VERDICTS}
-    return render_template(
-        "pages/effectiveness.html",
+    return dict(
         report=report,
         as_of=time_element(report["as_of"]),
         fitted=fitted,
+        # NOTE: co-send partners and inseparable pieces are named by title, not id.
+        titles=_titles_of(whole["items"]),
         counts=counts,
         tests=tests,
         q_max=Q_MAX,
@@ -149,7 +170,6 @@ def effectiveness(principal):
         sorts=EFFECT_SORTS,
         stages=BUYING_STAGES,
         verdicts=VERDICTS,
-        recommendations=_funnel_section(_report_if_ready("recommendations")),
     )
 
 
