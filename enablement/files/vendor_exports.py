@@ -122,6 +122,16 @@ def _rows(stream: IO[bytes], required: Iterable[str]) -> tuple[list[str], list[t
     return header, rows
 
 
+def _lines(read: ForeignFile, rows: list[tuple[int, object]], zone: tzinfo | None):
+    """Each readable row as a _Line; a row the CSV reader refused becomes the file's error."""
+    for number, row in rows:
+        if isinstance(row, FileError):
+            row.label = "column"
+            read.errors.append(row)
+            continue
+        yield _Line(number, row, zone)
+
+
 def _ignored(header: list[str], used: set[str], source: str) -> list[dict]:
     extra = [c for c in header if c not in used]
     if not extra:
@@ -202,12 +212,7 @@ def read_hubspot(stream: IO[bytes], zone: tzinfo | None) -> ForeignFile:
     used |= {c for c, _, _ in entered}
     read.warnings.extend(_ignored(header, used, "hubspot"))
     seen: dict[str, int] = {}
-    for number, row in rows:
-        if isinstance(row, FileError):
-            row.label = "column"
-            read.errors.append(row)
-            continue
-        cells = _Line(number, row, zone)
+    for cells in _lines(read, rows, zone):
         deal_id = cells.text("Record ID", "id", required=True)
         stage = cells.text("Deal Stage", "stage", required=True)
         pipeline = cells.text("Pipeline", "pipeline", required=True)
@@ -235,7 +240,7 @@ def read_hubspot(stream: IO[bytes], zone: tzinfo | None) -> ForeignFile:
         if error is not None:
             read.errors.append(error)
             continue
-        deal = ForeignDeal(number, deal_id, pipeline, stage, created, **deal_values)
+        deal = ForeignDeal(cells.line, deal_id, pipeline, stage, created, **deal_values)
         deal.history = sorted(history, key=lambda e: e[2])
         if not _unique(read, deal, seen, "Record ID"):
             continue
@@ -275,12 +280,7 @@ def read_salesforce(
     used = set(SALESFORCE_REQUIRED) | {c for c in columns.values() if c}
     read.warnings.extend(_ignored(header, used, "salesforce"))
     seen: dict[str, int] = {}
-    for number, row in rows:
-        if isinstance(row, FileError):
-            row.label = "column"
-            read.errors.append(row)
-            continue
-        cells = _Line(number, row, zone)
+    for cells in _lines(read, rows, zone):
         deal_id = cells.text("Opportunity ID", "id", required=True)
         stage = cells.text("Stage", "stage", required=True)
         created = cells.time("Created Date", required=True)
@@ -301,7 +301,7 @@ def read_salesforce(
         if error is not None:
             read.errors.append(error)
             continue
-        deal = ForeignDeal(number, deal_id, pipeline, stage, created, **values)
+        deal = ForeignDeal(cells.line, deal_id, pipeline, stage, created, **values)
         if _unique(read, deal, seen, "Opportunity ID"):
             read.deals.append(deal)
     if history is None:
@@ -522,12 +522,7 @@ def read_mapped(stream: IO[bytes], mapping: ColumnMapping, zone: tzinfo | None) 
     check_mapping(mapping, header)
     col = {target: column for column, target in mapping.columns.items() if target}
     seen: dict[str, int] = {}
-    for number, row in rows:
-        if isinstance(row, FileError):
-            row.label = "column"
-            read.errors.append(row)
-            continue
-        cells = _Line(number, row, zone)
+    for cells in _lines(read, rows, zone):
         deal_id = cells.text(col["id"], "id", required=True)
         stage = cells.text(col["stage"], "stage", required=True)
         created = cells.time(col["created_at"], required=True)
@@ -542,15 +537,15 @@ def read_mapped(stream: IO[bytes], mapping: ColumnMapping, zone: tzinfo | None) 
             owner_column=col.get("owner"),
             closed_at=cells.time(col.get("closed_at")),
             closed_column=col.get("closed_at"),
-            personas=_tags(row.get(col.get("personas") or "")),
-            topics=_tags(row.get(col.get("topics") or "")),
+            personas=_tags(cells.row.get(col.get("personas") or "")),
+            topics=_tags(cells.row.get(col.get("topics") or "")),
         )
         pipeline = cells.text(col.get("pipeline"), "pipeline") or mapping.pipeline
         error = cells.error()
         if error is not None:
             read.errors.append(error)
             continue
-        deal = ForeignDeal(number, deal_id, pipeline, stage, created, **values)
+        deal = ForeignDeal(cells.line, deal_id, pipeline, stage, created, **values)
         if _unique(read, deal, seen, col["id"]):
             read.warnings.append(
                 only_current_stage(deal, "a mapped export carries only the current stage")

@@ -50,30 +50,36 @@ def _apply(result: ImportResult, counts: UpsertCounts) -> None:
     result.unchanged += counts.unchanged
 
 
-def import_pipelines(
-    sessions, settings, read: FileRecords[PipelineRecord], skip_invalid: bool, check: bool = False
-) -> ImportResult:
-    """Create or update pipelines and stages; a given buying_stage is a confirmed mapping."""
-    result = _result("pipelines", read, check)
+def _import_all(sessions, kind: str, read: FileRecords, skip_invalid: bool, check: bool, upsert):
+    """Every record of a file in one transaction through upsert(session, records) -> counts."""
+    result = _result(kind, read, check)
     records = [record for _, record in read.records]
     if not _finish(result, len(records), skip_invalid):
         return result
     with transaction(sessions, check) as session:
-        _apply(result, upsert_pipelines(session, records, mapped_by="import"))
+        _apply(result, upsert(session, records))
     return result
+
+
+def import_pipelines(
+    sessions, settings, read: FileRecords[PipelineRecord], skip_invalid: bool, check: bool = False
+) -> ImportResult:
+    """Create or update pipelines and stages; a given buying_stage is a confirmed mapping."""
+    return _import_all(
+        sessions,
+        "pipelines",
+        read,
+        skip_invalid,
+        check,
+        lambda session, records: upsert_pipelines(session, records, mapped_by="import"),
+    )
 
 
 def import_owners(
     sessions, settings, read: FileRecords[OwnerRecord], skip_invalid: bool, check: bool = False
 ) -> ImportResult:
     """Create or update owners (what a sync stores), so owner names and e-mails resolve."""
-    result = _result("owners", read, check)
-    records = [record for _, record in read.records]
-    if not _finish(result, len(records), skip_invalid):
-        return result
-    with transaction(sessions, check) as session:
-        _apply(result, upsert_owners(session, records))
-    return result
+    return _import_all(sessions, "owners", read, skip_invalid, check, upsert_owners)
 
 
 def _known_stages(session: Session) -> dict[str, set[str]]:
