@@ -63,6 +63,11 @@ def register(cli: click.Group) -> None:
     default=None,
     help="The IANA time zone of an export's times without a zone (Europe/Berlin, UTC).",
 )
+@click.option(
+    "--day-first",
+    is_flag=True,
+    help="The export writes dates day first (4/3/2026 is March 4), as day-first locales do.",
+)
 @needs_schema
 def import_command(
     kind: str,
@@ -74,13 +79,16 @@ def import_command(
     history: Path | None,
     mapping: Path | None,
     timezone: str | None,
+    day_first: bool,
 ) -> None:
     """Import pipelines, deals, assets or shares from a JSON Lines or CSV file, or deals from a CRM's export."""
     fmt = fmt or detect_format(file.name)
     if kind in JSONL_ONLY and fmt != "jsonl":
         raise click.UsageError(f"{kind} are imported from JSON Lines only (stages are nested)")
-    if kind != "deals" and (source or history or mapping or timezone):
-        raise click.UsageError("--from, --history, --mapping and --timezone are for deals")
+    if kind != "deals" and (source or history or mapping or timezone or day_first):
+        raise click.UsageError(
+            "--from, --history, --mapping, --timezone and --day-first are for deals"
+        )
     if history is not None and source != "salesforce":
         raise click.UsageError("--history goes with --from salesforce")
     if mapping is not None and source not in (None, "enablement"):
@@ -89,7 +97,7 @@ def import_command(
     options: dict = {"check": check}
     bar = ProgressBar(f"importing {kind}") if kind == "deals" else None
     if kind == "deals":
-        options.update(on_progress=bar, source=source, timezone=timezone)
+        options.update(on_progress=bar, source=source, timezone=timezone, day_first=day_first)
     with ExitStack() as files:
         stream = files.enter_context(file.open("rb"))
         if history is not None:

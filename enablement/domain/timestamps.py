@@ -86,7 +86,8 @@ def parse_date(value: object) -> date:
 
 
 # The forms CRM exports write times in, zone-less: HubSpot's `2026-03-04 10:15` (and ISO
-# dates), Salesforce's US-locale `3/4/2026` and `3/4/2026, 10:15 AM`.
+# dates), Salesforce's US-locale `3/4/2026` and `3/4/2026, 10:15 AM` (day first, `4/3/2026`,
+# in locales that write it so: the importer is told, never guesses).
 _EXPORT_ISO = re.compile(
     r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
     r"(?:[Tt ](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d{1,6})\d*)?)?)?$"
@@ -96,7 +97,8 @@ _EXPORT_US = re.compile(
     r"(?:,? +(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?(?: *(?P<p>[AaPp][Mm]))?)?$"
 )
 EXPORT_FORMATS_TEXT = (
-    "YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], M/D/YYYY or M/D/YYYY h:mm AM, or ISO 8601 with a zone"
+    "YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], M/D/YYYY or M/D/YYYY h:mm AM (D/M/YYYY with day "
+    "first), or ISO 8601 with a zone"
 )
 
 
@@ -110,12 +112,39 @@ def time_zone(name: str) -> tzinfo:
         ) from None
 
 
-def parse_export_time(value: str, zone: tzinfo | None) -> datetime:
+def slash_date_order(value: str) -> str | None:
+    """What a slash date (3/4/2026) says of its file's order: "month_first" when its second
+    number cannot be a month, "day_first" when its first cannot, "either" when both read
+    (3/4/2026 is March 4 or April 3); None for other cells and dates like 4/4/2026."""
+    match = _EXPORT_US.match(value.strip())
+    if match is None:
+        return None
+    first, second = int(match["m"]), int(match["d"])
+    if first == second:
+        return None
+    if first > 12 >= second:
+        return "day_first"
+    if second > 12 >= first:
+        return "month_first"
+    return "either" if first <= 12 and second <= 12 else None
+
+
+def _is_date(year: str, month: str, day: str) -> bool:
+    try:
+        datetime(int(year), int(month), int(day))
+    except ValueError:
+        return False
+    return True
+
+
+def parse_export_time(value: str, zone: tzinfo | None, *, day_first: bool = False) -> datetime:
     """A moment from a CRM export's cell: zoned ISO 8601 by the one rule, or a zone-less
     date or time in one of EXPORT_FORMATS_TEXT read in `zone` (a date is its midnight).
+    Slash dates are month first (Salesforce's US locale) unless day_first (4/3/2026 is
+    March 4 then).
 
     Raises InvalidTimestamp saying what was expected; a zone-less time without a zone is
-    an error, never guessed.
+    an error, never guessed; a slash date that only reads in the other order says so.
     """
     text = value.strip()
     if _ISO.match(text) and _ISO.match(text)["zone"] is not None:
@@ -124,6 +153,24 @@ def parse_export_time(value: str, zone: tzinfo | None) -> datetime:
     if match is None:
         raise InvalidTimestamp(f"{text[:40]!r} is not a date (expected {EXPORT_FORMATS_TEXT})")
     parts = match.groupdict()
+    if match.re is _EXPORT_US:
+        order = slash_date_order(text)
+        if order == ("month_first" if day_first else "day_first") and _is_date(
+            parts["y"],
+            parts["m"] if day_first else parts["d"],
+            parts["d"] if day_first else parts["m"],
+        ):
+            raise InvalidTimestamp(
+                f"{text[:40]!r} is not a date read "
+                + (
+                    "day first: the export writes the month first (leave out day first)"
+                    if day_first
+                    else "month first (M/D/YYYY): if the export writes the day first, "
+                    "import it with day first (--day-first)"
+                )
+            )
+        if day_first:
+            parts["m"], parts["d"] = parts["d"], parts["m"]
     hour = int(parts["H"] or 0)
     if parts.get("p"):
         if not 1 <= hour <= 12:

@@ -18,7 +18,7 @@ from typing import IO
 from rapidfuzz import fuzz, process, utils
 
 from enablement.domain.amounts import InvalidAmount, parse_export_amount
-from enablement.domain.timestamps import InvalidTimestamp, parse_export_time
+from enablement.domain.timestamps import InvalidTimestamp, parse_export_time, slash_date_order
 from enablement.errors import InvalidInput
 from enablement.files.formats import LIST_SEPARATOR, FileError, read_records
 
@@ -62,11 +62,42 @@ class ForeignFile:
     warnings: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class ExportDates:
+    """How one export's zone-less times read: their zone and their order, and what the file's
+    slash dates showed of the order (for the warning when none could tell)."""
+
+    zone: tzinfo | None
+    day_first: bool = False
+    orders: set[str] = field(default_factory=set)
+
+    def read(self, value: str) -> datetime:
+        order = slash_date_order(value)
+        if order is not None:
+            self.orders.add(order)
+        return parse_export_time(value, self.zone, day_first=self.day_first)
+
+    def warnings(self) -> list[dict]:
+        """One warning when every slash date of the file reads in both orders."""
+        if "either" not in self.orders or self.orders & {"month_first", "day_first"}:
+            return []
+        order = "day first (D/M/YYYY)" if self.day_first else "month first (M/D/YYYY)"
+        other = "without day first" if self.day_first else "with day first (--day-first)"
+        return [
+            {
+                "kind": "ambiguous_dates",
+                "message": f"every date like 3/4/2026 in this file reads in both orders; they "
+                f"were read {order}: if the export writes them the other way, import it "
+                f"again {other}",
+            }
+        ]
+
+
 class _Line:
     """Reads the cells of one row, collecting every problem under its column's name."""
 
-    def __init__(self, line: int, row: dict, zone: tzinfo | None):
-        self.line, self.row, self.zone = line, row, zone
+    def __init__(self, line: int, row: dict, dates: ExportDates):
+        self.line, self.row, self.dates = line, row, dates
         self.problems: dict[str, list[str]] = {}
 
     def problem(self, column: str, message: str) -> None:
@@ -89,7 +120,7 @@ class _Line:
         if value is None:
             return None
         try:
-            return parse_export_time(value, self.zone)
+            return self.dates.read(value)
         except InvalidTimestamp as e:
             self.problem(column, str(e))
             return None
@@ -122,14 +153,14 @@ def _rows(stream: IO[bytes], required: Iterable[str]) -> tuple[list[str], list[t
     return header, rows
 
 
-def _lines(read: ForeignFile, rows: list[tuple[int, object]], zone: tzinfo | None):
+def _lines(read: ForeignFile, rows: list[tuple[int, object]], dates: ExportDates):
     """Each readable row as a _Line; a row the CSV reader refused becomes the file's error."""
     for number, row in rows:
         if isinstance(row, FileError):
             row.label = "column"
             read.errors.append(row)
             continue
-        yield _Line(number, row, zone)
+        yield _Line(number, row, dates)
 
 
 def _ignored(header: list[str], used: set[str], source: str) -> list[dict]:
@@ -188,7 +219,7 @@ _STAGE_COLUMN = re.compile(
 )
 
 
-def read_hubspot(stream: IO[bytes], zone: tzinfo | None) -> ForeignFile:
+def read_hubspot(stream: IO[bytes], dates: ExportDates) -> ForeignFile:
     """A HubSpot deal export (CSV): labels for stages and pipelines, owner names, per-stage dates."""
     read = ForeignFile("hubspot")
     header, rows = _rows(stream, HUBSPOT_REQUIRED)
@@ -212,7 +243,7 @@ def read_hubspot(stream: IO[bytes], zone: tzinfo | None) -> ForeignFile:
     used |= {c for c, _, _ in entered}
     read.warnings.extend(_ignored(header, used, "hubspot"))
     seen: dict[str, int] = {}
-    for cells in _lines(read, rows, zone):
+    for cells in _lines(read, rows, dates):
         deal_id = cells.text("Record ID", "id", required=True)
         stage = cells.text("Deal Stage", "stage", required=True)
         pipeline = cells.text("Pipeline", "pipeline", required=True)
@@ -252,6 +283,7 @@ def read_hubspot(stream: IO[bytes], zone: tzinfo | None) -> ForeignFile:
             )
             read.warnings.append(only_current_stage(deal, why))
         read.deals.append(deal)
+    read.warnings.extend(dates.warnings())
     return read
 
 
@@ -263,7 +295,7 @@ _HISTORY_ID = ("Opportunity ID",)
 
 
 def read_salesforce(
-    stream: IO[bytes], zone: tzinfo | None, history: IO[bytes] | None = None
+    stream: IO[bytes], dates: ExportDates, history: IO[bytes] | None = None
 ) -> ForeignFile:
     """A Salesforce opportunity report (CSV), with its Opportunity History or field-history report."""
     read = ForeignFile("salesforce")
@@ -280,7 +312,7 @@ def read_salesforce(
     used = set(SALESFORCE_REQUIRED) | {c for c in columns.values() if c}
     read.warnings.extend(_ignored(header, used, "salesforce"))
     seen: dict[str, int] = {}
-    for cells in _lines(read, rows, zone):
+    for cells in _lines(read, rows, dates):
         deal_id = cells.text("Opportunity ID", "id", required=True)
         stage = cells.text("Stage", "stage", required=True)
         created = cells.time("Created Date", required=True)
@@ -309,8 +341,9 @@ def read_salesforce(
             read.warnings.append(
                 only_current_stage(deal, "no history report was given (--history)")
             )
-        return read
-    _read_salesforce_history(read, history, zone)
+    else:
+        _read_salesforce_history(read, history, dates)
+    read.warnings.extend(dates.warnings())
     return read
 
 
@@ -319,7 +352,7 @@ def _opportunity_key(value: str) -> str:
     return value[:15]
 
 
-def _read_salesforce_history(read: ForeignFile, stream: IO[bytes], zone: tzinfo | None) -> None:
+def _read_salesforce_history(read: ForeignFile, stream: IO[bytes], dates: ExportDates) -> None:
     """Stage changes from an Opportunity History report (From Stage, To Stage, Last Modified)
     or an Opportunity Field History report (Field / Event, Old Value, New Value, Edit Date)."""
     header, rows = _rows(stream, _HISTORY_ID)
@@ -352,7 +385,7 @@ def _read_salesforce_history(read: ForeignFile, stream: IO[bytes], zone: tzinfo 
             "stagename",
         ):
             continue
-        cells = _Line(number, row, zone)
+        cells = _Line(number, row, dates)
         opp = cells.text("Opportunity ID", "id", required=True)
         to_stage = cells.text(to_col, "stage", required=True)
         from_stage = cells.text(from_col, "stage")
@@ -515,14 +548,14 @@ def check_mapping(mapping: ColumnMapping, header: list[str]) -> None:
         raise InvalidInput("line 1: " + "; ".join(problems), {"line": 1, "problems": problems})
 
 
-def read_mapped(stream: IO[bytes], mapping: ColumnMapping, zone: tzinfo | None) -> ForeignFile:
+def read_mapped(stream: IO[bytes], mapping: ColumnMapping, dates: ExportDates) -> ForeignFile:
     """Any CRM's CSV export, its headers mapped to the product's fields by the mapping file."""
     read = ForeignFile("mapped")
     header, rows = _rows(stream, ())
     check_mapping(mapping, header)
     col = {target: column for column, target in mapping.columns.items() if target}
     seen: dict[str, int] = {}
-    for cells in _lines(read, rows, zone):
+    for cells in _lines(read, rows, dates):
         deal_id = cells.text(col["id"], "id", required=True)
         stage = cells.text(col["stage"], "stage", required=True)
         created = cells.time(col["created_at"], required=True)
@@ -551,6 +584,7 @@ def read_mapped(stream: IO[bytes], mapping: ColumnMapping, zone: tzinfo | None) 
                 only_current_stage(deal, "a mapped export carries only the current stage")
             )
             read.deals.append(deal)
+    read.warnings.extend(dates.warnings())
     return read
 
 

@@ -39,12 +39,14 @@ def import_deals(
     history: IO[bytes] | None = None,
     mapping: IO[bytes] | None = None,
     timezone: str | None = None,
+    day_first: bool = False,
     **options,
 ) -> ImportResult:
     """Deals from the product's format, a HubSpot or Salesforce export, or a mapped CSV.
 
     history is Salesforce's stage-history report, mapping a column mapping file, timezone
-    the IANA zone of an export's zone-less times; options (on_progress, batch, check) go to
+    the IANA zone of an export's zone-less times, day_first how its slash dates read (4/3/2026
+    is March 4); options (on_progress, batch, check) go to
     the use case.
     """
     source = source or "enablement"
@@ -61,17 +63,21 @@ def import_deals(
     except InvalidTimestamp as e:
         raise InvalidInput(str(e), {"timezone": [str(e)]}) from None
     if source == "enablement" and mapping is None:
-        if zone is not None:
-            raise BadRequest("the product's own files carry zoned times; timezone is for exports")
+        if zone is not None or day_first:
+            raise BadRequest(
+                "the product's own files carry zoned ISO 8601 times; timezone and day first "
+                "are for exports"
+            )
         return crm_imports.import_deals(
             sessions, settings, crm_readers.read_deals(stream, fmt), skip_invalid, **options
         )
+    dates = vendor_exports.ExportDates(zone, day_first)
     if mapping is not None:
-        read = vendor_exports.read_mapped(stream, vendor_exports.load_mapping(mapping), zone)
+        read = vendor_exports.read_mapped(stream, vendor_exports.load_mapping(mapping), dates)
     elif source == "hubspot":
-        read = vendor_exports.read_hubspot(stream, zone)
+        read = vendor_exports.read_hubspot(stream, dates)
     else:
-        read = vendor_exports.read_salesforce(stream, zone, history)
+        read = vendor_exports.read_salesforce(stream, dates, history)
     return vendor_imports.import_foreign_deals(sessions, settings, read, skip_invalid, **options)
 
 

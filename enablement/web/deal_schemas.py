@@ -24,6 +24,10 @@ class DealImportQuery(StrictSchema):
         validate=validate.Length(min=1, max=64),
         metadata={"description": "IANA zone of an export's zone-less times (Europe/Berlin)"},
     )
+    day_first = fields.Boolean(
+        load_default=False,
+        metadata={"description": "the export writes dates day first (4/3/2026 is March 4)"},
+    )
 
 
 class DealQuery(PageQuery):

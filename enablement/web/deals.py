@@ -103,6 +103,7 @@ def import_deals(principal, query):
     options = {
         "source": query["source"],
         "timezone": query.get("timezone"),
+        "day_first": query["day_first"],
         "check": query["check"],
     }
     mimetype = request.mimetype

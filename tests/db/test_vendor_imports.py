@@ -7,6 +7,7 @@ opportunity report with its Opportunity History report (From Stage, To Stage, La
 US dates, `USD 48,000.00`, 15- and 18-character ids).
 """
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -158,6 +159,83 @@ def test_salesforce_report_and_history_import_with_exact_histories(runner, sessi
     assert deal(sessions, "0065g00000FgHiJAAV").owner_id == "90210002", "owner by full name"
     assert history(sessions, "0065g00000KlMnOAAV") == []
     assert "deal '0065g00000KlMnOAAV': the history report has no stage change" in result.stderr
+
+
+def day_first_copy(tmp_path, name: str) -> Path:
+    """A sample as a day-first locale's Salesforce writes it: every M/D/YYYY as D/M/YYYY."""
+    text = re.sub(r"\b(\d{1,2})/(\d{1,2})/(\d{4})", r"\2/\1/\3", (SAMPLES / name).read_text())
+    copy = tmp_path / name
+    copy.write_text(text)
+    return copy
+
+
+def import_salesforce(runner, report, history_file, *extra):
+    return runner(
+        "import",
+        "deals",
+        str(report),
+        "--from",
+        "salesforce",
+        "--history",
+        str(history_file),
+        "--timezone",
+        "America/New_York",
+        *extra,
+    )
+
+
+def test_a_day_first_export_imports_the_same_moments_with_day_first(runner, sessions, tmp_path):
+    report = day_first_copy(tmp_path, "salesforce_opportunities.csv")
+    changes = day_first_copy(tmp_path, "salesforce_opportunity_history.csv")
+    assert "30/6/2026" in report.read_text()
+    result = import_salesforce(runner, report, changes, "--day-first")
+    assert result.exit_code == 0, result.stderr
+    assert history(sessions, "0065g00000AbCdEAAV") == [
+        ("prospecting", at(2026, 3, 4, 15, 15)),
+        ("needs-analysis", at(2026, 3, 10, 13, 0)),
+        ("closed-won", at(2026, 4, 1, 20, 30)),
+    ]
+    assert "reads in both orders" not in result.stderr, "30/6/2026 told the order"
+
+
+def test_a_day_first_export_read_month_first_is_refused_with_the_way_out(
+    runner, sessions, tmp_path
+):
+    report = day_first_copy(tmp_path, "salesforce_opportunities.csv")
+    changes = day_first_copy(tmp_path, "salesforce_opportunity_history.csv")
+    result = import_salesforce(runner, report, changes)
+    assert result.exit_code != 0
+    assert "'30/6/2026' is not a date read month first" in result.stderr
+    assert "--day-first" in result.stderr
+    assert count(sessions, Deal) == 0, "nothing half-imported"
+    wrong_way = import_salesforce(
+        runner,
+        SAMPLES / "salesforce_opportunities.csv",
+        SAMPLES / "salesforce_opportunity_history.csv",
+        "--day-first",
+    )
+    assert wrong_way.exit_code != 0
+    assert "'6/30/2026' is not a date read day first" in wrong_way.stderr
+
+
+def test_a_file_whose_dates_read_both_ways_says_which_way_they_were_read(
+    runner, sessions, tmp_path
+):
+    lines = (SAMPLES / "salesforce_opportunities.csv").read_text().splitlines()
+    only = tmp_path / "one.csv"
+    only.write_text("\n".join(lines[:2]) + "\n")  # 4/1/2026 and 3/4/2026: April 1 or January 4
+    result = runner("import", "deals", str(only), "--from", "salesforce", "--timezone", "UTC")
+    assert result.exit_code == 0, result.stderr
+    assert "reads in both orders; they were read month first (M/D/YYYY)" in result.stderr
+    created = deal(sessions, "0065g00000AbCdEAAV").closed_at.replace(tzinfo=UTC)
+    assert created == at(2026, 4, 1)
+
+
+def test_day_first_is_for_exports_only(runner, tmp_path):
+    (tmp_path / "x.jsonl").write_text("")
+    result = runner("import", "assets", str(tmp_path / "x.jsonl"), "--day-first")
+    assert result.exit_code != 0
+    assert "--day-first are for deals" in result.stderr
 
 
 def test_a_salesforce_report_without_history_says_so_per_deal(runner, sessions):

@@ -5,7 +5,12 @@ from datetime import UTC, datetime
 import pytest
 
 from enablement.domain.amounts import InvalidAmount, parse_export_amount
-from enablement.domain.timestamps import InvalidTimestamp, parse_export_time, time_zone
+from enablement.domain.timestamps import (
+    InvalidTimestamp,
+    parse_export_time,
+    slash_date_order,
+    time_zone,
+)
 
 BERLIN = time_zone("Europe/Berlin")
 
@@ -78,3 +83,41 @@ def test_what_is_not_an_amount_is_refused_with_its_value(cell):
     with pytest.raises(InvalidAmount) as raised:
         parse_export_amount(cell)
     assert repr(cell) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("cell", "order"),
+    [
+        ("3/4/2026", "either"),
+        ("4/4/2026", None),
+        ("6/30/2026", "month_first"),
+        ("30/6/2026, 10:15 AM", "day_first"),
+        ("2026-03-04", None),
+        ("31/31/2026", None),
+    ],
+)
+def test_a_slash_date_says_what_it_can_of_its_files_order(cell, order):
+    assert slash_date_order(cell) == order
+
+
+def test_day_first_reads_a_slash_date_the_other_way_and_leaves_iso_alone():
+    assert parse_export_time("4/3/2026", UTC, day_first=True) == datetime(2026, 3, 4, tzinfo=UTC)
+    assert parse_export_time("30/6/2026 4:30 PM", UTC, day_first=True) == datetime(
+        2026, 6, 30, 16, 30, tzinfo=UTC
+    )
+    assert parse_export_time("2026-03-04", UTC, day_first=True) == datetime(2026, 3, 4, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("cell", "day_first", "says"),
+    [
+        ("30/6/2026", False, "is not a date read month first (M/D/YYYY): if the export writes"),
+        ("6/30/2026", True, "is not a date read day first: the export writes the month first"),
+        ("31/2/2026", False, "is not a date (expected"),  # no order makes February 31
+        ("2/31/2026", True, "is not a date (expected"),
+    ],
+)
+def test_a_date_that_reads_only_the_other_way_says_so(cell, day_first, says):
+    with pytest.raises(InvalidTimestamp) as raised:
+        parse_export_time(cell, UTC, day_first=day_first)
+    assert says in str(raised.value)

@@ -1,6 +1,7 @@
 """`POST /api/v1/deals/import`: the same importers, messages and dry run as the CLI."""
 
 import io
+import re
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -34,6 +35,31 @@ def test_salesforce_report_and_history_import_over_the_api(client, auth, session
     assert (answer["created"], answer["check"]) == (3, False)
     assert any("created stage 'Closed Won'" in w["message"] for w in answer["warnings"])
     assert count(sessions, Deal) == 3
+
+
+def test_a_day_first_export_over_the_api(client, auth, sessions):
+    day_first = re.sub(
+        rb"\b(\d{1,2})/(\d{1,2})/(\d{4})",
+        rb"\2/\1/\3",
+        (SAMPLES / "salesforce_opportunities.csv").read_bytes(),
+    )
+    refused = client.post(
+        f"{URL}?from=salesforce&timezone=UTC",
+        data={"file": upload("sf.csv", day_first)},
+        headers=auth("admin"),
+    )
+    assert refused.status_code == 422
+    assert "(--day-first)" in refused.text and count(sessions, Deal) == 0
+    read = client.post(
+        f"{URL}?from=salesforce&timezone=UTC&day_first=true",
+        data={"file": upload("sf.csv", day_first)},
+        headers=auth("admin"),
+    )
+    assert read.status_code == 200, read.get_json()
+    with sessions() as session:
+        won = session.get(Deal, "0065g00000AbCdEAAV")
+    assert (won.closed_at.month, won.closed_at.day) == (4, 1), "1/4/2026 read day first"
+    assert (won.created_at.month, won.created_at.day) == (3, 4)
 
 
 def test_every_problem_comes_back_as_a_sentence_in_422_details(client, auth, sessions):
@@ -107,6 +133,8 @@ def test_bad_deal_imports_answer_a_clear_4xx_never_a_500(client, auth, sessions)
             },
         ),
         ("?from=hubspot&timezone=Nowhere/City", {"file": upload("hubspot_deals.csv")}),
+        ("?day_first=maybe&from=salesforce", {"file": upload("salesforce_opportunities.csv")}),
+        ("?day_first=true", {"file": upload("d.csv", b"id,name\n")}),
     ]
     for query, data in cases:
         response = client.post(f"{URL}{query}", data=data, headers=auth("admin"))

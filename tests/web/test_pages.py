@@ -441,6 +441,33 @@ def test_the_deal_import_page_lists_every_problem_as_a_sentence_and_checks(
         assert session.scalar(select(func.count()).select_from(Deal)) == 0
 
 
+def test_the_deal_import_page_reads_a_day_first_export_when_told(client, token_for, sessions):
+    import io
+
+    from enablement.db.models import Deal
+
+    assert sign_in(client, token_for("admin")).status_code == 302
+    form = client.get("/deals/import").text
+    assert 'name="day_first"' in form
+    export = (
+        b"Opportunity ID,Opportunity Name,Stage,Amount,Created Date,Close Date\n"
+        b"006A,Acme,Closed Won,,4/3/2026,30/6/2026\n"
+    )
+
+    def send(**extra):
+        data = {"csrf_token": csrf_of(form), "from": "salesforce", "timezone": "UTC", **extra}
+        data["file"] = (io.BytesIO(export), "opps.csv")
+        return client.post("/deals/import", data=data, content_type="multipart/form-data")
+
+    refused = send()
+    assert refused.status_code == 422 and "--day-first" in refused.text
+    read = send(day_first="on")
+    assert read.status_code == 200, read.text
+    with sessions() as session:
+        created = session.get(Deal, "006A").created_at
+    assert (created.month, created.day) == (3, 4)
+
+
 def test_marketing_does_not_get_the_deal_import(marketing):
     assert "Import deals" not in marketing.get("/assets/import").text
     assert marketing.get("/deals/import").status_code == 403

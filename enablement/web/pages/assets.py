@@ -239,10 +239,16 @@ def deal_import_file(principal):
     form = {
         "from": request.form.get("from") or "enablement",
         "timezone": (request.form.get("timezone") or "").strip()[:64],
+        "day_first": request.form.get("day_first") == "on",
         "check": request.form.get("check") == "on",
         "skip_invalid": request.form.get("skip_invalid") == "on",
     }
-    options = {"source": form["from"], "timezone": form["timezone"] or None, "check": form["check"]}
+    options = {
+        "source": form["from"],
+        "timezone": form["timezone"] or None,
+        "day_first": form["day_first"],
+        "check": form["check"],
+    }
     for name in ("history", "mapping"):
         extra = request.files.get(name)
         if extra is not None and extra.filename:
