@@ -12,6 +12,7 @@ from enablement.db.models import (
     CrmStage,
     Deal,
     LinkView,
+    Pipeline,
     RecommendationImpression,
     Share,
     StageChange,
@@ -34,6 +35,7 @@ STAGE_COLUMNS = [
     "is_won",
     "mapping_source",
     "mapping_confidence",
+    "pipeline_label",
 ]
 
 
@@ -52,9 +54,9 @@ def _live_deals():
     return Deal.deleted_at.is_(None) & Deal.merged_into_id.is_(None)
 
 
-@reads(CrmStage)
+@reads(CrmStage, Pipeline)
 def stage_map(session: Session) -> pd.DataFrame:
-    """Every CRM stage with its mapping."""
+    """Every CRM stage with its mapping and its pipeline's label."""
     import pandas as pd
 
     rows = session.execute(
@@ -68,7 +70,10 @@ def stage_map(session: Session) -> pd.DataFrame:
             CrmStage.is_won,
             CrmStage.mapping_source,
             CrmStage.mapping_confidence,
-        ).where(CrmStage.archived.is_(False))
+            Pipeline.label,
+        )
+        .join(Pipeline, Pipeline.id == CrmStage.pipeline_id)
+        .where(CrmStage.archived.is_(False))
     ).all()
     return pd.DataFrame(rows, columns=STAGE_COLUMNS)
 

@@ -18,8 +18,9 @@ to a table a cache does not read leaves that cache alone. Per table, the fingerp
   created_at is a column default; a delete plus an insert adds a newer one. Indexed on it.
 - recommendation_impressions: (row count, newest created_at): rows are only inserted (one per
   recommendation answer), never updated. Indexed on created_at.
-- crm_stages: a digest of every row and column. The stage map is small (hundreds of rows) and
-  has no write timestamp, so its content is the cheapest fingerprint that sees every change.
+- crm_stages, pipelines: a digest of every row and column. The stage map and the pipelines are
+  small (hundreds of rows, a few) and have no write timestamp, so their content is the cheapest
+  fingerprint that sees every change (a renamed pipeline included).
 
 NOTE: write timestamps come from the writer's clock when it flushes: with several hosts, each
 host's clock. An update (not an insert or delete, which move the count) stamped earlier than the
@@ -48,6 +49,7 @@ from enablement.db.models import (
     CrmStage,
     Deal,
     LinkView,
+    Pipeline,
     RecommendationImpression,
     Share,
     StageChange,
@@ -66,7 +68,10 @@ _NEWEST = {
 _UPDATED = {Deal.__tablename__, Asset.__tablename__}
 RECENT_WINDOW = 600  # seconds; longer than any plausible clock skew or write transaction
 # Small tables fingerprinted by their whole content.
-_DIGESTED = {CrmStage.__tablename__: CrmStage.__table__}
+_DIGESTED = {
+    CrmStage.__tablename__: CrmStage.__table__,
+    Pipeline.__tablename__: Pipeline.__table__,
+}
 
 TableVersion = tuple[str, int, str | None]
 

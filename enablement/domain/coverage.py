@@ -65,6 +65,7 @@ class StageFacts:
     mapping_source: str
     mapping_confidence: float | None
     open_deals: int = 0
+    pipeline_label: str | None = None
 
 
 def _norm(value) -> str:
@@ -258,6 +259,7 @@ def _unmapped(stages: list[StageFacts]) -> list[dict]:
             rows.append(
                 {
                     "pipeline_id": s.pipeline_id,
+                    "pipeline_label": s.pipeline_label,
                     "stage_id": s.stage_id,
                     "label": s.label,
                     "buying_stage": s.buying_stage,

@@ -298,6 +298,7 @@ def _coverage(data, episodes, crm_episodes, settings: Settings, as_of: datetime)
             r.mapping_source,
             r.mapping_confidence if _finite(r.mapping_confidence) else None,
             int(open_in_stage.get((r.pipeline_id, r.stage_id), 0)),
+            r.pipeline_label,
         )
         for r in data["stage_map"].itertuples(index=False)
     ]

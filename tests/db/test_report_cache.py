@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import delete, update
 
 from enablement.context import Container
-from enablement.db.models import Deal, ReportCache, Share
+from enablement.db.models import Deal, Pipeline, ReportCache, Share
 from enablement.db.versioning import table_versions
 from enablement.services import deals as deal_search
 from enablement.services.assets import create_asset, retire_asset, update_asset
@@ -126,6 +126,11 @@ def confirm_a_stage_mapping(w: World):
     set_stage_mapping(w.sessions, "p1", "disc", "awareness", "tester")
 
 
+def rename_a_pipeline(w: World):
+    with w.sessions.begin() as session:
+        session.execute(update(Pipeline).values(label="Renamed"))
+
+
 def share_an_asset(w: World):
     create_share(w.sessions, w.settings, "d2", "asset-2", shared_by="o1", actor="owner:o1")
 
@@ -161,6 +166,7 @@ def reimport_the_same_deal(w: World):
         (correct_the_newest_stage_change, READS_DEALS, False),
         (delete_a_deal_in_the_crm, READS_DEALS, True),
         (confirm_a_stage_mapping, READS_DEALS, True),
+        (rename_a_pipeline, READS_DEALS, False),
         (share_an_asset, READS_ASSETS_AND_SHARES, False),
         (open_a_link, READS_LINK_VIEWS, False),
         (open_a_link_as_a_bot, set(), False),
@@ -199,7 +205,8 @@ def test_deleting_rows_outright_recomputes_every_report_that_reads_them(world):
 
 def test_each_report_reads_only_the_tables_it_needs():
     names = {kind: {table.name for table in tables_read(kind)} for kind in KINDS}
-    assert names["cycle-time"] == {"crm_stages", "deals", "stage_changes"}
+    # NOTE: the stage map carries its pipeline's label (coverage names pipelines by it).
+    assert names["cycle-time"] == {"crm_stages", "pipelines", "deals", "stage_changes"}
     assert names["effectiveness"] == names["cycle-time"] | {"shares", "assets"}
     assert names["coverage"] == names["effectiveness"] | {"link_views"}
     assert names["recommendations"] == {
@@ -225,6 +232,7 @@ def test_fingerprints_of_an_empty_database_are_zero_counts(sessions):
         ("crm_stages", 0),
         ("deals", 0),
         ("link_views", 0),
+        ("pipelines", 0),
         ("shares", 0),
         ("stage_changes", 0),
     ]

@@ -153,6 +153,7 @@ def test_the_lists_name_unmapped_stages_untagged_pitch_and_unopened_assets(
     report = get_report(sessions, settings, "coverage", AS_OF)
     unmapped = {(s["stage_id"], s["problem"], s["open_deals"]) for s in report["unmapped_stages"]}
     assert unmapped == {("hold", "unmapped", 1), ("prop", "low_confidence", 0)}
+    assert {s["pipeline_label"] for s in report["unmapped_stages"]} == {"Sales"}
     assert [a["asset_id"] for a in report["untagged_assets"]] == ["untagged"]
     assert [a["asset_id"] for a in report["product_pitch_assets"]] == ["pitchy"]
     assert [a["asset_id"] for a in report["never_opened_assets"]] == ["ignored"]
@@ -172,6 +173,7 @@ def test_the_html_export_is_self_contained_and_shows_the_gaps(sessions, settings
     assert html.count(">\nGAP") + html.count(">GAP") >= 4
     assert 'class="cell gap"' in html
     assert "Parked with legal" in html
+    assert '<td data-label="pipeline">Sales</td>' in html, "the pipeline by its label"
 
 
 def test_html_escapes_hostile_tag_values(sessions, settings, planted):
