@@ -243,6 +243,14 @@ class InMemoryCrm:
                 return note.id
         return None
 
+    def find_task(self, deal_id: str, marker: str) -> str | None:
+        """The first task on the deal whose body contains `marker`, or None."""
+        self._call("find_task")
+        for task in self.tasks:
+            if task.deal_id == str(deal_id) and marker in task.body:
+                return task.id
+        return None
+
     def create_task(
         self, deal_id: str, owner_id: str | None, subject: str, body: str, due: datetime
     ) -> str:

@@ -192,6 +192,10 @@ class Crm(Protocol):
         """The id of a note on the deal whose text contains `marker`, or None."""
         ...
 
+    def find_task(self, deal_id: str, marker: str) -> str | None:
+        """The id of a task on the deal whose body contains `marker`, or None."""
+        ...
+
     def create_task(
         self, deal_id: str, owner_id: str | None, subject: str, body: str, due: datetime
     ) -> str:

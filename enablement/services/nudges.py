@@ -409,16 +409,17 @@ def _deliver(
         if settings.nudges in ("task", "note") and crm_object_id is None:
             if crm is None:
                 raise _Failure("no CRM is configured (set HUBSPOT_ACCESS_TOKEN)")
-            if settings.nudges == "task":
+            deal_id, marker = message["deal"]["id"], nudge_marker(nudge_id)
+            # NOTE: an earlier attempt may have made the task or note and died before recording
+            # it: look for its marker first, so a crash never leaves the rep two of them.
+            find = crm.find_task if settings.nudges == "task" else crm.find_note
+            crm_object_id = find(deal_id, marker) if attempts > 1 else None
+            if crm_object_id is None and settings.nudges == "task":
                 crm_object_id = crm.create_task(
-                    message["deal"]["id"],
-                    message["deal"]["owner_id"],
-                    message["subject"],
-                    message["text"],
-                    now,
+                    deal_id, message["deal"]["owner_id"], message["subject"], message["text"], now
                 )
-            else:
-                crm_object_id = crm.create_note(message["deal"]["id"], message["text"], now)
+            elif crm_object_id is None:
+                crm_object_id = crm.create_note(deal_id, message["text"], now)
             values.update(channel=settings.nudges, crm_object_id=crm_object_id)
         if settings.nudge_webhook_url and sent_at is None:
             _post_webhook(settings, message)

@@ -146,6 +146,11 @@ class ApiPaths:
         return self._crm("objects", "/notes/search")
 
     @property
+    def tasks_search(self) -> str:
+        """Task search."""
+        return self._crm("objects", "/tasks/search")
+
+    @property
     def token_introspection(self) -> str:
         """What a token is: its account, app and scopes (a form POST)."""
         return f"/oauth/{self.version}/token/introspect"
@@ -396,6 +401,14 @@ class HubSpotCrm:
 
     def find_note(self, deal_id: str, marker: str) -> str | None:
         """The id of a note on the deal whose body contains `marker`, if one exists."""
+        return self._find_on_deal(self.paths.notes_search, "hs_note_body", deal_id, marker)
+
+    def find_task(self, deal_id: str, marker: str) -> str | None:
+        """The id of a task on the deal whose body contains `marker`, if one exists."""
+        return self._find_on_deal(self.paths.tasks_search, "hs_task_body", deal_id, marker)
+
+    def _find_on_deal(self, path: str, body: str, deal_id: str, marker: str) -> str | None:
+        """A note or task associated with the deal whose `body` property holds the marker."""
         wanted = in_note_html(marker)
         after = None
         while True:
@@ -411,13 +424,13 @@ class HubSpotCrm:
                         ]
                     }
                 ],
-                properties=["hs_note_body"],
+                properties=[body],
                 limit=SEARCH_PAGE,
                 after=after,
             )
-            data = self._call("POST", self.paths.notes_search, body=request, search=True)
+            data = self._call("POST", path, body=request, search=True)
             for item in data.get("results") or []:
-                if wanted in ((item.get("properties") or {}).get("hs_note_body") or ""):
+                if wanted in ((item.get("properties") or {}).get(body) or ""):
                     return str(item["id"])
             after = _next_after(data)
             if after is None or int(after) >= SEARCH_CAP:

@@ -418,7 +418,9 @@ class FakeHubSpot:
         if method == "POST" and path == "/crm/objects/tasks":
             return self._create_task(body or {})
         if method == "POST" and path == "/crm/objects/notes/search":
-            return self._search_notes(body or {})
+            return self._search_engagements(self.notes, "hs_note_body", body or {})
+        if method == "POST" and path == "/crm/objects/tasks/search":
+            return self._search_engagements(self.tasks, "hs_task_body", body or {})
         return 404, {}, {"status": "error", "message": f"no route {method} {path}"}
 
     def _introspect(self, form: dict):
@@ -600,15 +602,15 @@ class FakeHubSpot:
             self.tasks[task_id] = {"properties": props, "deals": deal_ids}
         return 201, {}, {"id": task_id, "properties": props}
 
-    def _search_notes(self, body):
+    def _search_engagements(self, stored: dict, prop: str, body):
         filters = [
             f for group in body.get("filterGroups") or [] for f in group.get("filters") or []
         ]
         wanted = [f["value"] for f in filters if f.get("propertyName") == "associations.deal"]
         with self.lock:
             rows = [
-                {"id": nid, "properties": {"hs_note_body": n["properties"].get("hs_note_body")}}
-                for nid, n in self.notes.items()
+                {"id": nid, "properties": {prop: n["properties"].get(prop)}}
+                for nid, n in stored.items()
                 if all(w in n["deals"] for w in wanted)
             ]
         return 200, {}, {"total": len(rows), "results": rows[: int(body.get("limit") or 10)]}

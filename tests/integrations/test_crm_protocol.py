@@ -24,6 +24,7 @@ def test_the_interface_holds_the_methods_the_sync_and_the_nudges_need():
         "fetch_deals",
         "fetch_pipelines",
         "find_note",
+        "find_task",
         "iter_all_deals",
         "iter_deal_ids",
         "iter_deals_modified_between",

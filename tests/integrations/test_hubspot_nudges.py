@@ -90,3 +90,30 @@ def test_a_note_goes_to_hubspot_when_notes_are_chosen(sessions, settings, crm, f
     assert fake.tasks == {}
     (note,) = fake.notes.values()
     assert note["deals"] == ["42"] and "Fit check" in note["properties"]["hs_note_body"]
+
+
+@pytest.mark.parametrize("channel", ["task", "note"])
+def test_a_retry_after_a_crash_finds_the_hubspot_task_instead_of_making_a_second(
+    sessions, settings, crm, fake, channel
+):
+    from sqlalchemy import update
+
+    from enablement.services.nudges import DELIVERING, deliver_pending_nudges
+
+    settings = settings.with_overrides(nudges=channel)
+    insert_asset(sessions, "fit", title="Fit check", stages=list(BUYING_STAGES))
+    sync_crm(sessions, crm, full=True)
+    _map_every_open_stage(sessions)
+    after_stage_entries(sessions, settings, crm, ["42"], NOW)
+    made = fake.tasks if channel == "task" else fake.notes
+    (made_id,) = made
+    # The worker made it in HubSpot and died before recording it: its lease runs out.
+    with sessions.begin() as session:
+        session.execute(
+            update(Nudge).values(state=DELIVERING, crm_object_id=None, next_attempt_at=NOW)
+        )
+    assert deliver_pending_nudges(sessions, settings, crm, NOW).delivered == 1
+    assert list(made) == [made_id], "found by its marker, not made again"
+    assert fake.requests(f"/crm/objects/{channel}s/search") != []
+    with sessions() as session:
+        assert session.scalars(select(Nudge.crm_object_id)).one() == made_id
