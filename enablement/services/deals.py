@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
+from enablement.db import reading
 from enablement.db.models import CrmStage, Deal, Pipeline, Share, StageChange
 from enablement.db.report_queries import listed_shares
 from enablement.db.versioning import table_versions
@@ -319,7 +320,7 @@ def get_deal(
     owner_scope: str | None = None,
 ) -> dict:
     """A deal with its current CRM and buying stage, full stage history and shares (with views)."""
-    with sessions() as session:
+    with reading(sessions) as session:
         # NOTE: three statements whatever the deal: the deal with its stage and pipeline, its
         # history with each stage's label, and its shares.
         row = (
