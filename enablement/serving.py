@@ -34,6 +34,20 @@ keepalive = 5
 max_requests = 1000
 max_requests_jitter = 100
 
+
+def post_worker_init(worker) -> None:
+    """gunicorn hook, in each worker once the app is loaded and before it accepts a connection:
+    warm the process's caches (enablement.warmup), so the first request is not its slowest, and
+    start the thread that rebuilds them before they expire."""
+    app = getattr(worker, "wsgi", None)
+    if "enablement" not in getattr(app, "extensions", {}):
+        return  # a foreign wsgi callable
+    from enablement.warmup import maintain, warm
+
+    warm(app)
+    maintain(app)
+
+
 # Fallbacks when the app does not carry the enablement settings (a foreign wsgi callable).
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 30.0

@@ -19,6 +19,7 @@ from sqlalchemy import and_, bindparam, exists, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
+from enablement.db import reading
 from enablement.db.assets import live_condition
 from enablement.db.models import (
     Asset,
@@ -123,32 +124,43 @@ def _live_assets(session: Session, now: datetime) -> list[AssetFacts]:
 
 
 def prepared_index(
-    session: Session, effects: dict, now: datetime, check_every: timedelta
+    session: Session,
+    effects: dict,
+    now: datetime,
+    check_every: timedelta,
+    max_age: timedelta = ENGAGEMENT_MAX_AGE,
 ) -> StageIndex:
     """The engine's prepared index, rebuilt when assets, the effectiveness report or the day change.
 
     `effects` is services.reports.effects(): the same object while the cached report is unchanged.
-    The assets' fingerprint is re-read at most every `check_every`.
+    The assets' fingerprint is re-read at most every `check_every`; an index older than
+    `max_age` is rebuilt (enablement.warmup rebuilds it a little earlier than requests would).
     """
     engine = session.get_bind()
     cached = _INDEXES.get(engine)
     if cached is not None and timedelta(0) <= now - cached.checked_at <= check_every:
-        if _fresh(cached, cached.assets_version, effects, now):
+        if _fresh(cached, cached.assets_version, effects, now, max_age):
             return cached.index
     version = table_versions(session, (Asset,))
-    if _fresh(cached, version, effects, now):
+    if _fresh(cached, version, effects, now, max_age):
         cached.checked_at = now
         return cached.index
     with _BUILD_LOCK:  # NOTE: one rebuild per process at a time; others wait and reuse it
         cached = _INDEXES.get(engine)
-        if _fresh(cached, version, effects, now):
+        if _fresh(cached, version, effects, now, max_age):
             return cached.index
         index = prepare_index(_live_assets(session, now), effects, now)
         _INDEXES[engine] = _Prepared(version, effects, now.date(), now, index, now)
         return index
 
 
-def _fresh(cached: _Prepared | None, version, effects, now: datetime) -> bool:
+def _fresh(
+    cached: _Prepared | None,
+    version,
+    effects,
+    now: datetime,
+    max_age: timedelta = ENGAGEMENT_MAX_AGE,
+) -> bool:
     return (
         cached is not None
         and cached.assets_version == version
@@ -156,8 +168,20 @@ def _fresh(cached: _Prepared | None, version, effects, now: datetime) -> bool:
         # (an empty one is built anew each call, so two empties count as the same).
         and (cached.effects is effects or not (cached.effects or effects))
         and cached.day == now.date()
-        and now - cached.built_at <= ENGAGEMENT_MAX_AGE
+        and now - cached.built_at <= max_age
     )
+
+
+def warm_index(
+    sessions: sessionmaker[Session], settings: Settings, max_age: timedelta = ENGAGEMENT_MAX_AGE
+) -> StageIndex:
+    """The prepared index requests use, built now unless fresh (enablement.warmup); reads only."""
+    now = utcnow()
+    effects = _recent_effects(sessions, now, settings.recommendation_effects_max_age)
+    with reading(sessions) as session:
+        return prepared_index(
+            session, effects, now, settings.recommendation_assets_check_every, max_age
+        )
 
 
 _EFFECTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -171,6 +195,14 @@ def _recent_effects(sessions: sessionmaker[Session], now: datetime, max_age: tim
     effects = report_effects(sessions)
     _EFFECTS[sessions] = (now, effects)
     return effects
+
+
+def share_effects(source: sessionmaker[Session], target: sessionmaker[Session]) -> None:
+    """Let `target` use the effects `source` last read (enablement.warmup's rehearsal sessions
+    must see the very object the prepared index was built with, or it would be rebuilt)."""
+    held = _EFFECTS.get(source)
+    if held is not None:
+        _EFFECTS[target] = held
 
 
 def check_limit(limit) -> int:
