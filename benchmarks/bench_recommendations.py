@@ -130,7 +130,8 @@ class Workload:
                 "Content-Type": "application/json",
                 "Idempotency-Key": uuid.uuid4().hex,
             }
-            return "POST", f"/api/v1/deals/{deal}/shares", body, headers, 201
+            # NOTE: a repeat of a pair within 10 minutes is the same share (200), by design.
+            return "POST", f"/api/v1/deals/{deal}/shares", body, headers, (200, 201)
         if route == "link":
             return (
                 "GET",
@@ -176,6 +177,10 @@ class Workload:
         return "POST", "/webhooks/hubspot", body, headers, 200
 
 
+def _expected(expected) -> tuple:
+    return expected if isinstance(expected, tuple) else (expected,)
+
+
 def send(port: int, method: str, path: str, body, headers) -> tuple[float, int]:
     """One request over a new loopback connection: (seconds, status)."""
     start = time.perf_counter()
@@ -219,7 +224,11 @@ def in_process(url: str, instance: Path, loaded, token: str, profile: bool) -> d
         method, path, body, headers, expected = work.request(route)
         headers = {k: v for k, v in headers.items() if k != "Cookie"}
         response = client.open(path, method=method, data=body, headers=headers)
-        assert response.status_code == expected, (route, response.status_code, response.text[:300])
+        assert response.status_code in _expected(expected), (
+            route,
+            response.status_code,
+            response.text[:300],
+        )
 
     for route in ("healthz", *ROUTES):
         ask(route)
@@ -319,7 +328,7 @@ def one_at_a_time(port: int, work: Workload, n: int) -> dict[str, list[float]]:
                 continue  # a third as many: each is 100 events
             method, path, body, headers, expected = work.request(route)
             seconds, status = send(port, method, path, body, headers)
-            assert status == expected, (route, status)
+            assert status in _expected(expected), (route, status)
             times[route].append(seconds)
     return times
 
@@ -352,7 +361,7 @@ def fixed_rate(port: int, work: Workload, rate: float, seconds: float) -> tuple[
         took = time.perf_counter() - due
         with lock:
             times[route].append(took)
-            if status != expected:
+            if status not in _expected(expected):
                 bad[route] = bad.get(route, 0) + 1
 
     with ThreadPoolExecutor(max_workers=64) as pool:
@@ -439,7 +448,7 @@ def bench_engine(engine_name: str, args, cleanup: ExitStack) -> None:
         for _ in range(10):
             method, path, body, headers, expected = work.request("recommendations")
             seconds, status = send(port, method, path, body, headers)
-            assert status == expected, status
+            assert status in _expected(expected), status
             first.append(seconds * 1000)
         print(
             f"first ten recommendations after start (ms): {' '.join(f'{t:.1f}' for t in first)}; "

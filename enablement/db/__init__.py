@@ -168,13 +168,18 @@ READ_ONLY = "enablement_read_only"
 
 @contextmanager
 def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A session for reads only (on SQLite a deferred BEGIN: no write lock is taken or waited for).
+    """A session for reads only: on SQLite a deferred BEGIN (no write lock is taken or waited
+    for); on PostgreSQL autocommit, so no BEGIN and ROLLBACK round trips (under READ COMMITTED
+    each statement sees its own snapshot either way, so the reads see the same data).
 
-    NOTE: a write in it on SQLite may fail with "database is locked" instead of waiting; use
-    `sessions.begin()` for anything that writes.
+    NOTE: never write in it (on SQLite a write may fail with "database is locked" instead of
+    waiting; on PostgreSQL each statement would commit by itself); use `sessions.begin()`.
     """
     with sessions() as session:
-        session.connection(execution_options={READ_ONLY: True})
+        options = {READ_ONLY: True}
+        if session.get_bind().dialect.name == "postgresql":
+            options["isolation_level"] = "AUTOCOMMIT"
+        session.connection(execution_options=options)
         yield session
 
 

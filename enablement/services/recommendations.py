@@ -15,7 +15,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, func, select, text
+from sqlalchemy import and_, bindparam, exists, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
@@ -234,7 +234,11 @@ def recommend_for_deal(
     # NOTE: read before our transaction opens: on SQLite every transaction holds the write lock.
     effects = _recent_effects(sessions, now, settings.recommendation_effects_max_age)
     with sessions.begin() as session:
-        deal = visible_deal_with_stage(session, deal_id, owner_scope)
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        # NOTE: the impression is an analytics record: on PostgreSQL its commit does not wait
+        # for the WAL flush (synchronous_commit off for this transaction, set by the deal read
+        # itself to save a round trip); a database crash can lose the last moments of them.
+        deal = visible_deal_with_stage(session, deal_id, owner_scope, async_commit=postgresql)
         facts = DealFacts(
             id=deal.id,
             name=deal.name or "",
@@ -248,39 +252,27 @@ def recommend_for_deal(
         index = prepared_index(session, effects, now, settings.recommendation_assets_check_every)
         answer = answer_for_deal(facts, index, sent, limit, settings.recommendation_holdout)
         impression_id = uuid.uuid4().hex
-        if session.get_bind().dialect.name == "postgresql":
-            # NOTE: the impression is an analytics record: not waiting for its WAL flush saves a
-            # disk sync per request; a crash can lose only the last moments of impressions.
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        session.execute(
-            RecommendationImpression.__table__.insert(),
-            [
-                {
-                    "id": impression_id,
-                    "deal_id": deal.id,
-                    "buying_stage": facts.buying_stage,
-                    "holdout": answer["holdout"],
-                    "source": source,
-                    "requested_by": (requested_by or "")[:255] or None,
-                    "token_id": token_id,
-                    "created_at": now,
-                }
-            ],
-        )
-        if answer["items"]:
-            session.execute(
-                RecommendationItem.__table__.insert(),
-                [
-                    {
-                        "impression_id": impression_id,
-                        "asset_id": item["asset"]["id"],
-                        "rank": item["rank"],
-                        "score": item["score"],
-                        "exploration": item["exploration"],
-                    }
-                    for item in answer["items"]
-                ],
-            )
+        impression = {
+            "id": impression_id,
+            "deal_id": deal.id,
+            "buying_stage": facts.buying_stage,
+            "holdout": answer["holdout"],
+            "source": source,
+            "requested_by": (requested_by or "")[:255] or None,
+            "token_id": token_id,
+            "created_at": now,
+        }
+        items = [
+            {
+                "impression_id": impression_id,
+                "asset_id": item["asset"]["id"],
+                "rank": item["rank"],
+                "score": item["score"],
+                "exploration": item["exploration"],
+            }
+            for item in answer["items"]
+        ]
+        _log_impression(session, impression, items, postgresql)
         deal_part = {
             "id": deal.id,
             "name": deal.name,
@@ -294,6 +286,23 @@ def recommend_for_deal(
             "buying_stage": facts.buying_stage,
         }
     return {"deal": deal_part, **answer, "impression_id": impression_id}
+
+
+_IMPRESSIONS, _ITEMS = RecommendationImpression.__table__, RecommendationItem.__table__
+
+
+def _log_impression(session: Session, impression: dict, items: list[dict], postgresql: bool):
+    """Store the impression and its items: one statement on PostgreSQL (the items' insert with
+    the impression's as a data-modifying WITH), two elsewhere."""
+    if postgresql and items:
+        # NOTE: the foreign key of the items is checked at the statement's end, when the
+        # impression row of its WITH exists.
+        with_impression = insert(_IMPRESSIONS).values(impression).cte("impression")
+        session.execute(insert(_ITEMS).values(items).add_cte(with_impression))
+        return
+    session.execute(_IMPRESSIONS.insert(), [impression])
+    if items:
+        session.execute(_ITEMS.insert(), items)
 
 
 def _sent(session: Session, deal_id: str) -> list[SentFacts]:
