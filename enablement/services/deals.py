@@ -174,7 +174,7 @@ def visible_deal_with_stage(
     `async_commit` (PostgreSQL only): the same query also sets synchronous_commit off for the
     rest of the transaction (its commit does not wait for the WAL flush).
     """
-    statement = _DEAL_WITH_STAGE_ASYNC_COMMIT if async_commit else _DEAL_WITH_STAGE
+    statement = DEAL_WITH_STAGE_ASYNC_COMMIT if async_commit else DEAL_WITH_STAGE
     row = (
         session.execute(statement, {"deal_id": deal_id}).first()
         if is_plausible_id(deal_id)
@@ -192,7 +192,7 @@ def _stage_join(stmt):
 
 
 # NOTE: asked on every recommendation: one Core statement built once (compiled once, cached).
-_DEAL_WITH_STAGE = _stage_join(
+DEAL_WITH_STAGE = _stage_join(
     select(
         *(
             Deal.__table__.c[name]
@@ -214,7 +214,7 @@ _DEAL_WITH_STAGE = _stage_join(
     )
 ).where(Deal.__table__.c.id == bindparam("deal_id"))
 # NOTE: set_config(..., true) is SET LOCAL as a function: one round trip fewer than a SET of its own.
-_DEAL_WITH_STAGE_ASYNC_COMMIT = _DEAL_WITH_STAGE.add_columns(
+DEAL_WITH_STAGE_ASYNC_COMMIT = DEAL_WITH_STAGE.add_columns(
     func.set_config("synchronous_commit", "off", True).label("async_commit")
 )
 

@@ -23,6 +23,7 @@ from enablement.db import reading
 from enablement.db.assets import live_condition
 from enablement.db.models import (
     Asset,
+    Deal,
     LinkView,
     Owner,
     RecommendationImpression,
@@ -42,7 +43,13 @@ from enablement.domain.recommend import (
     prepare_index,
 )
 from enablement.errors import Forbidden, InvalidInput
-from enablement.services.deals import is_deal_closed, visible_deal_with_stage
+from enablement.services.deals import (
+    DEAL_WITH_STAGE,
+    DEAL_WITH_STAGE_ASYNC_COMMIT,
+    check_visible,
+    is_deal_closed,
+    is_plausible_id,
+)
 from enablement.services.reports import effects as report_effects
 
 # Where an impression was shown; PUSHED_SOURCES (nudge, hubspot_workflow) were not asked for.
@@ -238,7 +245,7 @@ def recommend_for_deal(
         # NOTE: the impression is an analytics record: on PostgreSQL its commit does not wait
         # for the WAL flush (synchronous_commit off for this transaction, set by the deal read
         # itself to save a round trip); a database crash can lose the last moments of them.
-        deal = visible_deal_with_stage(session, deal_id, owner_scope, async_commit=postgresql)
+        deal, sent = _deal_and_sent(session, deal_id, owner_scope, async_commit=postgresql)
         facts = DealFacts(
             id=deal.id,
             name=deal.name or "",
@@ -248,7 +255,6 @@ def recommend_for_deal(
             personas=tuple(deal.personas or ()),
             topics=tuple(deal.topics or ()),
         )
-        sent = _sent(session, deal.id)
         index = prepared_index(session, effects, now, settings.recommendation_assets_check_every)
         answer = answer_for_deal(facts, index, sent, limit, settings.recommendation_holdout)
         impression_id = uuid.uuid4().hex
@@ -311,6 +317,25 @@ def _sent(session: Session, deal_id: str) -> list[SentFacts]:
     return [SentFacts(a, s, o, bool(v)) for a, s, o, v in rows]
 
 
+def _deal_and_sent(session: Session, deal_id: str, owner_scope: str | None, async_commit: bool):
+    """services.deals.visible_deal_with_stage and _sent in one statement: the deal's row joined
+    to each of its shares (one row, with no share, when it has none)."""
+    rows = (
+        session.execute(
+            _DEAL_AND_SENT_ASYNC_COMMIT if async_commit else _DEAL_AND_SENT, {"deal_id": deal_id}
+        ).all()
+        if is_plausible_id(deal_id)
+        else []
+    )
+    deal = check_visible(rows[0] if rows else None, deal_id, owner_scope)
+    sent = [
+        SentFacts(r.sent_asset_id, r.sent_series, r.sent_series_order, bool(r.sent_opened))
+        for r in rows
+        if r.sent_asset_id is not None
+    ]
+    return deal, sent
+
+
 # NOTE: asked on every recommendation: one Core statement built once (compiled once, cached).
 _SHARES, _ASSETS, _VIEWS = Share.__table__, Asset.__table__, LinkView.__table__
 _SENT = (
@@ -324,6 +349,27 @@ _SENT = (
     .where(_SHARES.c.deal_id == bindparam("deal_id"))
     .order_by(_SHARES.c.shared_at, _SHARES.c.id)
 )
+
+
+def _with_sent(deal_query):
+    return (
+        deal_query.add_columns(
+            _SHARES.c.asset_id.label("sent_asset_id"),
+            _ASSETS.c.series.label("sent_series"),
+            _ASSETS.c.series_order.label("sent_series_order"),
+            exists().where(_VIEWS.c.share_id == _SHARES.c.id).label("sent_opened"),
+        )
+        .outerjoin(
+            _SHARES.join(_ASSETS, _ASSETS.c.id == _SHARES.c.asset_id),
+            _SHARES.c.deal_id == Deal.__table__.c.id,
+        )
+        .order_by(_SHARES.c.shared_at, _SHARES.c.id)
+    )
+
+
+# NOTE: the deal, its stage and what it already got in one round trip (built once, cached).
+_DEAL_AND_SENT = _with_sent(DEAL_WITH_STAGE)
+_DEAL_AND_SENT_ASYNC_COMMIT = _with_sent(DEAL_WITH_STAGE_ASYNC_COMMIT)
 
 
 def owner_for_hubspot_user(session: Session, email: str | None) -> Owner:

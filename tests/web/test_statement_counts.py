@@ -20,10 +20,10 @@ from tests.scale_data import load_scale
 # (sqlite, postgresql): SQLite counts its explicit BEGIN per transaction; psycopg sends BEGIN
 # and COMMIT itself (not seen by the event), and read-only sessions there send neither.
 CEILINGS = {
-    "recommendations": (7, 4),
+    "recommendations": (6, 3),
     "share": (8, 6),
     "deal_view": (6, 4),
-    "deal_page": (13, 8),
+    "deal_page": (12, 7),
     "link": (3, 2),
 }
 SMALL = {"assets": 12, "deals": 10, "shares": 30}
