@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
 from enablement.db import OUTAGE_ERRORS
-from enablement.db.crm import lock_deals
 from enablement.db.models import (
     Asset,
+    Deal,
     IdempotencyKey,
     LinkView,
     RecommendationImpression,
@@ -245,16 +245,24 @@ def _create_share(
     deal_id, asset_id = new.deal_id, new.asset_id
     if backfill:
         visible_deal(session, deal_id, owner_scope)
+        asset = session.execute(_ASSET_STATE, {"asset_id": asset_id}).first()
     else:
         # NOTE: the deal's row lock serialises shares to one deal (PostgreSQL; SQLite's BEGIN
         # IMMEDIATE already does), so the repeat-window check below cannot race an insert; the
         # share's time is taken under the lock, so a later share never carries an earlier time.
-        # The locked row is also the one the scope rule is checked on (one read of the deal).
-        locked = lock_deals(session, [deal_id]) if is_plausible_id(deal_id) else {}
-        check_visible(locked.get(deal_id), deal_id, owner_scope)
+        # The locked row is also the one the scope rule is checked on, and the asset's state
+        # comes with it (one statement: the deal locked, the asset joined).
+        row = (
+            session.execute(
+                _LOCK_DEAL_WITH_ASSET, {"deal_id": deal_id, "asset_id": asset_id}
+            ).first()
+            if is_plausible_id(deal_id)
+            else None
+        )
+        check_visible(row[0] if row else None, deal_id, owner_scope)
+        asset = row if row.asset_found else None
         new = replace(new, shared_at=utcnow().astimezone(UTC))
     when = new.shared_at
-    asset = session.execute(_ASSET_STATE, {"asset_id": asset_id}).first()
     if asset is None:
         raise NotFound(f"no asset {asset_id!r}")
     if not is_live(asset.status, asset.review_by, utcnow().date()):
@@ -291,6 +299,20 @@ def _create_share(
 
 _ASSET_STATE = select(Asset.status, Asset.review_by, Asset.url).where(
     Asset.id == bindparam("asset_id")
+)
+# NOTE: as lock_deals (a row lock on PostgreSQL, ordered by id: one deal here), with the asset's
+# state joined; only the deal's row is locked.
+_LOCK_DEAL_WITH_ASSET = (
+    select(
+        Deal,
+        Asset.status,
+        Asset.review_by,
+        Asset.url,
+        Asset.id.is_not(None).label("asset_found"),
+    )
+    .outerjoin(Asset, Asset.id == bindparam("asset_id"))
+    .where(Deal.id == bindparam("deal_id"))
+    .with_for_update(of=Deal)
 )
 
 

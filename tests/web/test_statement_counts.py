@@ -21,7 +21,7 @@ from tests.scale_data import load_scale
 # and COMMIT itself (not seen by the event), and read-only sessions there send neither.
 CEILINGS = {
     "recommendations": (6, 3),
-    "share": (8, 6),
+    "share": (7, 5),
     "deal_view": (6, 4),
     "deal_page": (12, 7),
     "link": (3, 2),
