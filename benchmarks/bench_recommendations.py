@@ -198,7 +198,67 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def in_process(url: str, instance: Path, loaded, token: str, profile: bool) -> dict[str, int]:
+# Tables that grow with assets, deals or shares: a full scan of one of them is a finding.
+GROWING = (
+    "assets",
+    "asset_tags",
+    "deals",
+    "shares",
+    "link_views",
+    "stage_changes",
+    "recommendation_impressions",
+    "recommendation_items",
+    "webhook_events",
+    "deal_events",
+    "idempotency_keys",
+)
+
+
+def print_plans(engine, route: str, statements: list[tuple]) -> None:
+    """The database's plan of each statement the route sent; a line for every full scan."""
+    postgresql = engine.dialect.name == "postgresql"
+    scans = []
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters in statements:
+            if (
+                not statement.lstrip()
+                .upper()
+                .startswith(("SELECT", "WITH", "UPDATE", "INSERT", "DELETE"))
+            ):
+                continue
+            if (
+                statement.lstrip().upper().startswith("INSERT")
+                and " SELECT " not in statement.upper()
+            ):
+                continue  # a plain INSERT ... VALUES has no plan to speak of
+            prefix = "EXPLAIN " if postgresql else "EXPLAIN QUERY PLAN "
+            cursor.execute(prefix + statement, parameters)
+            plan = [" ".join(str(c) for c in row) for row in cursor.fetchall()]
+            for line in plan:
+                if postgresql:
+                    full = "Seq Scan on " in line
+                else:
+                    full = " SCAN " in f" {line} " and "USING" not in line
+                # NOTE: a scan of a table of a few rows (stages, pipelines, tokens) is the
+                # planner's right choice; only the tables that grow with the data count.
+                if full and any(f" {t} " in f" {line} " for t in GROWING):
+                    scans.append(f"{line.strip()[:90]}  <- {' '.join(statement.split())[:70]}")
+        raw.rollback()
+    finally:
+        raw.close()
+    if scans:
+        print(f"-- plans {route}: full scans:")
+        for line in scans:
+            print("   " + line)
+    else:
+        print(f"-- plans {route}: {len(statements)} statements, every table read through an index")
+
+
+def in_process(
+    url: str, instance: Path, loaded, token: str, profile: bool, plans: bool = False
+) -> dict[str, int]:
     """Statements per request of each route (and, with profile, its top cProfile entries)."""
     settings = Settings(
         instance_path=instance,
@@ -232,15 +292,19 @@ def in_process(url: str, instance: Path, loaded, token: str, profile: bool) -> d
 
     for route in ("healthz", *ROUTES):
         ask(route)
-        seen: list[str] = []
+        seen: list[tuple] = []
 
-        def listener(_conn, _cursor, statement, *_rest, seen=seen):
-            seen.append(statement)
+        def listener(_conn, _cursor, statement, parameters, _context, many, seen=seen):
+            if many and isinstance(parameters, list | tuple) and parameters:
+                parameters = parameters[0]
+            seen.append((statement, parameters))
 
         event.listen(engine, "before_cursor_execute", listener)
         ask(route)
         event.remove(engine, "before_cursor_execute", listener)
         counts[route] = len(seen)
+        if plans:
+            print_plans(engine, route, seen)
         if profile:
             profiler = cProfile.Profile()
             n = 20 if route == "webhook_100" else 100
@@ -430,7 +494,7 @@ def bench_engine(engine_name: str, args, cleanup: ExitStack) -> None:
         f"== {name}: {args.assets} assets, {args.deals} deals ({len(loaded.open_deals)} open), "
         f"{args.shares} shares loaded in {loaded.seconds:.1f} s"
     )
-    counts = in_process(url, instance, loaded, token, args.profile)
+    counts = in_process(url, instance, loaded, token, args.profile, args.plans)
     print(
         "statements per request (BEGIN included): "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -518,6 +582,9 @@ def main() -> None:
         "--redis-url", default=None, help="REDIS_URL for gunicorn (default: embedded jobs)"
     )
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--plans", action="store_true", help="print full scans in each route's query plans"
+    )
     args = parser.parse_args()
     args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
     engines = ["postgres"] if args.postgres else [e.strip() for e in args.engines.split(",")]

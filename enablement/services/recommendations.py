@@ -359,10 +359,12 @@ def _with_sent(deal_query):
             _ASSETS.c.series_order.label("sent_series_order"),
             exists().where(_VIEWS.c.share_id == _SHARES.c.id).label("sent_opened"),
         )
-        .outerjoin(
-            _SHARES.join(_ASSETS, _ASSETS.c.id == _SHARES.c.asset_id),
-            _SHARES.c.deal_id == Deal.__table__.c.id,
-        )
+        # NOTE: two chained outer joins, not one to (shares JOIN assets): SQLite materialises
+        # a parenthesised join, every share of every deal, before filtering it (its plan said
+        # MATERIALIZE and SCAN assets); chained, both engines use ix_shares_deal. Every share
+        # has its asset (a foreign key), so the second outer join loses nothing.
+        .outerjoin(_SHARES, _SHARES.c.deal_id == Deal.__table__.c.id)
+        .outerjoin(_ASSETS, _ASSETS.c.id == _SHARES.c.asset_id)
         .order_by(_SHARES.c.shared_at, _SHARES.c.id)
     )
 
