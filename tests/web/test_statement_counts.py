@@ -123,3 +123,21 @@ def test_statements_per_request_do_not_grow_with_assets_deals_or_shares(
     column = 0 if database_url.startswith("sqlite") else 1
     over = {k: (n, CEILINGS[k][column]) for k, n in at_small.items() if n > CEILINGS[k][column]}
     assert not over, f"statements over the ceiling (count, ceiling): {over}"
+
+
+def test_the_recommendations_read_of_a_deal_and_its_shares_goes_through_indexes(
+    container, database_url
+):
+    """SQLite's plan (rule-based, so stable at any size): the deal by its key, its shares by
+    ix_shares_deal, no materialised join of every share (as a parenthesised join once was)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's plans depend on table statistics (benchmarks --plans)")
+    from sqlalchemy.dialects import sqlite
+
+    from enablement.services.recommendations import _DEAL_AND_SENT
+
+    sql = str(_DEAL_AND_SENT.compile(dialect=sqlite.dialect()))
+    with container.engine.connect() as conn:
+        plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, ("d1",))]
+    assert any("SEARCH shares USING INDEX ix_shares_deal" in line for line in plan), plan
+    assert not any(line.startswith(("MATERIALIZE", "SCAN")) for line in plan), plan
