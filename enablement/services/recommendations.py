@@ -13,9 +13,9 @@ import threading
 import uuid
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, func, insert, select
+from sqlalchemy import and_, bindparam, exists, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
@@ -297,14 +297,37 @@ def recommend_for_deal(
 _IMPRESSIONS, _ITEMS = RecommendationImpression.__table__, RecommendationItem.__table__
 
 
+# PostgreSQL only. created_at is bound as naive UTC, as db.types.UTCDateTime stores it.
+_IMPRESSION_WITH_ITEMS = text(
+    "WITH impression AS ("
+    " INSERT INTO recommendation_impressions"
+    " (id, deal_id, buying_stage, holdout, source, requested_by, token_id, created_at)"
+    " VALUES (:id, :deal_id, :buying_stage, :holdout, :source, :requested_by, :token_id,"
+    " :created_at))"
+    " INSERT INTO recommendation_items (impression_id, asset_id, rank, score, exploration)"
+    " SELECT :id, a, r, s, e FROM unnest(CAST(:assets AS varchar[]), CAST(:ranks AS integer[]),"
+    " CAST(:scores AS double precision[]), CAST(:explorations AS boolean[])) AS u(a, r, s, e)"
+)
+
+
 def _log_impression(session: Session, impression: dict, items: list[dict], postgresql: bool):
     """Store the impression and its items: one statement on PostgreSQL (the items' insert with
     the impression's as a data-modifying WITH), two elsewhere."""
     if postgresql and items:
         # NOTE: the foreign key of the items is checked at the statement's end, when the
-        # impression row of its WITH exists.
-        with_impression = insert(_IMPRESSIONS).values(impression).cte("impression")
-        session.execute(insert(_ITEMS).values(items).add_cte(with_impression))
+        # impression row of its WITH exists. The items go in as arrays (unnest), so the
+        # statement is the same text whatever their number: prepared once, never recompiled.
+        session.execute(
+            _IMPRESSION_WITH_ITEMS,
+            {
+                **impression,
+                "created_at": impression["created_at"].astimezone(UTC).replace(tzinfo=None),
+                "assets": [i["asset_id"] for i in items],
+                "ranks": [i["rank"] for i in items],
+                "scores": [float(i["score"]) for i in items],
+                "explorations": [bool(i["exploration"]) for i in items],
+            },
+        )
         return
     session.execute(_IMPRESSIONS.insert(), [impression])
     if items:
