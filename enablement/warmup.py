@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # The index is rebuilt by `maintain` this long before a request would find it too old.
 REBUILD_AHEAD = timedelta(minutes=2)
-# How often `maintain` looks (it also picks up asset changes within this time, off the request path).
+# The longest `maintain` waits between passes.
 MAINTAIN_EVERY_SECONDS = 30.0
 # Deals read for their terms: enough to see every term in use without reading a huge table.
 MAX_DEALS_FOR_TERMS = 200_000
@@ -82,19 +82,29 @@ def fill_index(index, terms: list[tuple[str, str]]) -> int:
     return filled
 
 
-def warm_recommendations(app: Flask, max_age=None) -> dict:
-    """Build (or reuse) the prepared index and fill its columns; what was done, for the log."""
+def warm_recommendations(app: Flask, max_age=None, ahead: float = 1.0) -> dict:
+    """Build (or reuse) the prepared index, its columns filled before requests see it; what was
+    done, for the log. `max_age` and `ahead`: services.recommendations.warm_index."""
     from enablement.services.recommendations import ENGAGEMENT_MAX_AGE, warm_index
 
     container = app.extensions["enablement"]
     start = time.perf_counter()
-    with reading(container.sessions) as session:
-        terms = deal_terms(session)
-    index = warm_index(
-        container.sessions, container.settings, max_age=max_age or ENGAGEMENT_MAX_AGE
+    done = {"terms": 0, "columns": 0, "rebuilt": False}
+
+    def fill(index) -> None:
+        with reading(container.sessions) as session:
+            terms = deal_terms(session)
+        done.update(terms=len(terms), columns=fill_index(index, terms), rebuilt=True)
+
+    warm_index(
+        container.sessions,
+        container.settings,
+        max_age=max_age or ENGAGEMENT_MAX_AGE,
+        ahead=ahead,
+        fill=fill,
     )
-    columns = fill_index(index, terms)
-    return {"terms": len(terms), "columns": columns, "seconds": time.perf_counter() - start}
+    done["seconds"] = time.perf_counter() - start
+    return done
 
 
 class _Rehearsal(Exception):
@@ -174,15 +184,30 @@ def warm(app: Flask) -> dict | None:
     return done
 
 
-def maintain(app: Flask, every: float = MAINTAIN_EVERY_SECONDS) -> threading.Thread:
-    """Start this process's cache-maintenance thread (daemon): rebuild the index before it expires."""
+def maintain(app: Flask, every: float | None = None) -> threading.Thread:
+    """Start this process's cache-maintenance thread (daemon).
+
+    Every `every` seconds (by default half the shorter of RECOMMENDATION_ASSETS_CHECK_EVERY
+    and RECOMMENDATION_EFFECTS_MAX_AGE, at least 0.2 s) it re-reads the effects and the
+    assets' fingerprint when half their time has passed, so requests find them fresh and do
+    not read them; rebuilds the index (columns filled first) when the assets or the report
+    changed, and REBUILD_AHEAD before its engagement counts reach their maximum age. The
+    staleness bounds stay as documented: requests still re-check after the full time.
+    """
     from enablement.services.recommendations import ENGAGEMENT_MAX_AGE
+
+    settings = app.extensions["enablement"].settings
+    if every is None:
+        shorter = min(
+            settings.recommendation_assets_check_every, settings.recommendation_effects_max_age
+        )
+        every = min(max(shorter.total_seconds() / 2, 0.2), MAINTAIN_EVERY_SECONDS)
 
     def loop() -> None:
         while True:
             time.sleep(every)
             try:
-                warm_recommendations(app, max_age=ENGAGEMENT_MAX_AGE - REBUILD_AHEAD)
+                warm_recommendations(app, max_age=ENGAGEMENT_MAX_AGE - REBUILD_AHEAD, ahead=0.5)
             except Exception:  # noqa: BLE001
                 log.debug("cache maintenance pass failed; the next one tries again", exc_info=True)
 

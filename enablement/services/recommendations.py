@@ -136,12 +136,14 @@ def prepared_index(
     now: datetime,
     check_every: timedelta,
     max_age: timedelta = ENGAGEMENT_MAX_AGE,
+    fill=None,
 ) -> StageIndex:
     """The engine's prepared index, rebuilt when assets, the effectiveness report or the day change.
 
     `effects` is services.reports.effects(): the same object while the cached report is unchanged.
     The assets' fingerprint is re-read at most every `check_every`; an index older than
     `max_age` is rebuilt (enablement.warmup rebuilds it a little earlier than requests would).
+    `fill(index)`, when given, runs on a new index before requests can see it.
     """
     engine = session.get_bind()
     cached = _INDEXES.get(engine)
@@ -157,6 +159,8 @@ def prepared_index(
         if _fresh(cached, version, effects, now, max_age):
             return cached.index
         index = prepare_index(_live_assets(session, now), effects, now)
+        if fill is not None:
+            fill(index)
         _INDEXES[engine] = _Prepared(version, effects, now.date(), now, index, now)
         return index
 
@@ -180,14 +184,28 @@ def _fresh(
 
 
 def warm_index(
-    sessions: sessionmaker[Session], settings: Settings, max_age: timedelta = ENGAGEMENT_MAX_AGE
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    max_age: timedelta = ENGAGEMENT_MAX_AGE,
+    ahead: float = 1.0,
+    fill=None,
 ) -> StageIndex:
-    """The prepared index requests use, built now unless fresh (enablement.warmup); reads only."""
+    """The prepared index requests use, built now unless fresh (enablement.warmup); reads only.
+
+    With `ahead` < 1 the effects and the assets' fingerprint are re-read when that fraction of
+    their time has passed, so that requests (which re-read them after all of it) find them
+    fresh: the maintenance thread takes those reads off the request path.
+    """
     now = utcnow()
-    effects = _recent_effects(sessions, now, settings.recommendation_effects_max_age)
+    effects = _recent_effects(sessions, now, settings.recommendation_effects_max_age * ahead)
     with reading(sessions) as session:
         return prepared_index(
-            session, effects, now, settings.recommendation_assets_check_every, max_age
+            session,
+            effects,
+            now,
+            settings.recommendation_assets_check_every * ahead,
+            max_age,
+            fill,
         )
 
 
