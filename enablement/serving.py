@@ -46,7 +46,11 @@ def post_worker_init(worker) -> None:
 
     from enablement.warmup import maintain, warm
 
-    warm(app)
+    started = time.perf_counter()
+    done = warm(app)
+    worker.log.info(
+        "worker %s warmed in %.2f s: %s", worker.pid, time.perf_counter() - started, done
+    )
     # NOTE: what is alive now (modules, the app, the prepared index) lives as long as the worker:
     # frozen, the cyclic collector never walks it again, so its collections stay short instead
     # of pausing a request for each pass over hundreds of thousands of objects. Reference
