@@ -7,6 +7,8 @@ index and sends exactly the statements the tenth sends, and the warm-up logged n
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import event, func, select
 
 from enablement.db.models import RecommendationImpression, RecommendationItem
@@ -99,6 +101,8 @@ def test_gunicorn_warms_each_worker_before_it_accepts(app, container, monkeypatc
 
     class Worker:
         wsgi = app
+        pid = 1
+        log = logging.getLogger("gunicorn.error")
 
     post_worker_init(Worker())
     assert container.engine in recommendations._INDEXES
