@@ -34,6 +34,32 @@ keepalive = 5
 max_requests = 1000
 max_requests_jitter = 100
 
+
+def post_worker_init(worker) -> None:
+    """gunicorn hook, in each worker once the app is loaded and before it accepts a connection:
+    warm the process's caches (enablement.warmup), so the first request is not its slowest, and
+    start the thread that rebuilds them before they expire."""
+    app = getattr(worker, "wsgi", None)
+    if "enablement" not in getattr(app, "extensions", {}):
+        return  # a foreign wsgi callable
+    import gc
+
+    from enablement.warmup import maintain, warm
+
+    started = time.perf_counter()
+    done = warm(app)
+    worker.log.info(
+        "worker %s warmed in %.2f s: %s", worker.pid, time.perf_counter() - started, done
+    )
+    # NOTE: what is alive now (modules, the app, the prepared index) lives as long as the worker:
+    # frozen, the cyclic collector never walks it again, so its collections stay short instead
+    # of pausing a request for each pass over hundreds of thousands of objects. Reference
+    # counting still frees what is dropped (an index replaced by a rebuild).
+    gc.collect()
+    gc.freeze()
+    maintain(app)
+
+
 # Fallbacks when the app does not carry the enablement settings (a foreign wsgi callable).
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 30.0

@@ -48,6 +48,11 @@ def serve(host: str, port: int | None) -> None:
     port = port or container.settings.port
     use_served_address(container, host, port)
     click.echo(f"serving on http://{host}:{port} (links use {container.settings.public_base_url})")
+    from enablement.warmup import maintain, warm
+
+    app = current_app._get_current_object()  # the thread below runs outside this app context
+    warm(app)
+    maintain(app)
     current_app.run(host=host, port=port, debug=False, use_reloader=False)
 
 

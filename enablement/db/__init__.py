@@ -143,7 +143,12 @@ def make_engine(
             # read-then-write transaction never fails with SQLITE_BUSY half-way (deferred BEGIN
             # failed over half of 400 concurrent link clicks). Transactions queue one at a time:
             # right for the embedded one-process mode; PostgreSQL is the scale-out path.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A session opened by `reading` only reads: a deferred BEGIN, which in WAL mode
+            # takes no lock, so it neither waits for writers nor holds them up.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # NOTE: pool_pre_ping tests each pooled connection when it is checked out, so the first
@@ -155,6 +160,27 @@ def make_engine(
         kwargs["max_overflow"] = max_overflow
     connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+
+
+# The execution option `reading` sets: the session's transaction never writes.
+READ_ONLY = "enablement_read_only"
+
+
+@contextmanager
+def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads only: on SQLite a deferred BEGIN (no write lock is taken or waited
+    for); on PostgreSQL autocommit, so no BEGIN and ROLLBACK round trips (under READ COMMITTED
+    each statement sees its own snapshot either way, so the reads see the same data).
+
+    NOTE: never write in it (on SQLite a write may fail with "database is locked" instead of
+    waiting; on PostgreSQL each statement would commit by itself); use `sessions.begin()`.
+    """
+    with sessions() as session:
+        options = {READ_ONLY: True}
+        if session.get_bind().dialect.name == "postgresql":
+            options["isolation_level"] = "AUTOCOMMIT"
+        session.connection(execution_options=options)
+        yield session
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

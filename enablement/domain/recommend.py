@@ -508,10 +508,10 @@ def _bounded(
         + WEIGHTS["novelty"] * 0.5
         + 1e-4  # NOTE: scores are rounded to 4 places; rounding must never make the bound cut early
     )
-    order = np.argsort(-bound, kind="stable")
+    order = _best_first(bound, max(64, 8 * want))
     best: list[float] = []  # min-heap of the `want` best scores so far (all candidates)
     thin: list[float] = []  # the same among candidates with little evidence (exploration pool)
-    for i in order.tolist():
+    for i in order:
         full = len(best) >= want and bound[i] < best[0]
         if full and (not explore or (len(thin) >= want and bound[i] < thin[0])):
             break
@@ -525,6 +525,26 @@ def _bounded(
         _push(best, s.score, want)
         if s.little_evidence:
             _push(thin, s.score, want)
+
+
+def _best_first(bound, head: int):
+    """Indices of `bound`, highest first, ties in index order (a stable sort of -bound), lazily.
+
+    NOTE: the loop that consumes this nearly always stops within the first few dozen, so only
+    the `head` best (and every index tied with the last of them) are sorted up front; the rest
+    is sorted only if the loop gets that far. The order is exactly the full stable sort's.
+    """
+    import numpy as np
+
+    n = len(bound)
+    if n <= head:
+        yield from np.argsort(-bound, kind="stable").tolist()
+        return
+    threshold = np.partition(bound, n - head)[n - head]  # the head-th largest
+    top = np.flatnonzero(bound >= threshold)
+    yield from top[np.argsort(-bound[top], kind="stable")].tolist()
+    rest = np.flatnonzero(bound < threshold)
+    yield from rest[np.argsort(-bound[rest], kind="stable")].tolist()
 
 
 def _push(heap: list[float], value: float, size: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from enablement.db import reading
 from enablement.db.models import LinkView, Owner, Share
 
 
@@ -61,6 +62,10 @@ def owner_names(session: Session, ids=None) -> dict[str, str]:
 
 
 def shown_names(sessions: sessionmaker[Session], ids) -> dict[str, str]:
-    """owner_names in a session of its own (for a page that shows who shared what)."""
-    with sessions() as session:
+    """owner_names in a session of its own (for a page that shows who shared what); no query
+    when no id is given (shares imported or made by tokens without an owner)."""
+    ids = [i for i in ids if i]
+    if not ids:
+        return {}
+    with reading(sessions) as session:
         return owner_names(session, ids)

@@ -18,6 +18,7 @@ Where that memory and spool live (links_for picks one per app):
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -28,7 +29,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +78,7 @@ class LinkMemory:
         self.file, self.size = file, size
         self._items: OrderedDict[str, LinkTarget] = OrderedDict()
         self._lock = threading.Lock()
+        self._thread = threading.local()
 
     def remember(self, digest: str, target: LinkTarget) -> None:
         """Keep (or refresh) a link's target, forgetting the least recently used beyond size."""
@@ -104,35 +105,61 @@ class LinkMemory:
             self._items.clear()
 
     def _connect(self) -> sqlite3.Connection:
-        """The shared file, created on first use."""
+        """This thread's connection to the shared file (created on first use), kept open.
+
+        NOTE: opening the file, setting WAL and creating the table cost more than the write
+        itself, on every first click of a link; one connection per thread (and process: a
+        forked worker opens its own) pays that once. synchronous=NORMAL: a write is not
+        synced to disk at once, so a power cut can lose the last links remembered; they are
+        in the database anyway, and the file is only the fallback during an outage.
+        """
+        held = getattr(self._thread, "conn", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
         self.file.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.file, timeout=1.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS links "
-            "(digest TEXT PRIMARY KEY, share_id INTEGER NOT NULL, url TEXT NOT NULL)"
-        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS links "
+                "(digest TEXT PRIMARY KEY, share_id INTEGER NOT NULL, url TEXT NOT NULL)"
+            )
+        except sqlite3.Error:
+            conn.close()
+            raise
+        self._thread.conn = (os.getpid(), conn)
         return conn
+
+    def _drop(self) -> None:
+        """Forget this thread's connection after an error (the next use opens a new one)."""
+        held = getattr(self._thread, "conn", None)
+        self._thread.conn = None
+        if held is not None and held[0] == os.getpid():
+            with contextlib.suppress(sqlite3.Error):
+                held[1].close()
 
     def _write(self, digest: str, target: LinkTarget) -> None:
         """Store one link in the shared file."""
         try:
-            with closing(self._connect()) as conn:
-                conn.execute(
-                    "INSERT OR REPLACE INTO links VALUES (?, ?, ?)",
-                    (digest, target.share_id, target.url),
-                )
+            self._connect().execute(
+                "INSERT OR REPLACE INTO links VALUES (?, ?, ?)",
+                (digest, target.share_id, target.url),
+            )
         except sqlite3.Error as e:
+            self._drop()
             log.warning("link memory file %s not written: %s", self.file, e)
 
     def _read(self, digest: str) -> LinkTarget | None:
         """One link from the shared file, or None."""
         try:
-            with closing(self._connect()) as conn:
-                row = conn.execute(
-                    "SELECT share_id, url FROM links WHERE digest = ?", (digest,)
-                ).fetchone()
+            row = (
+                self._connect()
+                .execute("SELECT share_id, url FROM links WHERE digest = ?", (digest,))
+                .fetchone()
+            )
         except sqlite3.Error as e:
+            self._drop()
             log.warning("link memory file %s not read: %s", self.file, e)
             return None
         return LinkTarget(int(row[0]), str(row[1])) if row else None

@@ -13,15 +13,17 @@ import threading
 import uuid
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, exists, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
+from enablement.db import reading
 from enablement.db.assets import live_condition
 from enablement.db.models import (
     Asset,
+    Deal,
     LinkView,
     Owner,
     RecommendationImpression,
@@ -41,7 +43,13 @@ from enablement.domain.recommend import (
     prepare_index,
 )
 from enablement.errors import Forbidden, InvalidInput
-from enablement.services.deals import is_deal_closed, visible_deal_with_stage
+from enablement.services.deals import (
+    DEAL_WITH_STAGE,
+    DEAL_WITH_STAGE_ASYNC_COMMIT,
+    check_visible,
+    is_deal_closed,
+    is_plausible_id,
+)
 from enablement.services.reports import effects as report_effects
 
 # Where an impression was shown; PUSHED_SOURCES (nudge, hubspot_workflow) were not asked for.
@@ -123,32 +131,47 @@ def _live_assets(session: Session, now: datetime) -> list[AssetFacts]:
 
 
 def prepared_index(
-    session: Session, effects: dict, now: datetime, check_every: timedelta
+    session: Session,
+    effects: dict,
+    now: datetime,
+    check_every: timedelta,
+    max_age: timedelta = ENGAGEMENT_MAX_AGE,
+    fill=None,
 ) -> StageIndex:
     """The engine's prepared index, rebuilt when assets, the effectiveness report or the day change.
 
     `effects` is services.reports.effects(): the same object while the cached report is unchanged.
-    The assets' fingerprint is re-read at most every `check_every`.
+    The assets' fingerprint is re-read at most every `check_every`; an index older than
+    `max_age` is rebuilt (enablement.warmup rebuilds it a little earlier than requests would).
+    `fill(index)`, when given, runs on a new index before requests can see it.
     """
     engine = session.get_bind()
     cached = _INDEXES.get(engine)
     if cached is not None and timedelta(0) <= now - cached.checked_at <= check_every:
-        if _fresh(cached, cached.assets_version, effects, now):
+        if _fresh(cached, cached.assets_version, effects, now, max_age):
             return cached.index
     version = table_versions(session, (Asset,))
-    if _fresh(cached, version, effects, now):
+    if _fresh(cached, version, effects, now, max_age):
         cached.checked_at = now
         return cached.index
     with _BUILD_LOCK:  # NOTE: one rebuild per process at a time; others wait and reuse it
         cached = _INDEXES.get(engine)
-        if _fresh(cached, version, effects, now):
+        if _fresh(cached, version, effects, now, max_age):
             return cached.index
         index = prepare_index(_live_assets(session, now), effects, now)
+        if fill is not None:
+            fill(index)
         _INDEXES[engine] = _Prepared(version, effects, now.date(), now, index, now)
         return index
 
 
-def _fresh(cached: _Prepared | None, version, effects, now: datetime) -> bool:
+def _fresh(
+    cached: _Prepared | None,
+    version,
+    effects,
+    now: datetime,
+    max_age: timedelta = ENGAGEMENT_MAX_AGE,
+) -> bool:
     return (
         cached is not None
         and cached.assets_version == version
@@ -156,8 +179,34 @@ def _fresh(cached: _Prepared | None, version, effects, now: datetime) -> bool:
         # (an empty one is built anew each call, so two empties count as the same).
         and (cached.effects is effects or not (cached.effects or effects))
         and cached.day == now.date()
-        and now - cached.built_at <= ENGAGEMENT_MAX_AGE
+        and now - cached.built_at <= max_age
     )
+
+
+def warm_index(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    max_age: timedelta = ENGAGEMENT_MAX_AGE,
+    ahead: float = 1.0,
+    fill=None,
+) -> StageIndex:
+    """The prepared index requests use, built now unless fresh (enablement.warmup); reads only.
+
+    With `ahead` < 1 the effects and the assets' fingerprint are re-read when that fraction of
+    their time has passed, so that requests (which re-read them after all of it) find them
+    fresh: the maintenance thread takes those reads off the request path.
+    """
+    now = utcnow()
+    effects = _recent_effects(sessions, now, settings.recommendation_effects_max_age * ahead)
+    with reading(sessions) as session:
+        return prepared_index(
+            session,
+            effects,
+            now,
+            settings.recommendation_assets_check_every * ahead,
+            max_age,
+            fill,
+        )
 
 
 _EFFECTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -171,6 +220,14 @@ def _recent_effects(sessions: sessionmaker[Session], now: datetime, max_age: tim
     effects = report_effects(sessions)
     _EFFECTS[sessions] = (now, effects)
     return effects
+
+
+def share_effects(source: sessionmaker[Session], target: sessionmaker[Session]) -> None:
+    """Let `target` use the effects `source` last read (enablement.warmup's rehearsal sessions
+    must see the very object the prepared index was built with, or it would be rebuilt)."""
+    held = _EFFECTS.get(source)
+    if held is not None:
+        _EFFECTS[target] = held
 
 
 def check_limit(limit) -> int:
@@ -202,7 +259,11 @@ def recommend_for_deal(
     # NOTE: read before our transaction opens: on SQLite every transaction holds the write lock.
     effects = _recent_effects(sessions, now, settings.recommendation_effects_max_age)
     with sessions.begin() as session:
-        deal = visible_deal_with_stage(session, deal_id, owner_scope)
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        # NOTE: the impression is an analytics record: on PostgreSQL its commit does not wait
+        # for the WAL flush (synchronous_commit off for this transaction, set by the deal read
+        # itself to save a round trip); a database crash can lose the last moments of them.
+        deal, sent = _deal_and_sent(session, deal_id, owner_scope, async_commit=postgresql)
         facts = DealFacts(
             id=deal.id,
             name=deal.name or "",
@@ -212,43 +273,30 @@ def recommend_for_deal(
             personas=tuple(deal.personas or ()),
             topics=tuple(deal.topics or ()),
         )
-        sent = _sent(session, deal.id)
         index = prepared_index(session, effects, now, settings.recommendation_assets_check_every)
         answer = answer_for_deal(facts, index, sent, limit, settings.recommendation_holdout)
         impression_id = uuid.uuid4().hex
-        if session.get_bind().dialect.name == "postgresql":
-            # NOTE: the impression is an analytics record: not waiting for its WAL flush saves a
-            # disk sync per request; a crash can lose only the last moments of impressions.
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        session.execute(
-            RecommendationImpression.__table__.insert(),
-            [
-                {
-                    "id": impression_id,
-                    "deal_id": deal.id,
-                    "buying_stage": facts.buying_stage,
-                    "holdout": answer["holdout"],
-                    "source": source,
-                    "requested_by": (requested_by or "")[:255] or None,
-                    "token_id": token_id,
-                    "created_at": now,
-                }
-            ],
-        )
-        if answer["items"]:
-            session.execute(
-                RecommendationItem.__table__.insert(),
-                [
-                    {
-                        "impression_id": impression_id,
-                        "asset_id": item["asset"]["id"],
-                        "rank": item["rank"],
-                        "score": item["score"],
-                        "exploration": item["exploration"],
-                    }
-                    for item in answer["items"]
-                ],
-            )
+        impression = {
+            "id": impression_id,
+            "deal_id": deal.id,
+            "buying_stage": facts.buying_stage,
+            "holdout": answer["holdout"],
+            "source": source,
+            "requested_by": (requested_by or "")[:255] or None,
+            "token_id": token_id,
+            "created_at": now,
+        }
+        items = [
+            {
+                "impression_id": impression_id,
+                "asset_id": item["asset"]["id"],
+                "rank": item["rank"],
+                "score": item["score"],
+                "exploration": item["exploration"],
+            }
+            for item in answer["items"]
+        ]
+        _log_impression(session, impression, items, postgresql)
         deal_part = {
             "id": deal.id,
             "name": deal.name,
@@ -264,10 +312,69 @@ def recommend_for_deal(
     return {"deal": deal_part, **answer, "impression_id": impression_id}
 
 
+_IMPRESSIONS, _ITEMS = RecommendationImpression.__table__, RecommendationItem.__table__
+
+
+# PostgreSQL only. created_at is bound as naive UTC, as db.types.UTCDateTime stores it.
+_IMPRESSION_WITH_ITEMS = text(
+    "WITH impression AS ("
+    " INSERT INTO recommendation_impressions"
+    " (id, deal_id, buying_stage, holdout, source, requested_by, token_id, created_at)"
+    " VALUES (:id, :deal_id, :buying_stage, :holdout, :source, :requested_by, :token_id,"
+    " :created_at))"
+    " INSERT INTO recommendation_items (impression_id, asset_id, rank, score, exploration)"
+    " SELECT :id, a, r, s, e FROM unnest(CAST(:assets AS varchar[]), CAST(:ranks AS integer[]),"
+    " CAST(:scores AS double precision[]), CAST(:explorations AS boolean[])) AS u(a, r, s, e)"
+)
+
+
+def _log_impression(session: Session, impression: dict, items: list[dict], postgresql: bool):
+    """Store the impression and its items: one statement on PostgreSQL (the items' insert with
+    the impression's as a data-modifying WITH), two elsewhere."""
+    if postgresql and items:
+        # NOTE: the foreign key of the items is checked at the statement's end, when the
+        # impression row of its WITH exists. The items go in as arrays (unnest), so the
+        # statement is the same text whatever their number: prepared once, never recompiled.
+        session.execute(
+            _IMPRESSION_WITH_ITEMS,
+            {
+                **impression,
+                "created_at": impression["created_at"].astimezone(UTC).replace(tzinfo=None),
+                "assets": [i["asset_id"] for i in items],
+                "ranks": [i["rank"] for i in items],
+                "scores": [float(i["score"]) for i in items],
+                "explorations": [bool(i["exploration"]) for i in items],
+            },
+        )
+        return
+    session.execute(_IMPRESSIONS.insert(), [impression])
+    if items:
+        session.execute(_ITEMS.insert(), items)
+
+
 def _sent(session: Session, deal_id: str) -> list[SentFacts]:
     """What this deal already got: asset, its series position, and whether the buyer opened it."""
     rows = session.execute(_SENT, {"deal_id": deal_id})
     return [SentFacts(a, s, o, bool(v)) for a, s, o, v in rows]
+
+
+def _deal_and_sent(session: Session, deal_id: str, owner_scope: str | None, async_commit: bool):
+    """services.deals.visible_deal_with_stage and _sent in one statement: the deal's row joined
+    to each of its shares (one row, with no share, when it has none)."""
+    rows = (
+        session.execute(
+            _DEAL_AND_SENT_ASYNC_COMMIT if async_commit else _DEAL_AND_SENT, {"deal_id": deal_id}
+        ).all()
+        if is_plausible_id(deal_id)
+        else []
+    )
+    deal = check_visible(rows[0] if rows else None, deal_id, owner_scope)
+    sent = [
+        SentFacts(r.sent_asset_id, r.sent_series, r.sent_series_order, bool(r.sent_opened))
+        for r in rows
+        if r.sent_asset_id is not None
+    ]
+    return deal, sent
 
 
 # NOTE: asked on every recommendation: one Core statement built once (compiled once, cached).
@@ -283,6 +390,29 @@ _SENT = (
     .where(_SHARES.c.deal_id == bindparam("deal_id"))
     .order_by(_SHARES.c.shared_at, _SHARES.c.id)
 )
+
+
+def _with_sent(deal_query):
+    return (
+        deal_query.add_columns(
+            _SHARES.c.asset_id.label("sent_asset_id"),
+            _ASSETS.c.series.label("sent_series"),
+            _ASSETS.c.series_order.label("sent_series_order"),
+            exists().where(_VIEWS.c.share_id == _SHARES.c.id).label("sent_opened"),
+        )
+        # NOTE: two chained outer joins, not one to (shares JOIN assets): SQLite materialises
+        # a parenthesised join, every share of every deal, before filtering it (its plan said
+        # MATERIALIZE and SCAN assets); chained, both engines use ix_shares_deal. Every share
+        # has its asset (a foreign key), so the second outer join loses nothing.
+        .outerjoin(_SHARES, _SHARES.c.deal_id == Deal.__table__.c.id)
+        .outerjoin(_ASSETS, _ASSETS.c.id == _SHARES.c.asset_id)
+        .order_by(_SHARES.c.shared_at, _SHARES.c.id)
+    )
+
+
+# NOTE: the deal, its stage and what it already got in one round trip (built once, cached).
+_DEAL_AND_SENT = _with_sent(DEAL_WITH_STAGE)
+_DEAL_AND_SENT_ASYNC_COMMIT = _with_sent(DEAL_WITH_STAGE_ASYNC_COMMIT)
 
 
 def owner_for_hubspot_user(session: Session, email: str | None) -> Owner:

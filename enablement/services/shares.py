@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from enablement.config import Settings
 from enablement.db import OUTAGE_ERRORS
-from enablement.db.crm import lock_deals
 from enablement.db.models import (
     Asset,
+    Deal,
     IdempotencyKey,
     LinkView,
     RecommendationImpression,
@@ -24,7 +24,7 @@ from enablement.db.models import (
     Share,
 )
 from enablement.db.report_queries import listed_shares
-from enablement.db.types import utcnow
+from enablement.db.types import upsert_insert, utcnow
 from enablement.domain.assets import is_live
 from enablement.domain.links import (
     is_human_visitor,
@@ -35,7 +35,7 @@ from enablement.domain.links import (
     token_hash,
 )
 from enablement.errors import Conflict, Forbidden, InvalidInput, NotFound
-from enablement.services.deals import visible_deal
+from enablement.services.deals import check_visible, is_plausible_id, visible_deal
 from enablement.services.link_spool import HostLinks, LinkTarget, SharedLinks, links_for
 
 MAX_USER_AGENT = 512
@@ -98,26 +98,33 @@ def store_shares(
         raise ValueError(f"unknown share source {source!r}")
     if not shares:
         return []
+    ids = session.scalars(
+        insert(Share).returning(Share.id, sort_by_parameter_order=True),
+        [_share_row(settings, s, source) for s in shares],
+    ).all()
+    _store_link_hashes(session, settings, ids)
+    return list(ids)
+
+
+def _share_row(settings: Settings, s: NewShare, source: str) -> dict:
+    """The shares row of a new share (its link token hash is stored once its id exists)."""
     writeback = (
         "pending" if settings.hubspot_writeback == "notes" and source in WRITEBACK_SOURCES else None
     )
-    ids = session.scalars(
-        insert(Share).returning(Share.id, sort_by_parameter_order=True),
-        [
-            {
-                "deal_id": s.deal_id,
-                "asset_id": s.asset_id,
-                "shared_at": s.shared_at.astimezone(UTC),
-                "shared_by": s.shared_by,
-                "actor": s.actor,
-                "channel": s.channel,
-                "source": source,
-                "impression_id": s.impression_id,
-                "writeback_state": writeback,
-            }
-            for s in shares
-        ],
-    ).all()
+    return {
+        "deal_id": s.deal_id,
+        "asset_id": s.asset_id,
+        "shared_at": s.shared_at.astimezone(UTC),
+        "shared_by": s.shared_by,
+        "actor": s.actor,
+        "channel": s.channel,
+        "source": source,
+        "impression_id": s.impression_id,
+        "writeback_state": writeback,
+    }
+
+
+def _store_link_hashes(session: Session, settings: Settings, ids: Sequence[int]) -> None:
     # NOTE: the token is an HMAC of the share id, so it can only be made once the id exists.
     session.execute(
         update(Share),
@@ -129,7 +136,25 @@ def store_shares(
             for share_id in ids
         ],
     )
-    return list(ids)
+
+
+def _store_one(session: Session, settings: Settings, new: NewShare, source: str) -> int | None:
+    """Insert one share unless one is stored at the same (deal, asset, shared_at); its id, or None.
+
+    NOTE: ON CONFLICT DO NOTHING instead of a savepoint around a plain insert: a concurrent
+    insert of the same share makes this one wait for it and then insert nothing, in one
+    statement (a savepoint and its release were two more).
+    """
+    statement = (
+        upsert_insert(session, Share)
+        .values(_share_row(settings, new, source))
+        .on_conflict_do_nothing(index_elements=["deal_id", "asset_id", "shared_at"])
+        .returning(Share.id)
+    )
+    share_id = session.execute(statement).scalar()
+    if share_id is not None:
+        _store_link_hashes(session, settings, [share_id])
+    return share_id
 
 
 def _find(session: Session, deal_id: str, asset_id: str, shared_at: datetime) -> Share | None:
@@ -218,15 +243,26 @@ def _create_share(
 ) -> tuple[dict, bool]:
     """The body of create_share inside its transaction."""
     deal_id, asset_id = new.deal_id, new.asset_id
-    if not backfill:
+    if backfill:
+        visible_deal(session, deal_id, owner_scope)
+        asset = session.execute(_ASSET_STATE, {"asset_id": asset_id}).first()
+    else:
         # NOTE: the deal's row lock serialises shares to one deal (PostgreSQL; SQLite's BEGIN
         # IMMEDIATE already does), so the repeat-window check below cannot race an insert; the
         # share's time is taken under the lock, so a later share never carries an earlier time.
-        lock_deals(session, [deal_id])
+        # The locked row is also the one the scope rule is checked on, and the asset's state
+        # comes with it (one statement: the deal locked, the asset joined).
+        row = (
+            session.execute(
+                _LOCK_DEAL_WITH_ASSET, {"deal_id": deal_id, "asset_id": asset_id}
+            ).first()
+            if is_plausible_id(deal_id)
+            else None
+        )
+        check_visible(row[0] if row else None, deal_id, owner_scope)
+        asset = row if row.asset_found else None
         new = replace(new, shared_at=utcnow().astimezone(UTC))
     when = new.shared_at
-    visible_deal(session, deal_id, owner_scope)
-    asset = session.get(Asset, asset_id)
     if asset is None:
         raise NotFound(f"no asset {asset_id!r}")
     if not is_live(asset.status, asset.review_by, utcnow().date()):
@@ -241,19 +277,15 @@ def _create_share(
         )
     if new.impression_id is not None:
         _check_impression(session, new.impression_id, deal_id, asset_id)
-    existing = _find(session, deal_id, asset_id, when)
-    if existing is None and not backfill:
-        existing = _recent_repeat(session, new)
+    existing = _same_or_repeat(session, new, repeat=not backfill)
     if existing is not None:
         return _answer(settings, existing.id, existing.shared_at), False
-    try:
-        with session.begin_nested():
-            (share_id,) = store_shares(session, settings, [new], "backfill" if backfill else "api")
-    except IntegrityError:
+    share_id = _store_one(session, settings, new, "backfill" if backfill else "api")
+    if share_id is None:
         # Another worker stored the same share between our read and our insert.
         existing = _find(session, deal_id, asset_id, when)
         if existing is None:
-            raise
+            raise RuntimeError("a share conflicted on insert and then could not be found")
         return _answer(settings, existing.id, existing.shared_at), False
     if is_redirectable(asset.url):
         # NOTE: remembered once committed, so this host can send the buyer on during an outage.
@@ -265,18 +297,43 @@ def _create_share(
     return _answer(settings, share_id, when), True
 
 
-def _recent_repeat(session: Session, new: NewShare) -> Share | None:
-    """The newest share of this asset to this deal by this actor within REPEAT_WINDOW, if any."""
-    return session.scalars(
-        select(Share)
-        .where(
-            Share.deal_id == new.deal_id,
-            Share.asset_id == new.asset_id,
-            Share.actor == new.actor,
-            Share.shared_at >= new.shared_at - REPEAT_WINDOW,
-            Share.shared_at <= new.shared_at,
+_ASSET_STATE = select(Asset.status, Asset.review_by, Asset.url).where(
+    Asset.id == bindparam("asset_id")
+)
+# NOTE: as lock_deals (a row lock on PostgreSQL, ordered by id: one deal here), with the asset's
+# state joined; only the deal's row is locked.
+_LOCK_DEAL_WITH_ASSET = (
+    select(
+        Deal,
+        Asset.status,
+        Asset.review_by,
+        Asset.url,
+        Asset.id.is_not(None).label("asset_found"),
+    )
+    .outerjoin(Asset, Asset.id == bindparam("asset_id"))
+    .where(Deal.id == bindparam("deal_id"))
+    .with_for_update(of=Deal)
+)
+
+
+def _same_or_repeat(session: Session, new: NewShare, repeat: bool):
+    """In one statement: the share stored at the same (deal, asset, shared_at), else (with
+    `repeat`) the newest of this asset to this deal by this actor within REPEAT_WINDOW; or None."""
+    exact = Share.shared_at == new.shared_at
+    match = exact
+    if repeat:
+        match = or_(
+            exact,
+            and_(
+                Share.actor == new.actor,
+                Share.shared_at >= new.shared_at - REPEAT_WINDOW,
+                Share.shared_at <= new.shared_at,
+            ),
         )
-        .order_by(Share.shared_at.desc(), Share.id.desc())
+    return session.execute(
+        select(Share.id, Share.shared_at)
+        .where(Share.deal_id == new.deal_id, Share.asset_id == new.asset_id, match)
+        .order_by(case((exact, 0), else_=1), Share.shared_at.desc(), Share.id.desc())
         .limit(1)
     ).first()
 
@@ -286,30 +343,52 @@ def _claim_key(session: Session, idem: Idempotency) -> tuple[dict, bool] | None:
 
     The key's row is inserted first in the share's own transaction: a concurrent repeat waits
     on the primary key until this one commits (then replays it) or rolls back (then proceeds).
+    A key older than IDEMPOTENCY_TTL is forgotten: its row is taken over by this request.
     """
-    session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_TTL)
-    )
-    try:
-        with session.begin_nested():
-            session.execute(
-                insert(IdempotencyKey).values(
-                    token_id=idem.token_id,
-                    key=idem.key,
-                    request_hash=idem.request_hash,
-                    status=0,
-                    response={},
-                    created_at=utcnow(),
-                )
-            )
+    now = utcnow()
+    _purge_expired_keys(session, now)
+    values = {
+        "token_id": idem.token_id,
+        "key": idem.key,
+        "request_hash": idem.request_hash,
+        "status": 0,
+        "response": {},
+        "created_at": now,
+    }
+    # NOTE: one statement claims a new key (ON CONFLICT DO NOTHING waits for a concurrent
+    # claim of the same key, like a plain insert, but needs no savepoint around it).
+    claimed = session.execute(
+        upsert_insert(session, IdempotencyKey)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["token_id", "key"])
+        .returning(IdempotencyKey.token_id)
+    ).scalar()
+    if claimed is not None:
         return None
-    except IntegrityError:
-        pass
+    cutoff = now - IDEMPOTENCY_TTL
     row = session.execute(
-        select(IdempotencyKey).where(
-            IdempotencyKey.token_id == idem.token_id, IdempotencyKey.key == idem.key
-        )
-    ).scalar_one()
+        select(
+            IdempotencyKey.request_hash,
+            IdempotencyKey.status,
+            IdempotencyKey.response,
+            IdempotencyKey.created_at,
+            (IdempotencyKey.created_at < cutoff).label("expired"),
+        ).where(IdempotencyKey.token_id == idem.token_id, IdempotencyKey.key == idem.key)
+    ).one()
+    if row.expired:
+        taken = session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.token_id == idem.token_id,
+                IdempotencyKey.key == idem.key,
+                IdempotencyKey.created_at < cutoff,
+            )
+            .values(values)
+        ).rowcount
+        if taken:
+            return None
+        # A concurrent request took the expired key over first (and has committed): replay it.
+        return _claim_key(session, idem)
     if row.request_hash != idem.request_hash:
         raise InvalidInput(
             "this Idempotency-Key was already used with another request; use a new key",
@@ -318,6 +397,22 @@ def _claim_key(session: Session, idem: Idempotency) -> tuple[dict, bool] | None:
     answer = dict(row.response)
     answer["shared_at"] = datetime.fromisoformat(answer["shared_at"])
     return answer, row.status == 201
+
+
+# Expired keys are deleted at most this often per process (a share's own key is checked for
+# expiry when it is used again, so this only keeps the table small).
+PURGE_KEYS_EVERY = timedelta(minutes=10)
+_KEYS_PURGED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _purge_expired_keys(session: Session, now: datetime) -> None:
+    """Delete the keys older than IDEMPOTENCY_TTL, at most every PURGE_KEYS_EVERY per engine."""
+    engine = session.get_bind()
+    last = _KEYS_PURGED.get(engine)
+    if last is not None and timedelta(0) <= now - last < PURGE_KEYS_EVERY:
+        return
+    _KEYS_PURGED[engine] = now
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_TTL))
 
 
 def _check_impression(session: Session, impression_id: str, deal_id: str, asset_id: str) -> None:

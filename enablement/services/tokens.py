@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from enablement.db import reading
 from enablement.db.models import ApiToken, WebSession
 from enablement.db.types import utcnow
 from enablement.domain.numbers import MAX_ROW_ID, read_id
@@ -120,19 +121,21 @@ def authenticate(sessions: sessionmaker[Session], header: str | None) -> Princip
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
     digest = hash_token(token)
-    with sessions() as session:
+    # NOTE: a read-only session (on SQLite it neither takes nor waits for the write lock); the
+    # rare touch of last_used_at is a transaction of its own.
+    with reading(sessions) as session:
         record = session.execute(_ACTIVE_BY_HASH, {"digest": digest}).first()
-        # The index lookup already matched; compare again in constant time as a belt-and-braces.
-        if record is None or not hmac.compare_digest(record.token_hash, digest):
-            raise Unauthenticated("unknown or revoked token")
-        now = utcnow()
-        # NOTE: touch last_used_at at most every few minutes, so reads do not become writes.
-        if record.last_used_at is None or now - record.last_used_at > LAST_USED_GRANULARITY:
+    # The index lookup already matched; compare again in constant time as a belt-and-braces.
+    if record is None or not hmac.compare_digest(record.token_hash, digest):
+        raise Unauthenticated("unknown or revoked token")
+    now = utcnow()
+    # NOTE: touch last_used_at at most every few minutes, so reads do not become writes.
+    if record.last_used_at is None or now - record.last_used_at > LAST_USED_GRANULARITY:
+        with sessions.begin() as session:
             session.execute(
                 update(ApiToken).where(ApiToken.id == record.id).values(last_used_at=now)
             )
-            session.commit()
-        return Principal(record.id, record.name, record.role, record.owner_id)
+    return Principal(record.id, record.name, record.role, record.owner_id)
 
 
 # NOTE: every API request runs this; one Core statement built once (its SQL compiled once and
@@ -213,7 +216,7 @@ def web_session_principal(sessions: sessionmaker[Session], session_id: object) -
     """The principal of a live browser session, or None (unknown, signed out, expired, revoked)."""
     if not isinstance(session_id, str) or not 0 < len(session_id) <= 100:
         return None
-    with sessions() as session:
+    with reading(sessions) as session:
         record = session.execute(
             select(ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.owner_id)
             .join(WebSession, WebSession.token_id == ApiToken.id)

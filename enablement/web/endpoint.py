@@ -56,6 +56,12 @@ def endpoint(
         summary, tag, role, body, query, response, status, errors, extra_request or {}, also
     )
 
+    # NOTE: the schemas are built once per route, not per request (marshmallow schemas keep no
+    # state between loads and dumps, so threads may share them).
+    query_schema = query() if query is not None else None
+    body_schema = body() if body is not None and not raw_body else None
+    response_schema = response() if response is not None else None
+
     def decorate(view):
         @functools.wraps(view)
         def wrapper(**path_args):
@@ -64,17 +70,17 @@ def endpoint(
                 principal = authenticate(ctx().sessions, request.headers.get("Authorization"))
                 require_role(principal, role)
                 g.principal = kwargs["principal"] = principal
-            if query is not None:
-                kwargs["query"] = load(query(), request.args.to_dict(), "query")
-            if body is not None and not raw_body:
-                kwargs["body"] = load(body(), read_json(), "body")
+            if query_schema is not None:
+                kwargs["query"] = load(query_schema, request.args.to_dict(), "query")
+            if body_schema is not None:
+                kwargs["body"] = load(body_schema, read_json(), "body")
             result = view(**kwargs)
             if isinstance(result, Response):
                 return result
             code = status
             if isinstance(result, tuple):
                 result, code = result
-            payload = response().dump(result) if response is not None else result
+            payload = response_schema.dump(result) if response_schema is not None else result
             return jsonify(payload), code
 
         wrapper.__endpoint_doc__ = doc
