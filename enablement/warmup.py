@@ -162,11 +162,65 @@ def rehearse(app: Flask, deals: int = REHEARSED_DEALS) -> int:
     return len(ids)
 
 
+# Pooled connections opened at warm-up: a request may hold two at once (its token check and its
+# work), and the threads of a worker serve several requests together.
+WARM_CONNECTIONS = 4
+# What a request reads or writes: each warmed connection plans a query on every one of them,
+# so its server session has their catalog entries (and the indexes') cached.
+_HOT_TABLES = (
+    "api_tokens",
+    "web_sessions",
+    "deals",
+    "crm_stages",
+    "pipelines",
+    "owners",
+    "stage_changes",
+    "assets",
+    "asset_tags",
+    "shares",
+    "link_views",
+    "recommendation_impressions",
+    "recommendation_items",
+    "idempotency_keys",
+    "webhook_events",
+    "report_cache",
+    "nudges",
+    "jobs",
+)
+
+
+def warm_connections(engine, count: int = WARM_CONNECTIONS) -> int:
+    """Open up to `count` pooled connections at once (no more than the pool keeps) and have each
+    plan a read of every hot table; returns how many. A new connection's first statements pay
+    for the connection and for its server session's cold catalog, so requests should not."""
+    from sqlalchemy import false
+    from sqlalchemy.pool import QueuePool
+
+    from enablement.db.models import Base
+
+    pool = engine.pool
+    if isinstance(pool, QueuePool):
+        count = min(count, pool.size())
+    opened = []
+    try:
+        for _ in range(count):
+            connection = engine.connect()
+            opened.append(connection)
+            for table in _HOT_TABLES:
+                connection.execute(select(Base.metadata.tables[table]).where(false()))
+            connection.rollback()
+    finally:
+        for connection in opened:
+            connection.close()
+    return len(opened)
+
+
 def warm(app: Flask) -> dict | None:
     """Warm the process's caches (see the module doc); never raises (a cold start is not an error)."""
     try:
         done = warm_recommendations(app)
         done["rehearsed"] = rehearse(app)
+        done["connections"] = warm_connections(app.extensions["enablement"].engine)
     except Exception:  # noqa: BLE001
         # NOTE: a database not reachable at boot must not stop the server: requests build the
         # caches on demand as before, and answer 503 while the database is away.

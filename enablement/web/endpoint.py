@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import Response, g, jsonify, request
+from flask import Response, after_this_request, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from enablement.context import ctx
 from enablement.domain.storable import refuse_json_constant, value_problem
 from enablement.errors import BadRequest, InvalidInput, UnsupportedMediaType
 from enablement.services.tokens import authenticate, require_role
+
+log = logging.getLogger(__name__)
+
+
+def after_answer(work: Callable[[], None]) -> None:
+    """Run `work` once this request's answer has been sent (at its close), so the client does
+    not wait for it; a failure is logged, never raised (the answer is already out)."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:  # noqa: BLE001
+            log.warning("work after the answer failed", exc_info=True)
+
+    @after_this_request
+    def attach(response: Response) -> Response:
+        response.call_on_close(run)
+        return response
 
 
 @dataclass(frozen=True)
@@ -67,7 +87,9 @@ def endpoint(
         def wrapper(**path_args):
             kwargs = dict(path_args)
             if role is not None:
-                principal = authenticate(ctx().sessions, request.headers.get("Authorization"))
+                principal = authenticate(
+                    ctx().sessions, request.headers.get("Authorization"), after_answer
+                )
                 require_role(principal, role)
                 g.principal = kwargs["principal"] = principal
             if query_schema is not None:

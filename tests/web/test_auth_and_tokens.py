@@ -151,3 +151,43 @@ def test_cli_revoking_an_unknown_token_exits_1_with_a_message(runner):
     result = runner("tokens", "revoke", "12345")
     assert result.exit_code == 1
     assert "no token with id 12345" in result.stderr
+
+
+def test_a_tokens_use_is_recorded_after_the_answer_and_at_most_every_few_minutes(
+    app, sessions, token_for, monkeypatch
+):
+    from enablement.services import tokens
+
+    token = token_for("sales")
+
+    def last_used():
+        with sessions() as session:
+            return session.scalar(select(ApiToken.last_used_at).where(ApiToken.name == "test sales"))
+
+    touches = []
+    real_touch = tokens._touch
+    monkeypatch.setattr(tokens, "_touch", lambda *a: touches.append(a) or real_touch(*a))
+    client = app.test_client()
+    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert touches == [], "the touch waits for the answer to be sent"
+    response.close()
+    assert len(touches) == 1 and last_used() is not None
+    again = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    again.close()
+    assert len(touches) == 1, "not again within the granularity"
+
+
+def test_a_failing_touch_after_the_answer_is_logged_and_loses_no_answer(
+    client, token_for, monkeypatch, caplog
+):
+    from enablement.services import tokens
+
+    def broken(*_):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(tokens, "_touch", broken)
+    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token_for('sales')}"})
+    assert response.status_code == 200 and response.get_json()["role"] == "sales"
+    response.close()
+    assert "work after the answer failed" in caplog.text
