@@ -162,7 +162,9 @@ def test_a_tokens_use_is_recorded_after_the_answer_and_at_most_every_few_minutes
 
     def last_used():
         with sessions() as session:
-            return session.scalar(select(ApiToken.last_used_at).where(ApiToken.name == "test sales"))
+            return session.scalar(
+                select(ApiToken.last_used_at).where(ApiToken.name == "test sales")
+            )
 
     touches = []
     real_touch = tokens._touch
