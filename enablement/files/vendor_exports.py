@@ -142,6 +142,22 @@ class _Line:
             return None
         return value
 
+    def deal_values(
+        self, name: str, columns: dict, amount: float | None, symbol_currency: str | None
+    ) -> dict:
+        """A vendor export's deal fields beside its id and stages, by the export's columns."""
+        return dict(
+            name=self.text(name, "name") or "",
+            company=self.text(columns["company"], "company"),
+            amount=amount,
+            currency=self.currency(columns["currency"]) or symbol_currency,
+            industry=self.text(columns["industry"], "industry"),
+            owner=self.text(columns["owner"], "owner"),
+            owner_column=columns["owner"],
+            closed_at=self.time(columns["close"]),
+            closed_column=columns["close"],
+        )
+
     def error(self) -> FileError | None:
         return FileError(self.line, self.problems, "column") if self.problems else None
 
@@ -256,17 +272,7 @@ def read_hubspot(stream: IO[bytes], dates: ExportDates) -> ForeignFile:
                 history.append((stage_label, pipeline_label, at))
         for column in exited:
             cells.time(column)  # checked, not stored: the next stage's entry says the same
-        deal_values = dict(
-            name=cells.text("Deal Name", "name") or "",
-            company=cells.text(columns["company"], "company"),
-            amount=amount,
-            currency=cells.currency(columns["currency"]) or symbol_currency,
-            industry=cells.text(columns["industry"], "industry"),
-            owner=cells.text(columns["owner"], "owner"),
-            owner_column=columns["owner"],
-            closed_at=cells.time(columns["close"]),
-            closed_column=columns["close"],
-        )
+        deal_values = cells.deal_values("Deal Name", columns, amount, symbol_currency)
         error = cells.error()
         if error is not None:
             read.errors.append(error)
@@ -317,17 +323,7 @@ def read_salesforce(
         stage = cells.text("Stage", "stage", required=True)
         created = cells.time("Created Date", required=True)
         amount, symbol_currency = cells.amount(columns["amount"])
-        values = dict(
-            name=cells.text("Opportunity Name", "name") or "",
-            company=cells.text(columns["company"], "company"),
-            amount=amount,
-            currency=cells.currency(columns["currency"]) or symbol_currency,
-            industry=cells.text(columns["industry"], "industry"),
-            owner=cells.text(columns["owner"], "owner"),
-            owner_column=columns["owner"],
-            closed_at=cells.time(columns["close"]),
-            closed_column=columns["close"],
-        )
+        values = cells.deal_values("Opportunity Name", columns, amount, symbol_currency)
         pipeline = cells.text(columns["pipeline"], "pipeline") or SALESFORCE_PIPELINE
         error = cells.error()
         if error is not None:

@@ -559,23 +559,7 @@ class FakeHubSpot:
         props = body.get("properties") or {}
         if not props.get("hs_timestamp"):
             return 400, {}, {"message": "hs_timestamp is required"}
-        deal_ids = []
-        for assoc in body.get("associations") or []:
-            types = assoc.get("types") or []
-            if not any(
-                t.get("associationTypeId") == 214
-                and t.get("associationCategory") == "HUBSPOT_DEFINED"
-                for t in types
-            ):
-                return 400, {}, {"message": "wrong association type"}
-            deal_ids.append(str(assoc["to"]["id"]))
-        with self.lock:
-            for deal_id in deal_ids:
-                if not deal_id.isdigit() or int(deal_id) not in self.deals:
-                    return 400, {}, {"message": f"deal {deal_id} does not exist"}
-            note_id = str(next(self._note_ids))
-            self.notes[note_id] = {"properties": props, "deals": deal_ids}
-        return 201, {}, {"id": note_id, "properties": props}
+        return self._create_on_deals(self.notes, 214, props, body)
 
     def _create_task(self, body):
         props = body.get("properties") or {}
@@ -584,11 +568,15 @@ class FakeHubSpot:
         owner = props.get("hubspot_owner_id")
         if owner is not None and owner not in {o["id"] for o in self.owners}:
             return 400, {}, {"message": f"owner {owner} does not exist"}
+        return self._create_on_deals(self.tasks, 216, props, body)
+
+    def _create_on_deals(self, stored: dict, association: int, props: dict, body):
+        """Keep a note or task associated with existing deals (HubSpot's association type)."""
         deal_ids = []
         for assoc in body.get("associations") or []:
             types = assoc.get("types") or []
             if not any(
-                t.get("associationTypeId") == 216
+                t.get("associationTypeId") == association
                 and t.get("associationCategory") == "HUBSPOT_DEFINED"
                 for t in types
             ):
@@ -598,9 +586,9 @@ class FakeHubSpot:
             for deal_id in deal_ids:
                 if not deal_id.isdigit() or int(deal_id) not in self.deals:
                     return 400, {}, {"message": f"deal {deal_id} does not exist"}
-            task_id = str(next(self._note_ids))
-            self.tasks[task_id] = {"properties": props, "deals": deal_ids}
-        return 201, {}, {"id": task_id, "properties": props}
+            object_id = str(next(self._note_ids))
+            stored[object_id] = {"properties": props, "deals": deal_ids}
+        return 201, {}, {"id": object_id, "properties": props}
 
     def _search_engagements(self, stored: dict, prop: str, body):
         filters = [
