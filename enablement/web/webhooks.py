@@ -16,7 +16,7 @@ from enablement.db.types import utcnow
 from enablement.errors import Unauthenticated, Unavailable
 from enablement.services.jobs import queue_deal_fetch, queue_nudges, queue_webhook_pending
 from enablement.services.webhooks import receive_events, webhook_stats
-from enablement.web.endpoint import endpoint
+from enablement.web.endpoint import after_answer, endpoint
 from enablement.web.request_guard import read_body
 from integrations.hubspot.mapping import DealProperties
 from integrations.hubspot.signatures import verify_request
@@ -68,9 +68,8 @@ def hubspot_webhook():
     _queue(queue_deal_fetch, container, list(result.unknown_deals))
     origin = hashlib.sha256(body).hexdigest()
     _queue(queue_nudges, container, [e.deal_id for e in batch.events if e.deal_id], origin)
-    response = jsonify(counts)
-    response.call_on_close(functools.partial(_queue, queue_webhook_pending, container))
-    return response, 200
+    after_answer(functools.partial(_queue, queue_webhook_pending, container))
+    return jsonify(counts), 200
 
 
 def _queue(queue, container, *args) -> None:
