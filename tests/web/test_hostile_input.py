@@ -48,9 +48,13 @@ def oversized_jsonl(limit: int) -> bytes:
 def served(app):
     """The app under a real threaded WSGI server (werkzeug's, which sets wsgi.input_terminated)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    # NOTE: request threads are joined at server_close, so the work an answer leaves for after
+    # it is sent (a token's last-used touch) is done before the app's database goes away.
+    server.daemon_threads = False
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.port
     server.shutdown()
+    server.server_close()
 
 
 # --- 1. oversized bodies, whatever the framing ------------------------------------------------
